@@ -1,0 +1,119 @@
+// Package config loads, defaults and validates devloop.yaml.
+//
+// Every path in a loaded Config is absolute (resolved against the directory
+// of the config file), so no other package needs to know where the file was.
+package config
+
+// Config is a loaded, defaulted and validated devloop.yaml.
+type Config struct {
+	// Path is the absolute path of the file this was loaded from
+	// ("<embedded>/..." for the bundled example).
+	Path string `json:"-"`
+	// Dir is the absolute directory every relative path was resolved against.
+	Dir string `json:"-"`
+
+	// Name is the project name. It labels everything devloop applies
+	// (app.kubernetes.io/managed-by=devloop, devloop.dev/project=<name>).
+	Name string `json:"name"`
+	// Namespace is where manifests without a namespace go. Default "default".
+	Namespace string   `json:"namespace,omitempty"`
+	Cluster   Cluster  `json:"cluster,omitempty"`
+	Services  []Service `json:"services,omitempty"`
+	// Manifests are files, globs or kustomize directories, absolute after load.
+	Manifests []string `json:"manifests,omitempty"`
+}
+
+// Cluster describes the local kind cluster devloop creates or adopts.
+type Cluster struct {
+	// Name of the kind cluster; its kubeconfig context is "kind-<Name>". Default "devloop".
+	Name string `json:"name,omitempty"`
+	// NodeImage is the kind node image. The environment variable
+	// DEVLOOP_NODE_IMAGE overrides it. Default: kind's default image, or
+	// kindest/node:<KubernetesVersion> when that is set.
+	NodeImage string `json:"nodeImage,omitempty"`
+	// KubernetesVersion, e.g. "v1.37.2"; used only when NodeImage is empty.
+	KubernetesVersion string  `json:"kubernetesVersion,omitempty"`
+	Ingress           Ingress `json:"ingress,omitempty"`
+}
+
+// Ingress configures the ingress controller devloop installs (Traefik v3).
+type Ingress struct {
+	// Enabled defaults to true.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Image overrides the controller image (default: the pinned Traefik v3 image).
+	Image string `json:"image,omitempty"`
+	// HTTPPort is the host port mapped to the node's port 80. Default 8080.
+	HTTPPort int `json:"httpPort,omitempty"`
+	// HTTPSPort is the host port mapped to the node's port 443. Default 8443.
+	HTTPSPort int `json:"httpsPort,omitempty"`
+	// ListenAddress is the host address the ports bind to. Default 127.0.0.1.
+	ListenAddress string `json:"listenAddress,omitempty"`
+}
+
+// IsEnabled reports whether the ingress controller is wanted.
+func (i Ingress) IsEnabled() bool { return i.Enabled == nil || *i.Enabled }
+
+// Service is one buildable image and the workloads that run it.
+type Service struct {
+	// Name is a DNS-1123 label, unique in the file.
+	Name string `json:"name"`
+	// Image is the image repository the manifests refer to (e.g. "hello" or
+	// "example.com/team/hello"); devloop replaces it with the built, content-tagged ref.
+	// Default: Name.
+	Image string `json:"image,omitempty"`
+	Build Build  `json:"build,omitempty"`
+	// Watch lists files/directories whose changes rebuild this service.
+	// Default: the build context. Absolute after load.
+	Watch []string `json:"watch,omitempty"`
+	// Ignore lists patterns (.dockerignore syntax, relative to the build
+	// context) whose changes never trigger anything, on top of .dockerignore.
+	Ignore []string `json:"ignore,omitempty"`
+	// Sync rules copy matching changed files into running containers instead of rebuilding.
+	Sync []SyncRule `json:"sync,omitempty"`
+	// PortForwards keep 127.0.0.1:<local> forwarded to the service's pods.
+	PortForwards []PortForward `json:"portForwards,omitempty"`
+}
+
+// Build describes how to build a service's image with the Docker Engine API.
+type Build struct {
+	// Context directory, absolute after load. Default: the config file's directory.
+	Context string `json:"context,omitempty"`
+	// Dockerfile path, absolute after load. Default: <Context>/Dockerfile.
+	Dockerfile string            `json:"dockerfile,omitempty"`
+	Target     string            `json:"target,omitempty"`
+	Args       map[string]string `json:"args,omitempty"`
+	// PreBuild is a host command run before the image build (e.g. `go build`);
+	// its failure is reported like a build failure.
+	PreBuild *Command `json:"preBuild,omitempty"`
+}
+
+// Command is a host command run with `sh -c`.
+type Command struct {
+	Run string `json:"run"`
+	// Dir is the working directory, absolute after load. Default: the build context.
+	Dir string            `json:"dir,omitempty"`
+	Env map[string]string `json:"env,omitempty"`
+}
+
+// SyncRule copies files under Src (a local directory or file, absolute after
+// load) to Dest (an absolute container path), then runs Run in the container
+// (`sh -c`), if set.
+type SyncRule struct {
+	Src  string `json:"src"`
+	Dest string `json:"dest"`
+	Run  string `json:"run,omitempty"`
+}
+
+// PortForward keeps Address:Local forwarded to Port on a ready pod behind Resource.
+type PortForward struct {
+	// Local is the local port (1-65535), unique across the file.
+	Local int `json:"local"`
+	// Port is the remote port: a Service port when Resource is a service,
+	// otherwise a container port.
+	Port int `json:"port"`
+	// Resource is "service/<name>", "deployment/<name>", "statefulset/<name>"
+	// or "pod/<name>". Default: "service/<service name>".
+	Resource string `json:"resource,omitempty"`
+	// Address is the local bind address. Default 127.0.0.1.
+	Address string `json:"address,omitempty"`
+}
