@@ -1,0 +1,341 @@
+// Package cluster creates, adopts and deletes devloop's local kind cluster
+// (on the kind Go library, docker provider) and installs its addons: the
+// Traefik v3 ingress controller and, if missing, a default StorageClass.
+//
+// devloop never uses the user's current kubeconfig context: it builds its
+// client config from kind's own kubeconfig for context kind-<name>.
+package cluster
+
+import (
+	"context"
+
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/devloop-dev/devloop/internal/config"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
+	kindlog "sigs.k8s.io/kind/pkg/log"
+)
+
+// Info describes a ready cluster devloop created or adopted.
+type Info struct {
+	// Name is the kind cluster name.
+	Name string
+	// Context is the kubeconfig context, "kind-<name>".
+	Context string
+	// Kubeconfig is kind's external kubeconfig for the cluster.
+	Kubeconfig []byte
+	// RESTConfig talks to the cluster through context kind-<name>.
+	RESTConfig *rest.Config
+	// Nodes are the node container names.
+	Nodes []string
+	// Created is true when this call created the cluster, false when it adopted one.
+	Created bool
+}
+
+// Manager creates, adopts and deletes kind clusters. It is safe for
+// concurrent use as long as calls do not target the same cluster.
+type Manager struct {
+	logger         kindlog.Logger
+	provider       Provider
+	docker         Docker
+	kubeconfigPath string
+	cgroupV1       func() (bool, error)
+	readyTimeout   time.Duration
+	pullTimeout    time.Duration
+}
+
+// Option configures a Manager.
+type Option func(*Manager)
+
+// WithProvider replaces the kind provider (tests use a fake).
+func WithProvider(p Provider) Option { return func(m *Manager) { m.provider = p } }
+
+// WithDocker replaces the docker CLI queries (tests use a fake).
+func WithDocker(d Docker) Option { return func(m *Manager) { m.docker = d } }
+
+// WithKubeconfigPath makes Manager export contexts to (and remove them from)
+// this file instead of $KUBECONFIG / ~/.kube/config.
+func WithKubeconfigPath(path string) Option { return func(m *Manager) { m.kubeconfigPath = path } }
+
+// WithCgroupV1Detector replaces the host cgroup v1 detection (default HostCgroupV1).
+func WithCgroupV1Detector(f func() (bool, error)) Option { return func(m *Manager) { m.cgroupV1 = f } }
+
+// WithReadyTimeout sets how long Create waits for the control plane to be
+// Ready (default 3 minutes).
+func WithReadyTimeout(d time.Duration) Option { return func(m *Manager) { m.readyTimeout = d } }
+
+// WithVerbosity raises kind's log verbosity (0 = user-facing messages only).
+func WithVerbosity(v int) Option {
+	return func(m *Manager) {
+		if wl, ok := m.logger.(writerLogger); ok {
+			wl.verbosity = kindlog.Level(v)
+			m.logger = wl
+		}
+	}
+}
+
+// NewManager returns a Manager logging kind's progress to out (nil discards it).
+func NewManager(out io.Writer, opts ...Option) *Manager {
+	m := &Manager{
+		logger:       newWriterLogger(out, 0),
+		docker:       DockerCLI{},
+		cgroupV1:     HostCgroupV1,
+		readyTimeout: 3 * time.Minute,
+		pullTimeout:  2 * time.Minute,
+	}
+	for _, o := range opts {
+		o(m)
+	}
+	if m.provider == nil {
+		m.provider = NewKindProvider(m.logger)
+	}
+	return m
+}
+
+// Provider returns the kind provider seam (the image loader may need the
+// real *KindProvider to reach node containers).
+func (m *Manager) Provider() Provider { return m.provider }
+
+// Exists reports whether kind cluster name exists (running or not).
+func (m *Manager) Exists(name string) (bool, error) {
+	clusters, err := m.provider.List()
+	if err != nil {
+		return false, fmt.Errorf("listing kind clusters: %w", err)
+	}
+	return slices.Contains(clusters, name), nil
+}
+
+// NodeNames returns the node container names of cluster name.
+func (m *Manager) NodeNames(name string) ([]string, error) {
+	nodes, err := m.provider.ListNodes(name)
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes of kind cluster %q: %w", name, err)
+	}
+	return nodes, nil
+}
+
+// RESTConfig returns a client config for existing cluster name, built from
+// kind's kubeconfig for context kind-<name> (never the current context).
+func (m *Manager) RESTConfig(name string) (*rest.Config, error) {
+	kc, err := m.provider.KubeConfig(name)
+	if err != nil {
+		return nil, fmt.Errorf("getting kubeconfig of kind cluster %q: %w", name, err)
+	}
+	return restConfigFor(kc, name)
+}
+
+// Ensure adopts kind cluster spec.Name if it exists, or creates it, and
+// returns how to reach it. Either way the user's kubeconfig gets context
+// kind-<name> (current-context is left alone). If ctx is cancelled while
+// creating, the half-made cluster is deleted and ctx's error returned.
+func (m *Manager) Ensure(ctx context.Context, spec config.Cluster) (*Info, error) {
+	spec = withDefaults(spec)
+	name := spec.Name
+	exists, err := m.Exists(name)
+	if err != nil {
+		return nil, err
+	}
+	if exists {
+		if err := m.checkNodesRunning(ctx, name); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := m.create(ctx, spec); err != nil {
+			return nil, err
+		}
+	}
+	info, err := m.info(name, !exists)
+	if err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+func (m *Manager) info(name string, created bool) (*Info, error) {
+	kc, err := m.provider.KubeConfig(name)
+	if err != nil {
+		return nil, fmt.Errorf("getting kubeconfig of kind cluster %q: %w", name, err)
+	}
+	if _, err := exportContext(m.kubeconfigPath, kc, name); err != nil {
+		return nil, fmt.Errorf("exporting context %s: %w", ContextName(name), err)
+	}
+	rc, err := restConfigFor(kc, name)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := m.NodeNames(name)
+	if err != nil {
+		return nil, err
+	}
+	return &Info{Name: name, Context: ContextName(name), Kubeconfig: kc, RESTConfig: rc, Nodes: nodes, Created: created}, nil
+}
+
+// checkNodesRunning fails readably when an adopted cluster's nodes are stopped.
+func (m *Manager) checkNodesRunning(ctx context.Context, name string) error {
+	nodes, err := m.NodeNames(name)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		ci, err := m.docker.Container(ctx, n)
+		if err != nil {
+			return fmt.Errorf("inspecting node %s of kind cluster %q: %w", n, name, err)
+		}
+		if ci.Exists && !ci.Running {
+			return fmt.Errorf("kind cluster %q exists but its node container %s is not running: start it with `docker start %s`, or delete the cluster with `devloop down --cluster`", name, n, n)
+		}
+	}
+	return nil
+}
+
+// create checks the host, builds the kind config and creates the cluster.
+func (m *Manager) create(ctx context.Context, spec config.Cluster) error {
+	name := spec.Name
+	nodeContainer := name + "-control-plane"
+	ci, err := m.docker.Container(ctx, nodeContainer)
+	if err != nil {
+		return fmt.Errorf("checking for a container named %s: %w", nodeContainer, err)
+	}
+	if ci.Exists {
+		// List() said there is no cluster name, so this container is not
+		// one of its nodes (no label, or another cluster's label).
+		return fmt.Errorf("cannot create kind cluster %q: a Docker container named %s already exists and is not a node of that cluster (%s); remove it (`docker rm -f %s`) or set cluster.name in devloop.yaml",
+			name, nodeContainer, describeOwner(ci), nodeContainer)
+	}
+	if spec.Ingress.IsEnabled() {
+		if err := checkPortsFree(spec.Ingress.ListenAddress, []hostPort{
+			{Port: spec.Ingress.HTTPPort, Purpose: "ingress http", Setting: "cluster.ingress.httpPort"},
+			{Port: spec.Ingress.HTTPSPort, Purpose: "ingress https", Setting: "cluster.ingress.httpsPort"},
+		}); err != nil {
+			return err
+		}
+	}
+	image := NodeImage(spec)
+	if err := m.ensureNodeImage(ctx, image); err != nil {
+		return err
+	}
+	hasCNI, err := m.docker.ImageHasFile(ctx, image, defaultCNIManifest)
+	if err != nil {
+		return fmt.Errorf("checking node image %s for %s: %w", image, defaultCNIManifest, err)
+	}
+	cgroupV1, err := m.cgroupV1()
+	if err != nil {
+		return err
+	}
+	cfg := kindConfig(spec, kindConfigOptions{CgroupV1: cgroupV1, DisableDefaultCNI: !hasCNI})
+
+	// kind writes (and on failure cleans) this private kubeconfig; Ensure
+	// then exports the context itself, keeping the user's current-context.
+	dir, err := os.MkdirTemp("", "devloop-kind-")
+	if err != nil {
+		return fmt.Errorf("creating temporary kubeconfig directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	return m.runCreate(ctx, name, image, cfg, filepath.Join(dir, "kubeconfig"))
+}
+
+func describeOwner(ci ContainerInfo) string {
+	if ci.KindCluster != "" {
+		return fmt.Sprintf("it belongs to kind cluster %q", ci.KindCluster)
+	}
+	return "it has no kind cluster label"
+}
+
+// ensureNodeImage makes sure the node image is in the local engine, trying
+// one pull; kind itself would retry pulls for ~10 s with a vaguer error.
+func (m *Manager) ensureNodeImage(ctx context.Context, image string) error {
+	ok, err := m.docker.ImagePresent(ctx, image)
+	if err != nil {
+		return fmt.Errorf("checking for node image %s: %w", image, err)
+	}
+	if ok {
+		return nil
+	}
+	m.logger.V(0).Infof("Node image %s is not present locally; pulling it ...", image)
+	pctx, cancel := context.WithTimeout(ctx, m.pullTimeout)
+	defer cancel()
+	if err := m.docker.PullImage(pctx, image); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("pulling node image %s: %w", image, ctx.Err())
+		}
+		return &NodeImageError{Image: image, Err: err}
+	}
+	return nil
+}
+
+// NodeImageError says the node image is neither local nor pullable.
+type NodeImageError struct {
+	Image string
+	Err   error
+}
+
+// Error implements error.
+func (e *NodeImageError) Error() string {
+	return fmt.Sprintf("node image %s is not in the local Docker engine and could not be pulled (%v); "+
+		"set DEVLOOP_NODE_IMAGE or cluster.nodeImage in devloop.yaml to a kind node image you have "+
+		"(offline: e2e/setup.sh builds one)", e.Image, e.Err)
+}
+
+// Unwrap returns the pull error.
+func (e *NodeImageError) Unwrap() error { return e.Err }
+
+// runCreate runs kind's Create, which takes no context, in a goroutine. If
+// ctx is cancelled first it deletes the cluster concurrently (kind's next
+// docker exec then fails and Create returns quickly), waits for Create to
+// return, and deletes again so no half-made cluster is left behind.
+func (m *Manager) runCreate(ctx context.Context, name, image string, cfg *v1alpha4.Cluster, kubeconfigPath string) error {
+	done := make(chan error, 1)
+	go func() { done <- m.provider.Create(name, cfg, m.readyTimeout, kubeconfigPath) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			// kind deletes the nodes itself on failure (we never set Retain).
+			return fmt.Errorf("creating kind cluster %q with node image %s: %w", name, image, withCommandOutput(err))
+		}
+		return nil
+	case <-ctx.Done():
+		m.logger.V(0).Infof("Cancelled: deleting the half-created kind cluster %q ...", name)
+		err1 := m.provider.Delete(name, kubeconfigPath)
+		<-done
+		err2 := m.provider.Delete(name, kubeconfigPath)
+		if err2 != nil {
+			return fmt.Errorf("creating kind cluster %q: %w (and deleting it failed: %v; first attempt: %v)", name, ctx.Err(), err2, err1)
+		}
+		return fmt.Errorf("creating kind cluster %q: %w", name, ctx.Err())
+	}
+}
+
+// withCommandOutput appends the tail of a failed command's output, which
+// kind keeps out of the error string, so the user sees why docker failed.
+func withCommandOutput(err error) error {
+	re := kindexec.RunErrorForError(err)
+	if re == nil || len(re.Output) == 0 {
+		return err
+	}
+	lines := strings.Split(strings.TrimSpace(string(re.Output)), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return fmt.Errorf("%w\ncommand output:\n  %s", err, strings.Join(lines, "\n  "))
+}
+
+// Delete deletes kind cluster name and removes its context from the user's
+// kubeconfig, as kind does. kind cannot be interrupted, so once started the
+// deletion is waited for even if ctx is cancelled.
+func (m *Manager) Delete(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("deleting kind cluster %q: %w", name, err)
+	}
+	if err := m.provider.Delete(name, m.kubeconfigPath); err != nil {
+		return fmt.Errorf("deleting kind cluster %q: %w", name, withCommandOutput(err))
+	}
+	return nil
+}
