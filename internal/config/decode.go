@@ -1,0 +1,294 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// pos is a 1-based position in the config file.
+type pos struct{ line, col int }
+
+// decoder strictly decodes a yaml.Node tree into the config types, using
+// their JSON tags as key names. It records the position of every value by
+// key path so validation can point at the offending line, and collects
+// every problem instead of stopping at the first.
+type decoder struct {
+	file string
+	errs ErrorList
+	// pos maps a key path ("services[0].build.context") to its value's position.
+	pos map[string]pos
+	// bad holds key paths whose value failed to decode; validation skips
+	// them (and everything below them) to avoid reporting one mistake twice.
+	bad map[string]bool
+}
+
+func newDecoder(file string) *decoder {
+	return &decoder{file: file, pos: map[string]pos{}, bad: map[string]bool{}}
+}
+
+func (d *decoder) errorAt(p pos, path, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Line: p.line, Column: p.col, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// fail reports a value that could not be decoded and marks its path bad.
+func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
+	d.bad[path] = true
+	d.errorAt(nodePos(n), path, format, args...)
+}
+
+func nodePos(n *yaml.Node) pos { return pos{n.Line, n.Column} }
+
+// resolve follows aliases to the node they name.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func joinKey(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
+
+// describe names what a node is, for "expected X, got Y" messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!str":
+			return fmt.Sprintf("string %q", n.Value)
+		case "!!int":
+			return "integer " + n.Value
+		case "!!float":
+			return "number " + n.Value
+		case "!!bool":
+			return "boolean " + n.Value
+		case "!!null":
+			return "null"
+		}
+		return fmt.Sprintf("%s %q", n.ShortTag(), n.Value)
+	}
+	return "an unsupported YAML node"
+}
+
+// decode decodes n into v (addressable), recording positions under path.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	d.pos[path] = nodePos(n)
+	n = resolve(n)
+	if isNull(n) {
+		return // an explicit null leaves the zero value, as if the key were absent
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		elem := reflect.New(v.Type().Elem())
+		d.decode(n, elem.Elem(), path)
+		v.Set(elem)
+	case reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case reflect.Map:
+		d.decodeStringMap(n, v, path)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.fail(n, path, "expected a list, got %s", describe(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+		}
+		v.Set(s)
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+			hint := ""
+			if n.Kind == yaml.ScalarNode {
+				hint = " (quote it to make it a string)"
+			}
+			d.fail(n, path, "expected a string, got %s%s", describe(n), hint)
+			return
+		}
+		v.SetString(n.Value)
+	case reflect.Int:
+		var i int
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil {
+			d.fail(n, path, "expected an integer, got %s", describe(n))
+			return
+		}
+		v.SetInt(int64(i))
+	case reflect.Bool:
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
+			d.fail(n, path, "expected true or false, got %s", describe(n))
+			return
+		}
+		v.SetBool(b)
+	default:
+		panic(fmt.Sprintf("config: unsupported field type %s at %s", v.Type(), path))
+	}
+}
+
+type pair struct{ key, value *yaml.Node }
+
+// pairs returns a mapping's key/value pairs with YAML merge keys ("<<")
+// expanded; explicit keys win over merged ones. Duplicate explicit keys are
+// reported here.
+func (d *decoder) pairs(n *yaml.Node, path string) []pair {
+	var out []pair
+	seen := map[string]*yaml.Node{}
+	var merged []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			merged = append(merged, val)
+			continue
+		}
+		if k.Kind != yaml.ScalarNode || isNull(k) {
+			d.fail(k, path, "expected a key name, got %s", describe(k))
+			continue
+		}
+		if first, ok := seen[k.Value]; ok {
+			d.fail(k, joinKey(path, k.Value), "duplicate key (first set at line %d)", first.Line)
+			continue
+		}
+		seen[k.Value] = k
+		out = append(out, pair{k, val})
+	}
+	for _, m := range merged {
+		m = resolve(m)
+		srcs := []*yaml.Node{m}
+		if m.Kind == yaml.SequenceNode {
+			srcs = m.Content
+		}
+		for _, src := range srcs {
+			src = resolve(src)
+			if src.Kind != yaml.MappingNode {
+				d.fail(src, path, "merge key (<<) expects a mapping or a list of mappings, got %s", describe(src))
+				continue
+			}
+			for _, p := range d.pairs(src, path) {
+				if _, ok := seen[p.key.Value]; !ok {
+					seen[p.key.Value] = p.key
+					out = append(out, p)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "expected a mapping, got %s", describe(n))
+		return
+	}
+	fields := map[string]int{}
+	var names []string
+	t := v.Type()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		fields[name] = i
+		names = append(names, name)
+	}
+	for _, p := range d.pairs(n, path) {
+		key := p.key.Value
+		i, ok := fields[key]
+		if !ok {
+			d.errorAt(nodePos(p.key), joinKey(path, key), "unknown key%s", suggest(key, names))
+			continue
+		}
+		d.decode(p.value, v.Field(i), joinKey(path, key))
+	}
+}
+
+func (d *decoder) decodeStringMap(n *yaml.Node, v reflect.Value, path string) {
+	if v.Type().Key().Kind() != reflect.String || v.Type().Elem().Kind() != reflect.String {
+		panic(fmt.Sprintf("config: unsupported map type %s at %s", v.Type(), path))
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "expected a mapping of names to values, got %s", describe(n))
+		return
+	}
+	m := reflect.MakeMap(v.Type())
+	for _, p := range d.pairs(n, path) {
+		key := joinKey(path, p.key.Value)
+		d.pos[key] = nodePos(p.value)
+		val := resolve(p.value)
+		// Unquoted numbers and booleans are fine here (CGO_ENABLED: 0):
+		// every value ends up as a string in an environment or build arg.
+		if val.Kind != yaml.ScalarNode || isNull(val) {
+			d.fail(p.value, key, "expected a string value, got %s", describe(val))
+			continue
+		}
+		m.SetMapIndex(reflect.ValueOf(p.key.Value), reflect.ValueOf(val.Value))
+	}
+	v.Set(m)
+}
+
+// suggest returns a did-you-mean hint for an unknown key, or the list of
+// valid keys when none is close.
+func suggest(key string, valid []string) string {
+	best, bestDist := "", -1
+	for _, c := range valid {
+		dist := levenshtein(strings.ToLower(key), strings.ToLower(c))
+		if bestDist < 0 || dist < bestDist {
+			best, bestDist = c, dist
+		}
+	}
+	if best != "" && (bestDist <= 2 || bestDist*3 <= len(key)) {
+		return fmt.Sprintf("; did you mean %q?", best)
+	}
+	sorted := append([]string(nil), valid...)
+	sort.Strings(sorted)
+	return "; valid keys here: " + strings.Join(sorted, ", ")
+}
+
+// levenshtein is the edit distance between a and b, counted in runes.
+func levenshtein(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError turns a yaml.v3 parse error into an Error with its line.
+func syntaxError(file string, err error) *Error {
+	msg := err.Error()
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Error{File: file, Line: line, Msg: "invalid YAML: " + m[2]}
+	}
+	return &Error{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}

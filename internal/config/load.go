@@ -1,0 +1,184 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvNodeImage is the environment variable that overrides cluster.nodeImage.
+const EnvNodeImage = "DEVLOOP_NODE_IMAGE"
+
+// Load reads, decodes, defaults and validates the config file at path.
+// It does not consult the environment; call ApplyEnv afterwards for that.
+// An invalid file yields an ErrorList describing every problem.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes, defaults and validates data as the contents of the config
+// file at path. Relative paths in the file are resolved against path's
+// directory (made absolute); the file system is consulted to validate
+// them. Errors mention path exactly as given. An invalid file yields an
+// ErrorList describing every problem.
+func Parse(path string, data []byte) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("resolving config path %s: %w", path, err)
+	}
+	d := newDecoder(path)
+	root, errs := parseDocument(path, data)
+	if errs != nil {
+		return nil, errs
+	}
+	cfg := &Config{}
+	d.decode(root, reflect.ValueOf(cfg).Elem(), "")
+	cfg.Path = abs
+	cfg.Dir = filepath.Dir(abs)
+	setDefaults(cfg)
+	v := &validator{decoder: d, cfg: cfg}
+	v.validate()
+	if len(d.errs) > 0 {
+		sortErrors(d.errs)
+		return nil, d.errs
+	}
+	return cfg, nil
+}
+
+// parseDocument parses data as exactly one YAML document whose root is a
+// mapping, and returns that mapping node.
+func parseDocument(file string, data []byte) (*yaml.Node, ErrorList) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, ErrorList{{File: file, Msg: `the file is empty; expected a mapping with at least "name" and "services" or "manifests"`}}
+		}
+		return nil, ErrorList{syntaxError(file, err)}
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, ErrorList{syntaxError(file, err)}
+	default:
+		return nil, ErrorList{{File: file, Line: extra.Line, Column: extra.Column, Msg: "expected one YAML document, found a second one"}}
+	}
+	root := doc.Content[0]
+	if r := resolve(root); r.Kind != yaml.MappingNode {
+		return nil, ErrorList{{File: file, Line: root.Line, Column: root.Column, Msg: "expected a mapping at the top level, got " + describe(r)}}
+	}
+	return root, nil
+}
+
+// ApplyEnv applies environment overrides to a loaded config:
+// DEVLOOP_NODE_IMAGE, when set and non-empty, replaces cluster.nodeImage.
+func ApplyEnv(cfg *Config, getenv func(string) string) {
+	if img := getenv(EnvNodeImage); img != "" {
+		cfg.Cluster.NodeImage = img
+	}
+}
+
+// Default values applied by Load and Parse.
+const (
+	DefaultNamespace     = "default"
+	DefaultClusterName   = "devloop"
+	DefaultHTTPPort      = 8080
+	DefaultHTTPSPort     = 8443
+	DefaultListenAddress = "127.0.0.1"
+)
+
+// abs resolves p against dir unless it is already absolute, and cleans it.
+func abs(dir, p string) string {
+	if p == "" {
+		return ""
+	}
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(dir, p)
+}
+
+// setDefaults fills in defaults and makes every path absolute. Empty
+// required values stay empty for validation to report.
+func setDefaults(cfg *Config) {
+	if cfg.Namespace == "" {
+		cfg.Namespace = DefaultNamespace
+	}
+	c := &cfg.Cluster
+	if c.Name == "" {
+		c.Name = DefaultClusterName
+	}
+	in := &c.Ingress
+	if in.Enabled == nil {
+		t := true
+		in.Enabled = &t
+	}
+	if in.HTTPPort == 0 {
+		in.HTTPPort = DefaultHTTPPort
+	}
+	if in.HTTPSPort == 0 {
+		in.HTTPSPort = DefaultHTTPSPort
+	}
+	if in.ListenAddress == "" {
+		in.ListenAddress = DefaultListenAddress
+	}
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		if s.Image == "" {
+			s.Image = s.Name
+		}
+		b := &s.Build
+		if b.Context == "" {
+			b.Context = cfg.Dir
+		} else {
+			b.Context = abs(cfg.Dir, b.Context)
+		}
+		// Like docker compose and skaffold, a relative Dockerfile is
+		// relative to the build context.
+		if b.Dockerfile == "" {
+			b.Dockerfile = filepath.Join(b.Context, "Dockerfile")
+		} else {
+			b.Dockerfile = abs(b.Context, b.Dockerfile)
+		}
+		if b.PreBuild != nil {
+			if b.PreBuild.Dir == "" {
+				b.PreBuild.Dir = b.Context
+			} else {
+				b.PreBuild.Dir = abs(cfg.Dir, b.PreBuild.Dir)
+			}
+		}
+		if len(s.Watch) == 0 {
+			s.Watch = []string{b.Context}
+		} else {
+			for j := range s.Watch {
+				s.Watch[j] = abs(cfg.Dir, s.Watch[j])
+			}
+		}
+		for j := range s.Sync {
+			s.Sync[j].Src = abs(cfg.Dir, s.Sync[j].Src)
+		}
+		for j := range s.PortForwards {
+			pf := &s.PortForwards[j]
+			if pf.Resource == "" && s.Name != "" {
+				pf.Resource = "service/" + s.Name
+			}
+			if pf.Address == "" {
+				pf.Address = DefaultListenAddress
+			}
+		}
+	}
+	for i := range cfg.Manifests {
+		cfg.Manifests[i] = abs(cfg.Dir, cfg.Manifests[i])
+	}
+}

@@ -1,0 +1,361 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/moby/patternmatcher"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// portForwardKinds are the resource kinds a port-forward may target.
+var portForwardKinds = []string{"service", "deployment", "statefulset", "pod"}
+
+// kindClusterName is kind's own rule for cluster names.
+var kindClusterName = regexp.MustCompile(`^[a-z0-9.-]+$`)
+
+var kubeVersion = regexp.MustCompile(`^v\d+\.\d+\.\d+$`)
+
+// kustomizationFiles are the file names that make a directory a kustomization.
+var kustomizationFiles = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
+
+// validator checks a decoded, defaulted Config, reporting into the decoder
+// so problems carry the position of the value they are about.
+type validator struct {
+	*decoder
+	cfg *Config
+	// locals maps a host port to the key path that first claimed it.
+	locals map[int]string
+}
+
+// parentPath drops the last segment of a key path.
+func parentPath(p string) string {
+	i := strings.LastIndexAny(p, ".[")
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+// errorf reports a problem at path, positioned at its value or, for
+// defaulted or missing values, at its nearest ancestor present in the file.
+// Paths that already failed to decode are skipped.
+func (v *validator) errorf(keyPath, format string, args ...any) {
+	for p := keyPath; ; p = parentPath(p) {
+		if v.bad[p] {
+			return
+		}
+		if p == "" {
+			break
+		}
+	}
+	p := keyPath
+	for {
+		if at, ok := v.pos[p]; ok {
+			v.errorAt(at, keyPath, format, args...)
+			return
+		}
+		if p == "" {
+			v.errorAt(pos{}, keyPath, format, args...)
+			return
+		}
+		p = parentPath(p)
+	}
+}
+
+// set reports whether keyPath was given in the file.
+func (v *validator) set(keyPath string) bool {
+	_, ok := v.pos[keyPath]
+	return ok
+}
+
+func (v *validator) validate() {
+	cfg := v.cfg
+	v.locals = map[int]string{}
+	if cfg.Name == "" {
+		v.errorf("name", `required: the project name, a DNS-1123 label such as "hello"`)
+	} else {
+		v.dnsLabel("name", cfg.Name)
+	}
+	v.dnsLabel("namespace", cfg.Namespace)
+	v.validateCluster()
+	if len(cfg.Services) == 0 && len(cfg.Manifests) == 0 {
+		v.errorf("", `nothing to do: expected at least one of "services" or "manifests"`)
+	}
+	names := map[string]string{}
+	repos := map[string]string{}
+	for i := range cfg.Services {
+		v.validateService(fmt.Sprintf("services[%d]", i), &cfg.Services[i], names, repos)
+	}
+	for i, m := range cfg.Manifests {
+		v.validateManifest(fmt.Sprintf("manifests[%d]", i), m)
+	}
+}
+
+func (v *validator) dnsLabel(keyPath, s string) {
+	if msgs := validation.IsDNS1123Label(s); len(msgs) > 0 {
+		v.errorf(keyPath, "invalid name %q: %s", s, strings.Join(msgs, "; "))
+	}
+}
+
+func (v *validator) validateCluster() {
+	c := v.cfg.Cluster
+	if !kindClusterName.MatchString(c.Name) {
+		v.errorf("cluster.name", "invalid kind cluster name %q: must match %s", c.Name, kindClusterName)
+	}
+	if c.NodeImage != "" {
+		v.imageRef("cluster.nodeImage", c.NodeImage)
+	}
+	if c.KubernetesVersion != "" && !kubeVersion.MatchString(c.KubernetesVersion) {
+		v.errorf("cluster.kubernetesVersion", `invalid Kubernetes version %q: expected the form "v1.37.2"`, c.KubernetesVersion)
+	}
+	in := c.Ingress
+	if in.Image != "" {
+		v.imageRef("cluster.ingress.image", in.Image)
+	}
+	if _, err := netip.ParseAddr(in.ListenAddress); err != nil {
+		v.errorf("cluster.ingress.listenAddress", "%q is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)", in.ListenAddress)
+	}
+	if !in.IsEnabled() {
+		return
+	}
+	if v.port("cluster.ingress.httpPort", in.HTTPPort) {
+		v.locals[in.HTTPPort] = "cluster.ingress.httpPort"
+	}
+	if v.port("cluster.ingress.httpsPort", in.HTTPSPort) {
+		v.claim("cluster.ingress.httpsPort", in.HTTPSPort)
+	}
+}
+
+// port checks a port number is in range and reports whether it is.
+func (v *validator) port(keyPath string, p int) bool {
+	if p < 1 || p > 65535 {
+		v.errorf(keyPath, "port %d is out of range (1-65535)", p)
+		return false
+	}
+	return true
+}
+
+// claim records that keyPath binds host port p, reporting an earlier claim.
+func (v *validator) claim(keyPath string, p int) {
+	if first, ok := v.locals[p]; ok {
+		v.errorf(keyPath, "host port %d is already used by %s", p, first)
+		return
+	}
+	v.locals[p] = keyPath
+}
+
+// imageRef checks s is a valid image reference (tags allowed).
+func (v *validator) imageRef(keyPath, s string) {
+	if _, err := reference.ParseNormalizedNamed(s); err != nil {
+		v.errorf(keyPath, "invalid image reference %q: %v", s, err)
+	}
+}
+
+func (v *validator) validateService(p string, s *Service, names, repos map[string]string) {
+	dup := false
+	switch {
+	case s.Name == "":
+		v.errorf(p+".name", `required: the service name, a DNS-1123 label such as "hello"`)
+	case names[s.Name] != "":
+		v.errorf(p+".name", "duplicate service name %q (also %s)", s.Name, names[s.Name])
+		dup = true
+	default:
+		names[s.Name] = p
+		v.dnsLabel(p+".name", s.Name)
+	}
+	if s.Image != "" && !dup {
+		v.validateImage(p+".image", s.Image, repos)
+	}
+	v.validateBuild(p+".build", &s.Build)
+	for i, w := range s.Watch {
+		v.existing(fmt.Sprintf("%s.watch[%d]", p, i), w, "watched path")
+	}
+	for i, pat := range s.Ignore {
+		if strings.TrimSpace(pat) == "" {
+			v.errorf(fmt.Sprintf("%s.ignore[%d]", p, i), "empty pattern")
+		} else if _, err := patternmatcher.New([]string{pat}); err != nil {
+			v.errorf(fmt.Sprintf("%s.ignore[%d]", p, i), "invalid pattern %q: %v", pat, err)
+		}
+	}
+	for i, r := range s.Sync {
+		rp := fmt.Sprintf("%s.sync[%d]", p, i)
+		if r.Src == "" {
+			v.errorf(rp+".src", "required: the local file or directory to sync")
+		} else {
+			v.existing(rp+".src", r.Src, "sync source")
+		}
+		switch {
+		case r.Dest == "":
+			v.errorf(rp+".dest", "required: the absolute container path to copy into")
+		case !path.IsAbs(r.Dest):
+			v.errorf(rp+".dest", "%q is not an absolute container path (it must start with /)", r.Dest)
+		}
+	}
+	for i, pf := range s.PortForwards {
+		v.validatePortForward(fmt.Sprintf("%s.portForwards[%d]", p, i), pf)
+	}
+}
+
+func (v *validator) validateImage(keyPath, image string, repos map[string]string) {
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		v.errorf(keyPath, "invalid image repository %q: %v", image, err)
+		return
+	}
+	_, tagged := named.(reference.Tagged)
+	_, digested := named.(reference.Digested)
+	if tagged || digested {
+		v.errorf(keyPath, "image %q has a tag or digest: give only the repository (%q); devloop tags every build itself", image, reference.FamiliarName(named))
+		return
+	}
+	repo := named.Name()
+	svc := parentPath(keyPath)
+	if other, ok := repos[repo]; ok {
+		v.errorf(keyPath, "image repository %q is also built by %s; each service needs its own", image, other)
+		return
+	}
+	repos[repo] = svc
+}
+
+func (v *validator) validateBuild(p string, b *Build) {
+	ctxOK := false
+	switch fi, err := os.Stat(b.Context); {
+	case err != nil:
+		v.errorf(p+".context", "build context %s: %s", b.Context, statProblem(err))
+	case !fi.IsDir():
+		v.errorf(p+".context", "build context %s is not a directory", b.Context)
+	default:
+		ctxOK = true
+	}
+	if ctxOK || v.set(p+".dockerfile") {
+		switch fi, err := os.Stat(b.Dockerfile); {
+		case err != nil:
+			v.errorf(p+".dockerfile", "Dockerfile %s: %s", b.Dockerfile, statProblem(err))
+		case fi.IsDir():
+			v.errorf(p+".dockerfile", "Dockerfile %s is a directory", b.Dockerfile)
+		}
+	}
+	if b.PreBuild != nil {
+		if strings.TrimSpace(b.PreBuild.Run) == "" {
+			v.errorf(p+".preBuild.run", "required: the host command to run (with sh -c)")
+		}
+		if ctxOK || v.set(p+".preBuild.dir") {
+			v.dir(p+".preBuild.dir", b.PreBuild.Dir, "preBuild directory")
+		}
+	}
+}
+
+func statProblem(err error) string {
+	if errors.Is(err, fs.ErrNotExist) {
+		return "does not exist"
+	}
+	return err.Error()
+}
+
+// existing checks a path is non-empty and exists.
+func (v *validator) existing(keyPath, p, what string) {
+	if p == "" {
+		v.errorf(keyPath, "empty path")
+		return
+	}
+	if _, err := os.Stat(p); err != nil {
+		v.errorf(keyPath, "%s %s: %s", what, p, statProblem(err))
+	}
+}
+
+// dir checks a path exists and is a directory.
+func (v *validator) dir(keyPath, p, what string) {
+	switch fi, err := os.Stat(p); {
+	case err != nil:
+		v.errorf(keyPath, "%s %s: %s", what, p, statProblem(err))
+	case !fi.IsDir():
+		v.errorf(keyPath, "%s %s is not a directory", what, p)
+	}
+}
+
+func (v *validator) validatePortForward(p string, pf PortForward) {
+	if pf.Local == 0 && !v.set(p+".local") {
+		v.errorf(p+".local", "required: the local port to listen on")
+	} else if v.port(p+".local", pf.Local) {
+		v.claim(p+".local", pf.Local)
+	}
+	if pf.Port == 0 && !v.set(p+".port") {
+		v.errorf(p+".port", "required: the remote port (a Service port, or a container port)")
+	} else {
+		v.port(p+".port", pf.Port)
+	}
+	if pf.Resource != "" {
+		kind, name, ok := strings.Cut(pf.Resource, "/")
+		switch {
+		case !ok || name == "":
+			v.errorf(p+".resource", `%q: expected "<kind>/<name>", e.g. "service/hello"`, pf.Resource)
+		case !contains(portForwardKinds, kind):
+			v.errorf(p+".resource", "unknown resource kind %q%s", kind, kindHint(kind))
+		default:
+			if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+				v.errorf(p+".resource", "invalid %s name %q: %s", kind, name, strings.Join(msgs, "; "))
+			}
+		}
+	}
+	if _, err := netip.ParseAddr(pf.Address); err != nil {
+		v.errorf(p+".address", "%q is not an IP address (e.g. 127.0.0.1)", pf.Address)
+	}
+}
+
+func kindHint(kind string) string {
+	aliases := map[string]string{"svc": "service", "services": "service", "deploy": "deployment",
+		"deployments": "deployment", "sts": "statefulset", "statefulsets": "statefulset", "po": "pod", "pods": "pod"}
+	if k, ok := aliases[strings.ToLower(kind)]; ok {
+		return fmt.Sprintf("; did you mean %q?", k)
+	}
+	return suggest(kind, portForwardKinds)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) validateManifest(keyPath, m string) {
+	if m == "" {
+		v.errorf(keyPath, "empty path")
+		return
+	}
+	if strings.ContainsAny(m, "*?[") {
+		matches, err := filepath.Glob(m)
+		switch {
+		case err != nil:
+			v.errorf(keyPath, "invalid glob %s: %v", m, err)
+		case len(matches) == 0:
+			v.errorf(keyPath, "glob %s matches no files", m)
+		}
+		return
+	}
+	fi, err := os.Stat(m)
+	if err != nil {
+		v.errorf(keyPath, "manifest %s: %s", m, statProblem(err))
+		return
+	}
+	if !fi.IsDir() {
+		return
+	}
+	for _, k := range kustomizationFiles {
+		if _, err := os.Stat(filepath.Join(m, k)); err == nil {
+			return
+		}
+	}
+	v.errorf(keyPath, "directory %s has no kustomization.yaml, kustomization.yml or Kustomization; to apply every file in it use a glob such as %q", m, filepath.Join(m, "*.yaml"))
+}
