@@ -1,0 +1,565 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+)
+
+// FieldManager is the server-side apply field manager devloop uses.
+const FieldManager = "devloop"
+
+// inventoryKey is the ConfigMap data key holding the inventory lines.
+const inventoryKey = "objects"
+
+// ResourceAPI is the part of the dynamic client the Applier needs. It is a
+// seam so apply/prune logic can be tested without a server-side apply
+// implementation; DynamicAPI adapts a dynamic.Interface.
+type ResourceAPI interface {
+	Get(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) (*unstructured.Unstructured, error)
+	// Apply server-side applies obj with FieldManager, forcing conflicts.
+	Apply(ctx context.Context, gvr schema.GroupVersionResource, namespace string, obj *unstructured.Unstructured) (*unstructured.Unstructured, error)
+	// Delete deletes with background propagation.
+	Delete(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) error
+}
+
+// DynamicAPI implements ResourceAPI with a dynamic client.
+type DynamicAPI struct{ Client dynamic.Interface }
+
+func (d DynamicAPI) res(gvr schema.GroupVersionResource, ns string) dynamic.ResourceInterface {
+	if ns == "" {
+		return d.Client.Resource(gvr)
+	}
+	return d.Client.Resource(gvr).Namespace(ns)
+}
+
+// Get implements ResourceAPI.
+func (d DynamicAPI) Get(ctx context.Context, gvr schema.GroupVersionResource, ns, name string) (*unstructured.Unstructured, error) {
+	return d.res(gvr, ns).Get(ctx, name, metav1.GetOptions{})
+}
+
+// Apply implements ResourceAPI.
+func (d DynamicAPI) Apply(ctx context.Context, gvr schema.GroupVersionResource, ns string, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	return d.res(gvr, ns).Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+}
+
+// Delete implements ResourceAPI.
+func (d DynamicAPI) Delete(ctx context.Context, gvr schema.GroupVersionResource, ns, name string) error {
+	bg := metav1.DeletePropagationBackground
+	return d.res(gvr, ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
+}
+
+// ObjectRef identifies an applied object.
+type ObjectRef struct {
+	Group, Version, Kind, Namespace, Name string
+}
+
+func refOf(o *unstructured.Unstructured) ObjectRef {
+	gvk := o.GroupVersionKind()
+	return ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.GetNamespace(), Name: o.GetName()}
+}
+
+// GVK returns the ref's group/version/kind.
+func (r ObjectRef) GVK() schema.GroupVersionKind {
+	return schema.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind}
+}
+
+// String is kubectl-style: "deployment/web", or "widget.example.com/foo"
+// for kinds outside the built-in groups.
+func (r ObjectRef) String() string {
+	k := strings.ToLower(r.Kind)
+	if strings.Contains(r.Group, ".") && !strings.HasSuffix(r.Group, ".k8s.io") {
+		k += "." + r.Group
+	}
+	return k + "/" + r.Name
+}
+
+// id identifies the object independently of its API version.
+func (r ObjectRef) id() string { return r.Group + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name }
+
+// line is the inventory form: group/version/kind/namespace/name.
+func (r ObjectRef) line() string {
+	return r.Group + "/" + r.Version + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name
+}
+
+func parseInventoryLine(l string) (ObjectRef, error) {
+	p := strings.Split(l, "/")
+	if len(p) != 5 || p[1] == "" || p[2] == "" || p[4] == "" {
+		return ObjectRef{}, fmt.Errorf("invalid inventory entry %q", l)
+	}
+	return ObjectRef{Group: p[0], Version: p[1], Kind: p[2], Namespace: p[3], Name: p[4]}, nil
+}
+
+// Operation is what applying or pruning did to one object.
+type Operation string
+
+// Operations reported in an ApplyResult.
+const (
+	Created    Operation = "created"
+	Configured Operation = "configured"
+	Unchanged  Operation = "unchanged"
+	Deleted    Operation = "deleted"
+)
+
+// ObjectResult is the outcome for one object. It never contains object data.
+type ObjectResult struct {
+	Ref    ObjectRef
+	Op     Operation
+	Source string // file#doc the object was rendered from; "" for pruned objects
+}
+
+// String is "kind/name op", e.g. "secret/db configured".
+func (r ObjectResult) String() string { return r.Ref.String() + " " + string(r.Op) }
+
+// ApplyResult lists what Apply did, in order.
+type ApplyResult struct {
+	Applied []ObjectResult
+	Pruned  []ObjectResult
+}
+
+// Lines renders the result one object per line.
+func (r ApplyResult) Lines() []string {
+	var out []string
+	for _, o := range r.Applied {
+		out = append(out, o.String())
+	}
+	for _, o := range r.Pruned {
+		out = append(out, o.String())
+	}
+	return out
+}
+
+// Changed returns the objects that were created or configured.
+func (r ApplyResult) Changed() []ObjectRef {
+	var out []ObjectRef
+	for _, o := range r.Applied {
+		if o.Op == Created || o.Op == Configured {
+			out = append(out, o.Ref)
+		}
+	}
+	return out
+}
+
+// ApplyError is the API server's rejection of one object, naming the object
+// and the file it came from. It never includes the object's content.
+type ApplyError struct {
+	Ref    ObjectRef
+	Source string
+	Err    error
+}
+
+func (e *ApplyError) Error() string {
+	src := ""
+	if e.Source != "" {
+		src = " (from " + e.Source + ")"
+	}
+	return fmt.Sprintf("applying %s%s: %v", e.Ref, src, e.Err)
+}
+
+func (e *ApplyError) Unwrap() error { return e.Err }
+
+// Applier server-side applies a project's objects and prunes what it applied
+// before and no longer renders, tracking them in an inventory ConfigMap.
+type Applier struct {
+	api        ResourceAPI
+	mapper     meta.RESTMapper
+	core       kubernetes.Interface
+	project    string
+	namespace  string
+	crdPoll    time.Duration
+	crdTimeout time.Duration
+}
+
+// NewApplier returns an Applier for project whose inventory lives in namespace.
+func NewApplier(c *Clients, project, namespace string) *Applier {
+	return newApplier(DynamicAPI{Client: c.Dynamic}, c.Mapper, c.Core, project, namespace)
+}
+
+func newApplier(api ResourceAPI, mapper meta.RESTMapper, core kubernetes.Interface, project, namespace string) *Applier {
+	if namespace == "" {
+		namespace = "default"
+	}
+	return &Applier{api: api, mapper: mapper, core: core, project: project, namespace: namespace,
+		crdPoll: 250 * time.Millisecond, crdTimeout: 60 * time.Second}
+}
+
+// InventoryName is the name of the project's inventory ConfigMap.
+func (a *Applier) InventoryName() string { return "devloop-inventory-" + a.project }
+
+var crdGK = schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}
+
+func isNamespace(gvk schema.GroupVersionKind) bool { return gvk.Group == "" && gvk.Kind == "Namespace" }
+func isCRD(gvk schema.GroupVersionKind) bool      { return gvk.GroupKind() == crdGK }
+
+// prepared is an object ready to send, with its mapping.
+type prepared struct {
+	obj    *unstructured.Unstructured
+	source string
+	gvr    schema.GroupVersionResource
+}
+
+// prepare copies obj, strips devloop's source annotation and fixes its
+// namespace according to the resource's scope.
+func (a *Applier) prepare(obj *unstructured.Unstructured) (prepared, error) {
+	o := obj.DeepCopy()
+	src := Source(o)
+	if ann := o.GetAnnotations(); ann != nil {
+		delete(ann, SourceAnnotation)
+		if len(ann) == 0 {
+			unstructured.RemoveNestedField(o.Object, "metadata", "annotations")
+		} else {
+			o.SetAnnotations(ann)
+		}
+	}
+	m, err := restMapping(a.mapper, o.GroupVersionKind())
+	if err != nil {
+		return prepared{}, &ApplyError{Ref: refOf(o), Source: src, Err: err}
+	}
+	if m.Scope.Name() == meta.RESTScopeNameRoot {
+		o.SetNamespace("")
+	} else if o.GetNamespace() == "" {
+		o.SetNamespace(a.namespace)
+	}
+	return prepared{obj: o, source: src, gvr: m.Resource}, nil
+}
+
+// Apply server-side applies objs: Namespaces and CRDs first (waiting for the
+// CRDs to be established), then the rest. If everything applied, objects in
+// the previous inventory that objs no longer contain are deleted. The
+// returned error joins one *ApplyError per rejected object.
+func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) (ApplyResult, error) {
+	var res ApplyResult
+	var first, rest []*unstructured.Unstructured
+	for _, o := range objs {
+		if gvk := o.GroupVersionKind(); isNamespace(gvk) || isCRD(gvk) {
+			first = append(first, o)
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	sort.SliceStable(first, func(i, j int) bool { // namespaces before CRDs
+		return isNamespace(first[i].GroupVersionKind()) && !isNamespace(first[j].GroupVersionKind())
+	})
+	sort.SliceStable(rest, func(i, j int) bool { return kindRank(rest[i].GetKind()) < kindRank(rest[j].GetKind()) })
+
+	prev, err := a.readInventory(ctx)
+	if err != nil {
+		return res, err
+	}
+	var errs []error
+	applied := map[string]ObjectRef{}
+	var order []string
+	record := func(r ObjectResult) {
+		res.Applied = append(res.Applied, r)
+		if _, ok := applied[r.Ref.id()]; !ok {
+			order = append(order, r.Ref.id())
+		}
+		applied[r.Ref.id()] = r.Ref
+	}
+
+	var crds []prepared
+	for _, o := range first {
+		p, err := a.prepare(o)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r, err := a.applyOne(ctx, p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		record(r)
+		if isCRD(p.obj.GroupVersionKind()) {
+			crds = append(crds, p)
+		}
+	}
+	for _, p := range crds {
+		if err := a.waitEstablished(ctx, p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(crds) > 0 {
+		if r, ok := a.mapper.(meta.ResettableRESTMapper); ok {
+			r.Reset()
+		}
+	}
+	if err := a.ensureNamespace(ctx); err != nil {
+		return res, errors.Join(append(errs, err)...)
+	}
+	for _, o := range rest {
+		p, err := a.prepare(o)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r, err := a.applyOne(ctx, p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		record(r)
+	}
+
+	if len(errs) > 0 {
+		// Keep tracking everything, old and new, so nothing leaks; prune next time.
+		keep := prev
+		for _, id := range order {
+			keep = appendRef(keep, applied[id])
+		}
+		if err := a.writeInventory(ctx, keep); err != nil {
+			errs = append(errs, err)
+		}
+		return res, errors.Join(errs...)
+	}
+
+	var stale []ObjectRef
+	for _, r := range prev {
+		if _, ok := applied[r.id()]; !ok {
+			stale = append(stale, r)
+		}
+	}
+	pruned, failed, err := a.deleteRefs(ctx, stale, false)
+	res.Pruned = pruned
+	keep := failed
+	for _, id := range order {
+		keep = appendRef(keep, applied[id])
+	}
+	if werr := a.writeInventory(ctx, keep); werr != nil {
+		err = errors.Join(err, werr)
+	}
+	return res, err
+}
+
+func appendRef(refs []ObjectRef, r ObjectRef) []ObjectRef {
+	for i, x := range refs {
+		if x.id() == r.id() {
+			refs[i] = r
+			return refs
+		}
+	}
+	return append(refs, r)
+}
+
+// kindRank orders objects so dependencies usually exist before dependents.
+func kindRank(kind string) int {
+	switch kind {
+	case "ResourceQuota", "LimitRange", "PriorityClass", "StorageClass":
+		return 0
+	case "ServiceAccount", "Secret", "ConfigMap", "PersistentVolume", "PersistentVolumeClaim":
+		return 1
+	case "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+		return 2
+	case "Service":
+		return 3
+	case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod":
+		return 5
+	case "Ingress", "IngressClass", "HorizontalPodAutoscaler", "PodDisruptionBudget":
+		return 6
+	}
+	return 4
+}
+
+func (a *Applier) applyOne(ctx context.Context, p prepared) (ObjectResult, error) {
+	ref := refOf(p.obj)
+	ns := p.obj.GetNamespace()
+	oldRV := ""
+	old, err := a.api.Get(ctx, p.gvr, ns, p.obj.GetName())
+	switch {
+	case err == nil:
+		oldRV = old.GetResourceVersion()
+	case apierrors.IsNotFound(err):
+	default:
+		return ObjectResult{}, &ApplyError{Ref: ref, Source: p.source, Err: fmt.Errorf("reading current state: %w", err)}
+	}
+	got, err := a.api.Apply(ctx, p.gvr, ns, p.obj)
+	if err != nil {
+		return ObjectResult{}, &ApplyError{Ref: ref, Source: p.source, Err: err}
+	}
+	op := Configured
+	switch {
+	case oldRV == "":
+		op = Created
+	case got != nil && got.GetResourceVersion() == oldRV:
+		op = Unchanged
+	}
+	return ObjectResult{Ref: ref, Op: op, Source: p.source}, nil
+}
+
+func (a *Applier) waitEstablished(ctx context.Context, p prepared) error {
+	name := p.obj.GetName()
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, a.crdPoll, a.crdTimeout, true, func(ctx context.Context) (bool, error) {
+		crd, err := a.api.Get(ctx, p.gvr, "", name)
+		if err != nil {
+			last = err
+			return false, nil
+		}
+		conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+		for _, c := range conds {
+			cm, _ := c.(map[string]any)
+			if cm["type"] == "Established" && cm["status"] == "True" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		if last != nil {
+			err = fmt.Errorf("%w (last error: %v)", err, last)
+		}
+		return fmt.Errorf("waiting for CustomResourceDefinition %s to be established: %w", name, err)
+	}
+	return nil
+}
+
+// ensureNamespace creates the project namespace if it does not exist yet.
+func (a *Applier) ensureNamespace(ctx context.Context) error {
+	_, err := a.core.CoreV1().Namespaces().Get(ctx, a.namespace, metav1.GetOptions{})
+	if err == nil {
+		return nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("reading namespace %s: %w", a.namespace, err)
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.namespace}}
+	if _, err := a.core.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", a.namespace, err)
+	}
+	return nil
+}
+
+func (a *Applier) readInventory(ctx context.Context) ([]ObjectRef, error) {
+	cm, err := a.core.CoreV1().ConfigMaps(a.namespace).Get(ctx, a.InventoryName(), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading inventory %s/%s: %w", a.namespace, a.InventoryName(), err)
+	}
+	var refs []ObjectRef
+	for _, l := range strings.Split(cm.Data[inventoryKey], "\n") {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		r, err := parseInventoryLine(l)
+		if err != nil {
+			return nil, fmt.Errorf("reading inventory %s/%s: %w", a.namespace, a.InventoryName(), err)
+		}
+		refs = append(refs, r)
+	}
+	return refs, nil
+}
+
+func (a *Applier) writeInventory(ctx context.Context, refs []ObjectRef) error {
+	lines := make([]string, 0, len(refs))
+	for _, r := range refs {
+		lines = append(lines, r.line())
+	}
+	data := strings.Join(lines, "\n")
+	if data != "" {
+		data += "\n"
+	}
+	cm := corev1ac.ConfigMap(a.InventoryName(), a.namespace).
+		WithLabels(map[string]string{ManagedByLabel: ManagedByValue, ProjectLabel: a.project}).
+		WithData(map[string]string{inventoryKey: data})
+	if _, err := a.core.CoreV1().ConfigMaps(a.namespace).Apply(ctx, cm, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
+		return fmt.Errorf("writing inventory %s/%s: %w", a.namespace, a.InventoryName(), err)
+	}
+	return nil
+}
+
+// deleteRefs deletes refs: ordinary objects first, then CRDs, then
+// namespaces. Unless all is set, the project namespace itself (which holds
+// the inventory) is never deleted. It returns what was deleted and the refs
+// that could not be deleted.
+func (a *Applier) deleteRefs(ctx context.Context, refs []ObjectRef, all bool) (deleted []ObjectResult, failed []ObjectRef, err error) {
+	ordered := append([]ObjectRef(nil), refs...)
+	rank := func(r ObjectRef) int {
+		switch {
+		case isNamespace(r.GVK()):
+			return 2
+		case isCRD(r.GVK()):
+			return 1
+		}
+		return 0
+	}
+	sort.SliceStable(ordered, func(i, j int) bool { return rank(ordered[i]) < rank(ordered[j]) })
+	var errs []error
+	for _, r := range ordered {
+		if isNamespace(r.GVK()) && r.Name == a.namespace && !all {
+			continue
+		}
+		m, merr := restMapping(a.mapper, r.GVK())
+		if merr != nil {
+			// The kind no longer exists (its CRD is gone), so neither does the object.
+			continue
+		}
+		ns := r.Namespace
+		if m.Scope.Name() == meta.RESTScopeNameRoot {
+			ns = ""
+		}
+		if derr := a.api.Delete(ctx, m.Resource, ns, r.Name); derr != nil {
+			if apierrors.IsNotFound(derr) {
+				continue
+			}
+			errs = append(errs, fmt.Errorf("deleting %s: %w", r, derr))
+			failed = append(failed, r)
+			continue
+		}
+		deleted = append(deleted, ObjectResult{Ref: r, Op: Deleted})
+	}
+	return deleted, failed, errors.Join(errs...)
+}
+
+// DeleteAll deletes everything in the project's inventory, then the
+// inventory itself. It does not wait for the objects to disappear. On error
+// the inventory keeps what could not be deleted.
+func (a *Applier) DeleteAll(ctx context.Context) (deleted []string, err error) {
+	refs, err := a.readInventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var nsRefs, others []ObjectRef
+	for _, r := range refs {
+		if isNamespace(r.GVK()) && r.Name == a.namespace {
+			nsRefs = append(nsRefs, r)
+		} else {
+			others = append(others, r)
+		}
+	}
+	done, failed, derr := a.deleteRefs(ctx, others, true)
+	for _, d := range done {
+		deleted = append(deleted, d.Ref.String())
+	}
+	if derr != nil {
+		if werr := a.writeInventory(ctx, append(failed, nsRefs...)); werr != nil {
+			derr = errors.Join(derr, werr)
+		}
+		return deleted, derr
+	}
+	err = a.core.CoreV1().ConfigMaps(a.namespace).Delete(ctx, a.InventoryName(), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return deleted, fmt.Errorf("deleting inventory %s/%s: %w", a.namespace, a.InventoryName(), err)
+	}
+	// The project namespace goes last: it holds the inventory.
+	done, _, derr = a.deleteRefs(ctx, nsRefs, true)
+	for _, d := range done {
+		deleted = append(deleted, d.Ref.String())
+	}
+	return deleted, derr
+}

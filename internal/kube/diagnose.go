@@ -1,0 +1,288 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+)
+
+const (
+	// logTailLines is how many log lines a crash diagnosis shows.
+	logTailLines = 10
+	// unschedulableGrace is how long a pod may be unschedulable before that
+	// counts as a failure (the scheduler retries, e.g. while a node starts).
+	unschedulableGrace = 10 * time.Second
+)
+
+// problem is one thing wrong with a pod.
+type problem struct {
+	pod       string
+	container string
+	reason    string   // one line: what is wrong
+	detail    []string // extra lines: kubelet/scheduler messages, log lines
+	fatal     bool     // will not fix itself: fail the rollout now
+}
+
+func (p problem) lines() []string {
+	out := []string{"pod " + p.pod + ": " + p.reason}
+	for _, d := range p.detail {
+		out = append(out, "  "+d)
+	}
+	return out
+}
+
+// diagnoser inspects pods for problems. now is injected for tests.
+type diagnoser struct {
+	cs  kubernetes.Interface
+	now func() time.Time
+}
+
+// Diagnose lists the pods in namespace matching selector and explains, one
+// entry per problem, what keeps them from running: crash loops (with the
+// last log lines), missing images, scheduling failures, configuration errors
+// and failing readiness probes. Entries may span several lines. A nil
+// result means nothing looks wrong (or the pods could not be listed).
+func Diagnose(ctx context.Context, cs kubernetes.Interface, namespace string, selector labels.Selector) []string {
+	d := diagnoser{cs: cs, now: time.Now}
+	pods, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector.String()})
+	if err != nil {
+		return []string{fmt.Sprintf("listing pods: %v", err)}
+	}
+	var out []string
+	for _, p := range d.pods(ctx, pods.Items) {
+		out = append(out, strings.Join(p.lines(), "\n"))
+	}
+	return out
+}
+
+// pods diagnoses each pod, newest first, skipping pods being deleted.
+func (d diagnoser) pods(ctx context.Context, pods []corev1.Pod) []problem {
+	sorted := append([]corev1.Pod(nil), pods...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		return sorted[j].CreationTimestamp.Before(&sorted[i].CreationTimestamp)
+	})
+	var out []problem
+	for i := range sorted {
+		if sorted[i].DeletionTimestamp != nil {
+			continue
+		}
+		out = append(out, d.pod(ctx, &sorted[i])...)
+	}
+	return out
+}
+
+func (d diagnoser) pod(ctx context.Context, pod *corev1.Pod) []problem {
+	now := d.now()
+	var out []problem
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			fatal := c.LastTransitionTime.IsZero() || now.Sub(c.LastTransitionTime.Time) >= unschedulableGrace
+			out = append(out, problem{pod: pod.Name, reason: "cannot be scheduled: " + strings.TrimSpace(c.Message), fatal: fatal})
+			return out
+		}
+	}
+	specs := map[string]corev1.Container{}
+	for _, c := range pod.Spec.InitContainers {
+		specs[c.Name] = c
+	}
+	for _, c := range pod.Spec.Containers {
+		specs[c.Name] = c
+	}
+	statuses := append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
+	for _, cs := range statuses {
+		if p, ok := d.container(ctx, pod, specs[cs.Name], cs, now); ok {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 && pod.Status.Phase == corev1.PodFailed {
+		out = append(out, problem{pod: pod.Name, reason: "failed: " + firstNonEmpty(pod.Status.Message, pod.Status.Reason, "pod phase is Failed"), fatal: true})
+	}
+	return out
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if strings.TrimSpace(x) != "" {
+			return strings.TrimSpace(x)
+		}
+	}
+	return ""
+}
+
+func (d diagnoser) container(ctx context.Context, pod *corev1.Pod, spec corev1.Container, st corev1.ContainerStatus, now time.Time) (problem, bool) {
+	p := problem{pod: pod.Name, container: st.Name}
+	name := fmt.Sprintf("container %q", st.Name)
+	if w := st.State.Waiting; w != nil {
+		switch w.Reason {
+		case "CrashLoopBackOff":
+			p.reason = fmt.Sprintf("%s is in CrashLoopBackOff (%s)", name, crashSummary(st))
+			p.detail = d.logLines(ctx, pod, st.Name)
+			p.fatal = true
+			return p, true
+		case "ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull", "InvalidImageName":
+			image := spec.Image
+			if image == "" {
+				image = st.Image
+			}
+			p.reason = fmt.Sprintf("%s cannot start: image %q was not loaded into the node (%s)", name, image, w.Reason)
+			p.detail = []string{
+				"devloop loads the images it builds into the kind nodes and no registry is used, so an image that was not loaded cannot be pulled.",
+				"Check that a service in devloop.yaml builds this image (services[].image), or load it yourself with `kind load docker-image`.",
+			}
+			if m := strings.TrimSpace(w.Message); m != "" {
+				p.detail = append(p.detail, "kubelet: "+m)
+			}
+			p.fatal = true
+			return p, true
+		case "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "PreCreateHookError", "PostStartHookError":
+			p.reason = fmt.Sprintf("%s cannot be created (%s): %s", name, w.Reason, firstNonEmpty(w.Message, "no message"))
+			p.fatal = true
+			return p, true
+		}
+	}
+	if t := lastTermination(st); t != nil && t.ExitCode != 0 && st.RestartCount >= 2 {
+		p.reason = fmt.Sprintf("%s keeps crashing (%s)", name, crashSummary(st))
+		p.detail = d.logLines(ctx, pod, st.Name)
+		p.fatal = true
+		return p, true
+	}
+	if t := st.State.Terminated; t != nil && t.ExitCode != 0 && pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
+		p.reason = fmt.Sprintf("%s exited with code %d%s", name, t.ExitCode, reasonSuffix(t.Reason))
+		p.detail = d.logLines(ctx, pod, st.Name)
+		p.fatal = true
+		return p, true
+	}
+	if r := st.State.Running; r != nil && !st.Ready && spec.ReadinessProbe != nil {
+		probe := spec.ReadinessProbe
+		failAfter := time.Duration(probe.InitialDelaySeconds+orDefault(probe.PeriodSeconds, 10)*orDefault(probe.FailureThreshold, 3)) * time.Second
+		if now.Sub(r.StartedAt.Time) < failAfter {
+			return p, false
+		}
+		msg := d.lastProbeEvent(ctx, pod)
+		p.reason = fmt.Sprintf("%s is running but not ready: readiness probe (%s) keeps failing", name, describeProbe(probe))
+		if msg != "" {
+			p.detail = []string{"last event: " + msg}
+			p.fatal = true
+		}
+		return p, true
+	}
+	return p, false
+}
+
+func orDefault(v, def int32) int32 {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func reasonSuffix(reason string) string {
+	if reason == "" || reason == "Error" || reason == "Completed" {
+		return ""
+	}
+	return " (" + reason + ")"
+}
+
+func lastTermination(st corev1.ContainerStatus) *corev1.ContainerStateTerminated {
+	if st.State.Terminated != nil {
+		return st.State.Terminated
+	}
+	return st.LastTerminationState.Terminated
+}
+
+func crashSummary(st corev1.ContainerStatus) string {
+	times := "times"
+	if st.RestartCount == 1 {
+		times = "time"
+	}
+	if t := lastTermination(st); t != nil {
+		return fmt.Sprintf("exit code %d%s, restarted %d %s", t.ExitCode, reasonSuffix(t.Reason), st.RestartCount, times)
+	}
+	return fmt.Sprintf("restarted %d %s", st.RestartCount, times)
+}
+
+func describeProbe(p *corev1.Probe) string {
+	switch {
+	case p.HTTPGet != nil:
+		path := p.HTTPGet.Path
+		if path == "" {
+			path = "/"
+		}
+		return fmt.Sprintf("HTTP GET :%s%s", p.HTTPGet.Port.String(), path)
+	case p.TCPSocket != nil:
+		return "TCP :" + p.TCPSocket.Port.String()
+	case p.GRPC != nil:
+		return fmt.Sprintf("gRPC :%d", p.GRPC.Port)
+	case p.Exec != nil:
+		return "exec " + strings.Join(p.Exec.Command, " ")
+	}
+	return "probe"
+}
+
+// lastProbeEvent returns the message of the newest readiness-probe failure
+// event for pod, or "".
+func (d diagnoser) lastProbeEvent(ctx context.Context, pod *corev1.Pod) string {
+	evs, err := d.cs.CoreV1().Events(pod.Namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: "involvedObject.kind=Pod,involvedObject.name=" + pod.Name,
+	})
+	if err != nil {
+		return ""
+	}
+	var best *corev1.Event
+	var bestT time.Time
+	for i := range evs.Items {
+		e := &evs.Items[i]
+		if e.InvolvedObject.Name != pod.Name || (e.InvolvedObject.UID != "" && pod.UID != "" && e.InvolvedObject.UID != pod.UID) {
+			continue
+		}
+		if !strings.HasPrefix(e.Message, "Readiness probe failed") {
+			continue
+		}
+		t := e.LastTimestamp.Time
+		if t.IsZero() {
+			t = e.EventTime.Time
+		}
+		if best == nil || t.After(bestT) {
+			best, bestT = e, t
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return strings.TrimSpace(best.Message)
+}
+
+// logLines returns "last log lines:" followed by the tail of the previous
+// container's log (or the current one's), indented.
+func (d diagnoser) logLines(ctx context.Context, pod *corev1.Pod, container string) []string {
+	tail := int64(logTailLines)
+	var text string
+	for _, previous := range []bool{true, false} {
+		raw, err := d.cs.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{
+			Container: container, Previous: previous, TailLines: &tail,
+		}).DoRaw(ctx)
+		if err == nil && strings.TrimSpace(string(raw)) != "" {
+			text = string(raw)
+			break
+		}
+	}
+	if text == "" {
+		return nil
+	}
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	if len(lines) > logTailLines {
+		lines = lines[len(lines)-logTailLines:]
+	}
+	out := []string{"last log lines:"}
+	for _, l := range lines {
+		out = append(out, "  "+strings.TrimRight(l, "\r"))
+	}
+	return out
+}

@@ -1,0 +1,410 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+)
+
+// RolloutError explains why a workload did not become ready.
+type RolloutError struct {
+	Workload Workload
+	Reason   string // one line, e.g. `container "app" is in CrashLoopBackOff (exit code 3, restarted 2 times)`
+	Detail   string // further lines (log tail, messages); may be empty
+}
+
+// Error renders "<kind>/<name> is not ready: <Reason>" followed by Detail,
+// indented by two spaces.
+func (e *RolloutError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s is not ready: %s", e.Workload, e.Reason)
+	if d := strings.TrimRight(e.Detail, "\n"); d != "" {
+		for _, l := range strings.Split(d, "\n") {
+			b.WriteString("\n  " + l)
+		}
+	}
+	return b.String()
+}
+
+// WaitRollout waits until w has rolled out, with the same conditions as
+// `kubectl rollout status` (Deployment, StatefulSet, DaemonSet), a Job
+// completing, or a Pod becoming ready; a CronJob is done at once. It fails
+// early, with a *RolloutError, when the workload's current pods are in a
+// state that will not fix itself, and with a *RolloutError naming what is
+// still pending when timeout passes.
+func WaitRollout(ctx context.Context, cs kubernetes.Interface, w Workload, timeout time.Duration) error {
+	rw := rolloutWaiter{cs: cs, clock: clock.RealClock{}, poll: 2 * time.Second}
+	return rw.wait(ctx, w, timeout)
+}
+
+type rolloutWaiter struct {
+	cs    kubernetes.Interface
+	clock clock.WithTicker
+	poll  time.Duration
+}
+
+// state is the result of one look at a workload.
+type state struct {
+	msg      string          // what we are waiting for
+	done     bool            // rolled out
+	failure  *RolloutError   // failed for good
+	pods     labels.Selector // pods to watch for changes (nil: unknown yet)
+	problems []problem       // non-fatal problems, shown on timeout
+}
+
+func (rw rolloutWaiter) wait(ctx context.Context, w Workload, timeout time.Duration) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := rw.clock.Now()
+	ticker := rw.clock.NewTicker(rw.poll)
+	defer ticker.Stop()
+	wake := make(chan struct{}, 1)
+	watching := false
+	for {
+		st, err := rw.check(ctx, w)
+		if err != nil {
+			return err
+		}
+		if st.done {
+			return nil
+		}
+		if st.failure != nil {
+			return st.failure
+		}
+		if rw.clock.Since(start) >= timeout {
+			return timeoutError(w, timeout, st)
+		}
+		if !watching && st.pods != nil {
+			// Watches only wake us early; the ticker guarantees progress.
+			watching = true
+			rw.watch(ctx, w, st.pods, wake)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", w, ctx.Err())
+		case <-ticker.C():
+		case <-wake:
+		}
+	}
+}
+
+func timeoutError(w Workload, timeout time.Duration, st state) *RolloutError {
+	var detail []string
+	for _, p := range st.problems {
+		detail = append(detail, p.lines()...)
+	}
+	return &RolloutError{Workload: w,
+		Reason: fmt.Sprintf("timed out after %s: %s", timeout, strings.TrimSpace(st.msg)),
+		Detail: strings.Join(detail, "\n")}
+}
+
+// watch starts best-effort watches on the workload and its pods that
+// signal wake on every event.
+func (rw rolloutWaiter) watch(ctx context.Context, w Workload, pods labels.Selector, wake chan<- struct{}) {
+	nameSel := metav1.ListOptions{FieldSelector: "metadata.name=" + w.Name}
+	var watchers []func() (watch.Interface, error)
+	watchers = append(watchers, func() (watch.Interface, error) {
+		return rw.cs.CoreV1().Pods(w.Namespace).Watch(ctx, metav1.ListOptions{LabelSelector: pods.String()})
+	})
+	switch w.Kind {
+	case "Deployment":
+		watchers = append(watchers, func() (watch.Interface, error) { return rw.cs.AppsV1().Deployments(w.Namespace).Watch(ctx, nameSel) })
+	case "StatefulSet":
+		watchers = append(watchers, func() (watch.Interface, error) { return rw.cs.AppsV1().StatefulSets(w.Namespace).Watch(ctx, nameSel) })
+	case "DaemonSet":
+		watchers = append(watchers, func() (watch.Interface, error) { return rw.cs.AppsV1().DaemonSets(w.Namespace).Watch(ctx, nameSel) })
+	case "Job":
+		watchers = append(watchers, func() (watch.Interface, error) { return rw.cs.BatchV1().Jobs(w.Namespace).Watch(ctx, nameSel) })
+	}
+	for _, start := range watchers {
+		wi, err := start()
+		if err != nil {
+			continue
+		}
+		go func() {
+			defer wi.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case _, ok := <-wi.ResultChan():
+					if !ok {
+						return
+					}
+					select {
+					case wake <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+	}
+}
+
+// check looks at the workload once.
+func (rw rolloutWaiter) check(ctx context.Context, w Workload) (state, error) {
+	d := diagnoser{cs: rw.cs, now: rw.clock.Now}
+	var (
+		st       state
+		err      error
+		observed bool // the controller has seen the current spec
+		podSel   labels.Selector
+		keep     func(*corev1.Pod) bool
+	)
+	switch w.Kind {
+	case "Deployment":
+		var dep *appsv1.Deployment
+		dep, err = rw.cs.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		if err == nil {
+			st.msg, st.done, err = deploymentStatus(dep)
+			observed = dep.Generation <= dep.Status.ObservedGeneration
+			podSel, _ = metav1.LabelSelectorAsSelector(dep.Spec.Selector)
+			if observed && podSel != nil {
+				keep = rw.currentDeploymentPods(ctx, dep, podSel)
+			}
+		}
+	case "StatefulSet":
+		var sts *appsv1.StatefulSet
+		sts, err = rw.cs.AppsV1().StatefulSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		if err == nil {
+			st.msg, st.done, err = statefulSetStatus(sts)
+			observed = sts.Status.ObservedGeneration != 0 && sts.Generation <= sts.Status.ObservedGeneration
+			podSel, _ = metav1.LabelSelectorAsSelector(sts.Spec.Selector)
+			if rev := sts.Status.UpdateRevision; rev != "" {
+				keep = func(p *corev1.Pod) bool { return p.Labels[appsv1.ControllerRevisionHashLabelKey] == rev }
+			}
+		}
+	case "DaemonSet":
+		var ds *appsv1.DaemonSet
+		ds, err = rw.cs.AppsV1().DaemonSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		if err == nil {
+			st.msg, st.done, err = daemonSetStatus(ds)
+			observed = ds.Generation <= ds.Status.ObservedGeneration
+			podSel, _ = metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+			keep = ownedBy(ds.UID)
+		}
+	case "Job":
+		var job *batchv1.Job
+		job, err = rw.cs.BatchV1().Jobs(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		if err == nil {
+			st.msg, st.done, err = jobStatus(job)
+			observed = true
+			podSel, _ = metav1.LabelSelectorAsSelector(job.Spec.Selector)
+			keep = ownedBy(job.UID)
+		}
+	case "Pod":
+		var pod *corev1.Pod
+		pod, err = rw.cs.CoreV1().Pods(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		if err == nil {
+			st.msg, st.done, err = podStatus(pod)
+			observed = true
+			podSel = labels.SelectorFromSet(pod.Labels)
+			keep = func(p *corev1.Pod) bool { return p.Name == pod.Name }
+		}
+	default:
+		// CronJobs, ReplicaSets and others have no rollout to wait for.
+		return state{done: true}, nil
+	}
+	if apierrors.IsNotFound(err) {
+		return state{msg: fmt.Sprintf("waiting for %s to be created", w)}, nil
+	}
+	var failed *rolloutFailed
+	if errors.As(err, &failed) {
+		st.failure = &RolloutError{Workload: w, Reason: failed.reason}
+		// Explain with the pods, if they say more.
+		if podSel != nil {
+			if probs := rw.podProblems(ctx, d, w.Namespace, podSel, keep); len(probs) > 0 {
+				var detail []string
+				for _, p := range probs {
+					detail = append(detail, p.lines()...)
+				}
+				st.failure.Detail = strings.Join(detail, "\n")
+			}
+		}
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("checking rollout of %s: %w", w, err)
+	}
+	if st.done || podSel == nil || podSel.Empty() {
+		return st, nil
+	}
+	st.pods = podSel
+	if !observed {
+		// Pods may still be the previous revision's; don't blame them.
+		return st, nil
+	}
+	for _, p := range rw.podProblems(ctx, d, w.Namespace, podSel, keep) {
+		if p.fatal && st.failure == nil {
+			st.failure = &RolloutError{Workload: w, Reason: p.reason,
+				Detail: strings.Join(append([]string{"pod: " + p.pod}, p.detail...), "\n")}
+			continue
+		}
+		st.problems = append(st.problems, p)
+	}
+	return st, nil
+}
+
+func ownedBy(uid types.UID) func(*corev1.Pod) bool {
+	return func(p *corev1.Pod) bool {
+		for _, o := range p.OwnerReferences {
+			if o.UID == uid && o.Controller != nil && *o.Controller {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func (rw rolloutWaiter) podProblems(ctx context.Context, d diagnoser, ns string, sel labels.Selector, keep func(*corev1.Pod) bool) []problem {
+	list, err := rw.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil
+	}
+	var pods []corev1.Pod
+	for i := range list.Items {
+		if keep == nil || keep(&list.Items[i]) {
+			pods = append(pods, list.Items[i])
+		}
+	}
+	return d.pods(ctx, pods)
+}
+
+// currentDeploymentPods returns a filter for the pods of the deployment's
+// newest ReplicaSet (so the previous revision's crashing pods are not
+// blamed for the new one), or nil when that ReplicaSet is not found.
+func (rw rolloutWaiter) currentDeploymentPods(ctx context.Context, dep *appsv1.Deployment, sel labels.Selector) func(*corev1.Pod) bool {
+	const revAnn = "deployment.kubernetes.io/revision"
+	rev := dep.Annotations[revAnn]
+	if rev == "" {
+		return nil
+	}
+	rss, err := rw.cs.AppsV1().ReplicaSets(dep.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil
+	}
+	for _, rs := range rss.Items {
+		if rs.Annotations[revAnn] != rev || !metav1.IsControlledBy(&rs, dep) {
+			continue
+		}
+		hash := rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+		if hash == "" {
+			return nil
+		}
+		return func(p *corev1.Pod) bool { return p.Labels[appsv1.DefaultDeploymentUniqueLabelKey] == hash }
+	}
+	return nil
+}
+
+// rolloutFailed is returned by the status functions when the rollout has
+// failed for good.
+type rolloutFailed struct{ reason string }
+
+func (e *rolloutFailed) Error() string { return e.reason }
+
+// deploymentStatus mirrors kubectl's DeploymentStatusViewer.
+func deploymentStatus(d *appsv1.Deployment) (string, bool, error) {
+	if d.Generation > d.Status.ObservedGeneration {
+		return "waiting for the deployment spec update to be observed", false, nil
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
+			return "", false, &rolloutFailed{reason: "exceeded its progress deadline: " + c.Message}
+		}
+	}
+	if d.Spec.Replicas != nil && d.Status.UpdatedReplicas < *d.Spec.Replicas {
+		return fmt.Sprintf("%d out of %d new replicas have been updated", d.Status.UpdatedReplicas, *d.Spec.Replicas), false, nil
+	}
+	if d.Status.Replicas > d.Status.UpdatedReplicas {
+		return fmt.Sprintf("%d old replicas are pending termination", d.Status.Replicas-d.Status.UpdatedReplicas), false, nil
+	}
+	if d.Status.AvailableReplicas < d.Status.UpdatedReplicas {
+		return fmt.Sprintf("%d of %d updated replicas are available", d.Status.AvailableReplicas, d.Status.UpdatedReplicas), false, nil
+	}
+	return "successfully rolled out", true, nil
+}
+
+// statefulSetStatus mirrors kubectl's StatefulSetStatusViewer; OnDelete
+// statefulsets count as rolled out once their replicas are ready.
+func statefulSetStatus(s *appsv1.StatefulSet) (string, bool, error) {
+	if s.Status.ObservedGeneration == 0 || s.Generation > s.Status.ObservedGeneration {
+		return "waiting for the statefulset spec update to be observed", false, nil
+	}
+	if s.Spec.Replicas != nil && s.Status.ReadyReplicas < *s.Spec.Replicas {
+		return fmt.Sprintf("waiting for %d pods to be ready", *s.Spec.Replicas-s.Status.ReadyReplicas), false, nil
+	}
+	if s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+		return "ready (OnDelete update strategy)", true, nil
+	}
+	if ru := s.Spec.UpdateStrategy.RollingUpdate; ru != nil && s.Spec.Replicas != nil && ru.Partition != nil {
+		if s.Status.UpdatedReplicas < *s.Spec.Replicas-*ru.Partition {
+			return fmt.Sprintf("partitioned roll out: %d out of %d new pods have been updated", s.Status.UpdatedReplicas, *s.Spec.Replicas-*ru.Partition), false, nil
+		}
+		return "partitioned roll out complete", true, nil
+	}
+	if s.Status.UpdateRevision != s.Status.CurrentRevision {
+		return fmt.Sprintf("rolling update: %d pods at revision %s", s.Status.UpdatedReplicas, s.Status.UpdateRevision), false, nil
+	}
+	return "rolling update complete", true, nil
+}
+
+// daemonSetStatus mirrors kubectl's DaemonSetStatusViewer; OnDelete
+// daemonsets count as rolled out.
+func daemonSetStatus(d *appsv1.DaemonSet) (string, bool, error) {
+	if d.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType {
+		return "OnDelete update strategy", true, nil
+	}
+	if d.Generation > d.Status.ObservedGeneration {
+		return "waiting for the daemon set spec update to be observed", false, nil
+	}
+	if d.Status.UpdatedNumberScheduled < d.Status.DesiredNumberScheduled {
+		return fmt.Sprintf("%d out of %d new pods have been updated", d.Status.UpdatedNumberScheduled, d.Status.DesiredNumberScheduled), false, nil
+	}
+	if d.Status.NumberAvailable < d.Status.DesiredNumberScheduled {
+		return fmt.Sprintf("%d of %d updated pods are available", d.Status.NumberAvailable, d.Status.DesiredNumberScheduled), false, nil
+	}
+	return "successfully rolled out", true, nil
+}
+
+func jobStatus(j *batchv1.Job) (string, bool, error) {
+	for _, c := range j.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			return "completed", true, nil
+		case batchv1.JobFailed:
+			return "", false, &rolloutFailed{reason: "job failed: " + firstNonEmpty(c.Message, c.Reason)}
+		}
+	}
+	return fmt.Sprintf("waiting for the job to complete (%d active, %d succeeded, %d failed)", j.Status.Active, j.Status.Succeeded, j.Status.Failed), false, nil
+}
+
+func podStatus(p *corev1.Pod) (string, bool, error) {
+	switch p.Status.Phase {
+	case corev1.PodSucceeded:
+		return "completed", true, nil
+	case corev1.PodFailed:
+		return "", false, &rolloutFailed{reason: "pod failed: " + firstNonEmpty(p.Status.Message, p.Status.Reason, "phase Failed")}
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return "ready", true, nil
+		}
+	}
+	return "waiting for the pod to be ready", false, nil
+}

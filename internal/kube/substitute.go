@@ -1,0 +1,214 @@
+package kube
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Labels devloop puts on everything it applies.
+const (
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "devloop"
+	ProjectLabel   = "devloop.dev/project"
+)
+
+// Workload names an object whose pods devloop waits for.
+type Workload struct {
+	Kind      string // "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob" or "Pod"
+	Namespace string
+	Name      string
+}
+
+// String is the kubectl-style "deployment/name".
+func (w Workload) String() string { return strings.ToLower(w.Kind) + "/" + w.Name }
+
+// Key is "Kind/namespace/name", unique within a cluster; ParseWorkloadKey inverts it.
+func (w Workload) Key() string { return w.Kind + "/" + w.Namespace + "/" + w.Name }
+
+// ParseWorkloadKey parses the result of Workload.Key.
+func ParseWorkloadKey(key string) (Workload, error) {
+	parts := strings.SplitN(key, "/", 3)
+	if len(parts) != 3 || parts[0] == "" || parts[2] == "" {
+		return Workload{}, fmt.Errorf("invalid workload key %q (want Kind/namespace/name)", key)
+	}
+	return Workload{Kind: parts[0], Namespace: parts[1], Name: parts[2]}, nil
+}
+
+// podTemplatePath returns the field path of the pod template (metadata+spec)
+// of a workload kind; nil means the object itself is the pod; ok is false for
+// kinds without pods.
+func podTemplatePath(kind string) (path []string, ok bool) {
+	switch kind {
+	case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job":
+		return []string{"spec", "template"}, true
+	case "CronJob":
+		return []string{"spec", "jobTemplate", "spec", "template"}, true
+	case "Pod":
+		return nil, true
+	}
+	return nil, false
+}
+
+// podTemplate returns the pod template map of obj (the object itself for a Pod).
+func podTemplate(obj *unstructured.Unstructured) (map[string]any, bool) {
+	path, ok := podTemplatePath(obj.GetKind())
+	if !ok {
+		return nil, false
+	}
+	if path == nil {
+		return obj.Object, true
+	}
+	cur := obj.Object
+	for _, p := range path {
+		next, ok := cur[p].(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		cur = next
+	}
+	return cur, true
+}
+
+// WorkloadsOf returns the objects that run pods, in order.
+func WorkloadsOf(objs []*unstructured.Unstructured) []Workload {
+	var out []Workload
+	for _, o := range objs {
+		if _, ok := podTemplatePath(o.GetKind()); ok && isBuiltinWorkloadGroup(o) {
+			out = append(out, Workload{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
+		}
+	}
+	return out
+}
+
+func isBuiltinWorkloadGroup(o *unstructured.Unstructured) bool {
+	switch o.GroupVersionKind().Group {
+	case "", "apps", "batch", "extensions":
+		return true
+	}
+	return false
+}
+
+// normalizeRepo turns an image reference into its fully-qualified repository
+// without tag or digest: "hello:1" → "docker.io/library/hello".
+func normalizeRepo(image string) string {
+	repo := image
+	if i := strings.Index(repo, "@"); i >= 0 {
+		repo = repo[:i]
+	}
+	if i := strings.LastIndex(repo, ":"); i >= 0 && !strings.Contains(repo[i:], "/") {
+		repo = repo[:i]
+	}
+	domain, rest := "", repo
+	if i := strings.Index(repo, "/"); i >= 0 {
+		first := repo[:i]
+		if strings.ContainsAny(first, ".:") || first == "localhost" || strings.ToLower(first) != first {
+			domain, rest = first, repo[i+1:]
+		}
+	}
+	if domain == "" || domain == "index.docker.io" {
+		domain = "docker.io"
+	}
+	if domain == "docker.io" && !strings.Contains(rest, "/") {
+		rest = "library/" + rest
+	}
+	return domain + "/" + rest
+}
+
+// Substitute replaces, in every pod template of objs, each container image
+// whose repository (tag and digest ignored, Docker Hub names normalised) is a
+// key of images with that key's built ref, and sets imagePullPolicy
+// IfNotPresent on it. It returns, per images key, the Workload.Key of each
+// workload that uses it (sorted, no duplicates).
+func Substitute(objs []*unstructured.Unstructured, images map[string]string) (used map[string][]string, err error) {
+	byRepo := make(map[string]string, len(images))
+	for k := range images {
+		n := normalizeRepo(k)
+		if prev, dup := byRepo[n]; dup {
+			return nil, fmt.Errorf("images %q and %q name the same repository %s", prev, k, n)
+		}
+		byRepo[n] = k
+	}
+	used = map[string][]string{}
+	for _, o := range objs {
+		tmpl, ok := podTemplate(o)
+		if !ok {
+			continue
+		}
+		spec, ok := tmpl["spec"].(map[string]any)
+		if !ok {
+			continue
+		}
+		w := Workload{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}
+		for _, field := range []string{"initContainers", "containers"} {
+			list, ok := spec[field].([]any)
+			if !ok && spec[field] != nil {
+				return nil, fmt.Errorf("%s (%s): spec.%s is not a list", w, Source(o), field)
+			}
+			for i, c := range list {
+				cm, ok := c.(map[string]any)
+				if !ok {
+					return nil, fmt.Errorf("%s (%s): %s[%d] is not an object", w, Source(o), field, i)
+				}
+				img, _ := cm["image"].(string)
+				if img == "" {
+					continue
+				}
+				key, ok := byRepo[normalizeRepo(img)]
+				if !ok {
+					continue
+				}
+				cm["image"] = images[key]
+				cm["imagePullPolicy"] = "IfNotPresent"
+				used[key] = appendUnique(used[key], w.Key())
+			}
+		}
+	}
+	for k := range used {
+		sort.Strings(used[k])
+	}
+	return used, nil
+}
+
+func appendUnique(s []string, v string) []string {
+	for _, x := range s {
+		if x == v {
+			return s
+		}
+	}
+	return append(s, v)
+}
+
+// Label adds the managed-by and project labels to every object and to every
+// pod template (never to selectors).
+func Label(objs []*unstructured.Unstructured, project string) {
+	add := func(meta map[string]any) {
+		labels, _ := meta["labels"].(map[string]any)
+		if labels == nil {
+			labels = map[string]any{}
+		}
+		labels[ManagedByLabel] = ManagedByValue
+		labels[ProjectLabel] = project
+		meta["labels"] = labels
+	}
+	for _, o := range objs {
+		meta, _ := o.Object["metadata"].(map[string]any)
+		if meta == nil {
+			meta = map[string]any{}
+			o.Object["metadata"] = meta
+		}
+		add(meta)
+		if path, ok := podTemplatePath(o.GetKind()); ok && path != nil {
+			if tmpl, ok := podTemplate(o); ok {
+				tm, _ := tmpl["metadata"].(map[string]any)
+				if tm == nil {
+					tm = map[string]any{}
+					tmpl["metadata"] = tm
+				}
+				add(tm)
+			}
+		}
+	}
+}
