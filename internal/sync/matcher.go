@@ -164,22 +164,22 @@ func (m *Matcher) MatchesEntireDir(absPath string) bool {
 		return true
 	}
 	rel, ok := m.rel(absPath)
-	if !ok || rel == "." {
-		return false
-	}
-	if !m.Matches(absPath) {
+	if !ok || rel == "." || neverExcluded(rel) {
 		return false
 	}
 	dirSegs := strings.Split(rel, "/")
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// Editor temp-file patterns apply to a path's last component only, so
+	// they never make a whole directory ignored.
+	if matched, err := m.pm.MatchesOrParentMatches(filepath.FromSlash(rel)); err != nil || !matched {
+		return false
+	}
 	for _, p := range m.pm.Patterns() {
 		if p.Exclusion() && mayMatchBelow(strings.Split(filepath.ToSlash(p.String()), "/"), dirSegs) {
 			return false
 		}
 	}
-	// Dockerfile and .dockerignore are never excluded, but they live in the
-	// context root, which is never "entirely ignored" (rel == "." above).
 	return true
 }
 

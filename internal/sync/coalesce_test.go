@@ -1,0 +1,147 @@
+package sync
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// The coalescer tests run inside synctest bubbles: time there is virtual and
+// only advances when every goroutine in the bubble is blocked, so the
+// time.Sleep calls below advance a fake clock deterministically and
+// instantly; they are not synchronisation by waiting. synctest.Wait then
+// guarantees the coalescer goroutine has processed everything sent so far.
+
+// recvNow returns a batch if one is ready right now (after synctest.Wait).
+func recvNow(t *testing.T, out <-chan []string) ([]string, bool) {
+	t.Helper()
+	synctest.Wait()
+	select {
+	case b, ok := <-out:
+		if !ok {
+			t.Fatalf("output closed")
+		}
+		return b, true
+	default:
+		return nil, false
+	}
+}
+
+func TestCoalesceQuiet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		in := make(chan string)
+		out := Coalesce(t.Context(), RealClock{}, 150*time.Millisecond, 10*time.Second, in)
+		in <- "/b"
+		time.Sleep(50 * time.Millisecond)
+		in <- "/a"
+		time.Sleep(100 * time.Millisecond)
+		in <- "/b" // restarts the quiet period: now due at t=300ms
+		time.Sleep(149 * time.Millisecond)
+		if b, ok := recvNow(t, out); ok {
+			t.Fatalf("batch %v emitted before the quiet period passed", b)
+		}
+		time.Sleep(time.Millisecond)
+		b, ok := recvNow(t, out)
+		if !ok {
+			t.Fatalf("no batch after the quiet period")
+		}
+		if want := []string{"/a", "/b"}; !slices.Equal(b, want) {
+			t.Errorf("batch = %v, want %v (deduplicated, sorted)", b, want)
+		}
+		// A later change starts a new batch.
+		in <- "/c"
+		time.Sleep(150 * time.Millisecond)
+		b, ok = recvNow(t, out)
+		if !ok || !slices.Equal(b, []string{"/c"}) {
+			t.Errorf("second batch = %v, %v; want [/c]", b, ok)
+		}
+	})
+}
+
+func TestCoalesceCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		in := make(chan string)
+		quiet, capDur := 150*time.Millisecond, time.Second
+		out := Coalesce(t.Context(), RealClock{}, quiet, capDur, in)
+		start := time.Now()
+		var batches [][]string
+		var times []time.Duration
+		// A change every 100ms never lets the quiet period pass.
+		for i := range 25 {
+			in <- string(rune('a' + i))
+			time.Sleep(100 * time.Millisecond)
+			if b, ok := recvNow(t, out); ok {
+				batches = append(batches, b)
+				times = append(times, time.Since(start))
+			}
+		}
+		if len(batches) != 2 {
+			t.Fatalf("got %d batches %v, want 2 capped batches in 2.5s", len(batches), batches)
+		}
+		if times[0] != time.Second || len(batches[0]) != 10 {
+			t.Errorf("first batch at %v with %d paths, want at 1s with 10", times[0], len(batches[0]))
+		}
+	})
+}
+
+func TestCoalesceSlowConsumerMerges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		in := make(chan string)
+		out := Coalesce(t.Context(), RealClock{}, 150*time.Millisecond, 10*time.Second, in)
+		in <- "/x"
+		time.Sleep(time.Second) // batch [/x] is due; nobody receives
+		in <- "/a"              // input is still accepted
+		time.Sleep(time.Second)
+		b, ok := recvNow(t, out)
+		if !ok || !slices.Equal(b, []string{"/a", "/x"}) {
+			t.Errorf("batch = %v, %v; want merged [/a /x]", b, ok)
+		}
+		if b, ok := recvNow(t, out); ok {
+			t.Errorf("unexpected extra batch %v", b)
+		}
+	})
+}
+
+func TestCoalesceInputClosedFlushes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		in := make(chan string)
+		out := Coalesce(t.Context(), RealClock{}, time.Hour, time.Hour, in)
+		in <- "/a"
+		close(in)
+		b, ok := <-out
+		if !ok || !slices.Equal(b, []string{"/a"}) {
+			t.Errorf("batch = %v, %v; want [/a] flushed on close", b, ok)
+		}
+		if _, ok := <-out; ok {
+			t.Errorf("output not closed after input closed")
+		}
+	})
+}
+
+func TestCoalesceContextCancelCloses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		in := make(chan string)
+		out := Coalesce(ctx, RealClock{}, 0, 0, in) // defaults
+		in <- "/a"
+		cancel()
+		for range out { // must terminate
+		}
+	})
+}
+
+func TestMergeSorted(t *testing.T) {
+	tests := []struct{ a, b, want []string }{
+		{nil, nil, nil},
+		{[]string{"a"}, nil, []string{"a"}},
+		{nil, []string{"a"}, []string{"a"}},
+		{[]string{"a", "c"}, []string{"b", "c", "d"}, []string{"a", "b", "c", "d"}},
+	}
+	for _, tt := range tests {
+		if got := mergeSorted(tt.a, tt.b); !slices.Equal(got, tt.want) {
+			t.Errorf("mergeSorted(%v, %v) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
