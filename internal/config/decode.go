@@ -124,6 +124,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.SetString(n.Value)
 	case reflect.Int:
 		var i int
+		if n.Kind == yaml.ScalarNode && digits.MatchString(n.Value) &&
+			(n.ShortTag() == "!!float" || (n.ShortTag() == "!!int" && n.Decode(&i) != nil)) {
+			// YAML resolves an integer too large for int64 as a float.
+			d.fail(n, path, "integer %s is too large", n.Value)
+			return
+		}
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil {
 			d.fail(n, path, "expected an integer, got %s", describe(n))
 			return
@@ -280,6 +286,8 @@ func levenshtein(a, b string) int {
 	}
 	return prev[len(rb)]
 }
+
+var digits = regexp.MustCompile(`^[-+]?[0-9]+$`)
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 

@@ -91,9 +91,16 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`1:7: name: expected a string, got integer 123 (quote it to make it a string)`},
 		},
 		{
-			name: "list given as mapping",
-			yaml: "name: p\nservices:\n  name: web\n",
-			want: []string{`3:3: services: expected a list, got a mapping`},
+			name:  "list given as mapping",
+			yaml:  "name: p\nservices:\n  name: web\n",
+			want:  []string{`3:3: services: expected a list, got a mapping`},
+			count: 1,
+		},
+		{
+			name:  "integer too large",
+			yaml:  "name: p\nservices:\n  - name: web\n    portForwards: [{local: 99999999999999999999, port: 80}]\n",
+			want:  []string{`4:28: services[0].portForwards[0].local: integer 99999999999999999999 is too large`},
+			count: 1,
 		},
 		{
 			name: "yes is not a boolean",
@@ -340,6 +347,7 @@ func TestLoadErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dir := fixture(t)
 			path := writeConfig(t, dir, tc.yaml)
 			cfg, err := Load(path)

@@ -87,7 +87,7 @@ func (v *validator) validate() {
 	}
 	v.dnsLabel("namespace", cfg.Namespace)
 	v.validateCluster()
-	if len(cfg.Services) == 0 && len(cfg.Manifests) == 0 {
+	if len(cfg.Services) == 0 && len(cfg.Manifests) == 0 && !v.bad["services"] && !v.bad["manifests"] {
 		v.errorf("", `nothing to do: expected at least one of "services" or "manifests"`)
 	}
 	names := map[string]string{}
