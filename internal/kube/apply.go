@@ -203,7 +203,7 @@ func (a *Applier) InventoryName() string { return "devloop-inventory-" + a.proje
 var crdGK = schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}
 
 func isNamespace(gvk schema.GroupVersionKind) bool { return gvk.Group == "" && gvk.Kind == "Namespace" }
-func isCRD(gvk schema.GroupVersionKind) bool      { return gvk.GroupKind() == crdGK }
+func isCRD(gvk schema.GroupVersionKind) bool       { return gvk.GroupKind() == crdGK }
 
 // prepared is an object ready to send, with its mapping.
 type prepared struct {
