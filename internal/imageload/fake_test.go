@@ -1,0 +1,355 @@
+package imageload
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/client"
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
+	kexec "sigs.k8s.io/kind/pkg/exec"
+)
+
+// runFunc executes a command on a fake node.
+type runFunc func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
+
+// funcNode is a nodes.Node whose commands are run by a function.
+type funcNode struct {
+	name string
+	run  runFunc
+}
+
+var _ nodes.Node = (*funcNode)(nil)
+
+func (n *funcNode) String() string              { return n.name }
+func (n *funcNode) Role() (string, error)       { return "control-plane", nil }
+func (n *funcNode) IP() (string, string, error) { return "", "", nil }
+func (n *funcNode) SerialLogs(io.Writer) error  { return nil }
+func (n *funcNode) Command(name string, args ...string) kexec.Cmd {
+	return n.CommandContext(context.Background(), name, args...)
+}
+func (n *funcNode) CommandContext(ctx context.Context, name string, args ...string) kexec.Cmd {
+	return &funcCmd{ctx: ctx, args: append([]string{name}, args...), run: n.run}
+}
+
+type funcCmd struct {
+	ctx            context.Context
+	args           []string
+	run            runFunc
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func (c *funcCmd) Run() error {
+	stdin := c.stdin
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	stdout, stderr := c.stdout, c.stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	return c.run(c.ctx, c.args, stdin, stdout, stderr)
+}
+func (c *funcCmd) SetEnv(...string) kexec.Cmd      { return c }
+func (c *funcCmd) SetStdin(r io.Reader) kexec.Cmd  { c.stdin = r; return c }
+func (c *funcCmd) SetStdout(w io.Writer) kexec.Cmd { c.stdout = w; return c }
+func (c *funcCmd) SetStderr(w io.Writer) kexec.Cmd { c.stderr = w; return c }
+
+type fakeLister []nodes.Node
+
+func (f fakeLister) ListInternalNodes(string) ([]nodes.Node, error) { return f, nil }
+
+// fakeContainerd emulates the parts of a kind node's containerd the loader
+// uses: content store, images by name, `ctr images import` of docker-archive
+// and OCI-layout tars (which fails, like containerd's unpack, when a
+// manifest references a layer that is neither in the tar nor in the store).
+type fakeContainerd struct {
+	mu        sync.Mutex
+	content   map[string]int64  // digest -> size
+	images    map[string]string // normalized name -> config digest
+	imports   int
+	rejectOCI bool
+	noContent bool
+	received  int64
+}
+
+func newFakeContainerd() *fakeContainerd {
+	return &fakeContainerd{content: map[string]int64{}, images: map[string]string{}}
+}
+
+func normalize(ref string) string {
+	if !strings.Contains(ref, "/") {
+		ref = "docker.io/library/" + ref
+	}
+	return ref
+}
+
+func (f *fakeContainerd) run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmd := strings.Join(args, " ")
+	switch {
+	case args[0] == "crictl" && args[1] == "inspecti":
+		f.mu.Lock()
+		id, ok := f.images[normalize(args[2])]
+		f.mu.Unlock()
+		if !ok {
+			return errors.New("image not found")
+		}
+		return json.NewEncoder(stdout).Encode(map[string]any{"status": map[string]any{"id": id}})
+	case cmd == "containerd config dump":
+		_, err := io.WriteString(stdout, "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"overlayfs\"\n")
+		return err
+	case cmd == "ctr --namespace=k8s.io content ls -q":
+		if f.noContent {
+			return errors.New("ctr: unknown command")
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for d := range f.content {
+			fmt.Fprintln(stdout, d)
+		}
+		return nil
+	case strings.HasPrefix(cmd, "ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -"):
+		return f.importTar(stdin)
+	}
+	return fmt.Errorf("fake node: unexpected command %q", cmd)
+}
+
+func (f *fakeContainerd) importTar(r io.Reader) error {
+	cr := &countingReader{r: r}
+	tr := tar.NewReader(cr)
+	blobs := map[string][]byte{} // name -> content (small files only)
+	byName := map[string]string{}
+	newContent := map[string]int64{}
+	oci := false
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		d := sha256.New()
+		var small bytes.Buffer
+		if _, err := io.Copy(io.MultiWriter(d, &small), tr); err != nil {
+			return err
+		}
+		dg := fmt.Sprintf("sha256:%x", d.Sum(nil))
+		name := path.Clean(h.Name)
+		if name == "oci-layout" {
+			oci = true
+			continue
+		}
+		newContent[dg] = h.Size
+		byName[name] = dg
+		if h.Size < 1<<20 {
+			blobs[name] = small.Bytes()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.received += cr.n
+	f.imports++
+	has := func(d string) bool { _, a := f.content[d]; _, b := newContent[d]; return a || b }
+	blobByDigest := func(d string) []byte {
+		for n, dg := range byName {
+			if dg == d {
+				return blobs[n]
+			}
+		}
+		return nil
+	}
+	type desc struct {
+		Digest      string
+		Size        int64
+		Annotations map[string]string
+	}
+	if oci {
+		if f.rejectOCI {
+			return errors.New("ctr: fake rejects OCI layout")
+		}
+		var idx struct{ Manifests []desc }
+		if err := json.Unmarshal(blobs["index.json"], &idx); err != nil {
+			return fmt.Errorf("index.json: %w", err)
+		}
+		for _, m := range idx.Manifests {
+			var mf struct {
+				Config desc
+				Layers []desc
+			}
+			if err := json.Unmarshal(blobByDigest(m.Digest), &mf); err != nil {
+				return fmt.Errorf("manifest %s: %w", m.Digest, err)
+			}
+			for _, l := range append(mf.Layers, mf.Config) {
+				if !has(l.Digest) {
+					return fmt.Errorf("unpack: content digest %s: not found", l.Digest)
+				}
+				if sz, ok := newContent[l.Digest]; ok && sz != l.Size {
+					return fmt.Errorf("size mismatch for %s", l.Digest)
+				}
+			}
+			f.images[m.Annotations["io.containerd.image.name"]] = mf.Config.Digest
+		}
+	} else {
+		var mfsts []struct {
+			Config   string
+			RepoTags []string
+			Layers   []string
+		}
+		if err := json.Unmarshal(blobs["manifest.json"], &mfsts); err != nil {
+			return fmt.Errorf("manifest.json: %w", err)
+		}
+		for _, m := range mfsts {
+			for _, l := range m.Layers {
+				if _, ok := byName[path.Clean(l)]; !ok {
+					return fmt.Errorf("layer %q not found", l)
+				}
+			}
+			for _, t := range m.RepoTags {
+				f.images[normalize(t)] = byName[m.Config]
+			}
+		}
+	}
+	for d, s := range newContent {
+		f.content[d] = s
+	}
+	return nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// fakeDocker serves ImageInspect and a Docker 20.10-style `docker save`
+// (legacy docker-archive) of images made of given layer contents.
+type fakeDocker struct {
+	images map[string]*fakeImage // ref -> image
+	saves  int
+}
+
+type fakeImage struct {
+	id      string
+	config  []byte
+	archive []byte
+}
+
+// addImage builds an image from layers (each layer: file name -> content).
+func (d *fakeDocker) addImage(ref string, layers [][]byte) *fakeImage {
+	var diffIDs []string
+	var layerTars [][]byte
+	for i, content := range layers {
+		var b bytes.Buffer
+		tw := tar.NewWriter(&b)
+		tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("layer%d", i), Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg})
+		tw.Write(content)
+		tw.Close()
+		layerTars = append(layerTars, b.Bytes())
+		diffIDs = append(diffIDs, fmt.Sprintf("sha256:%x", sha256.Sum256(b.Bytes())))
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"architecture": "amd64", "os": "linux",
+		"config": map[string]any{"Cmd": []string{"/app"}, "Label": ref},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs},
+	})
+	id := fmt.Sprintf("sha256:%x", sha256.Sum256(cfg))
+	// v1 IDs as Docker 20.10 computes them in spirit: from the chain for
+	// lower layers, including the config for the top one.
+	var v1ids []string
+	parent := ""
+	for i := range layerTars {
+		h := sha256.New()
+		fmt.Fprint(h, parent, strings.Join(diffIDs[:i+1], ","))
+		if i == len(layerTars)-1 {
+			h.Write(cfg)
+		}
+		parent = fmt.Sprintf("%x", h.Sum(nil))
+		v1ids = append(v1ids, parent)
+	}
+	var files []struct {
+		name string
+		b    []byte
+	}
+	var mLayers []string
+	for i, v1 := range v1ids {
+		files = append(files,
+			struct {
+				name string
+				b    []byte
+			}{v1 + "/VERSION", []byte("1.0")},
+			struct {
+				name string
+				b    []byte
+			}{v1 + "/json", []byte(`{"id":"` + v1 + `"}`)},
+			struct {
+				name string
+				b    []byte
+			}{v1 + "/layer.tar", layerTars[i]})
+		mLayers = append(mLayers, v1+"/layer.tar")
+	}
+	mj, _ := json.Marshal([]map[string]any{{"Config": id[7:] + ".json", "RepoTags": []string{ref}, "Layers": mLayers}})
+	files = append(files,
+		struct {
+			name string
+			b    []byte
+		}{id[7:] + ".json", cfg},
+		struct {
+			name string
+			b    []byte
+		}{"manifest.json", mj})
+	var ab bytes.Buffer
+	tw := tar.NewWriter(&ab)
+	for _, f := range files {
+		if strings.HasSuffix(f.name, "/VERSION") {
+			tw.WriteHeader(&tar.Header{Name: path.Dir(f.name) + "/", Typeflag: tar.TypeDir, Mode: 0o755})
+		}
+		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.b)), Typeflag: tar.TypeReg})
+		tw.Write(f.b)
+	}
+	tw.Close()
+	img := &fakeImage{id: id, config: cfg, archive: ab.Bytes()}
+	if d.images == nil {
+		d.images = map[string]*fakeImage{}
+	}
+	d.images[ref] = img
+	return img
+}
+
+func (d *fakeDocker) ImageInspect(ctx context.Context, ref string, _ ...client.ImageInspectOption) (client.ImageInspectResult, error) {
+	img, ok := d.images[ref]
+	if !ok {
+		return client.ImageInspectResult{}, fmt.Errorf("no such image: %s", ref)
+	}
+	return client.ImageInspectResult{InspectResponse: image.InspectResponse{ID: img.id}}, nil
+}
+
+func (d *fakeDocker) ImageSave(ctx context.Context, refs []string, _ ...client.ImageSaveOption) (client.ImageSaveResult, error) {
+	img, ok := d.images[refs[0]]
+	if !ok {
+		return nil, fmt.Errorf("no such image: %s", refs[0])
+	}
+	d.saves++
+	return io.NopCloser(bytes.NewReader(img.archive)), nil
+}

@@ -1,0 +1,355 @@
+// Package imageload loads images from the local Docker engine into the nodes
+// of a kind cluster: streaming (no temporary file), concurrently, skipping
+// nodes that already have the image, and, when it can, sending only the
+// layers a node lacks.
+//
+// The fast path streams `docker save` (the legacy docker-archive format of
+// Docker 20.10) and rewrites it on the fly into an OCI-layout archive for
+// `ctr images import`: containerd stores every blob of an OCI layout under
+// its own digest whatever its name in the tar, and the manifest may reference
+// layers that are already in the node's content store. A layer is left out
+// when the node's content store already holds its diffID; which diffID a
+// `<v1id>/layer.tar` entry carries is learnt from earlier saves (Docker's v1
+// IDs of all but the top layer depend only on the layer chain). When the fast
+// path fails, the node gets the plain docker-archive, as `kind load` does.
+package imageload
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/client"
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
+)
+
+// SaveAPI is the subset of the Docker client the loader needs.
+type SaveAPI interface {
+	ImageInspect(ctx context.Context, imageID string, opts ...client.ImageInspectOption) (client.ImageInspectResult, error)
+	ImageSave(ctx context.Context, imageIDs []string, opts ...client.ImageSaveOption) (client.ImageSaveResult, error)
+}
+
+var _ SaveAPI = (*client.Client)(nil)
+
+// NodeLister lists a kind cluster's nodes; *cluster.Provider implements it.
+type NodeLister interface {
+	ListInternalNodes(name string) ([]nodes.Node, error)
+}
+
+// NodeResult is what happened on one node.
+type NodeResult struct {
+	Name string
+	// Skipped is true when the node already had the image.
+	Skipped bool
+	// Fast is true when only missing layers were sent.
+	Fast bool
+	// LayersSent and LayersSkipped count layer blobs (fast path only).
+	LayersSent, LayersSkipped int
+	// Bytes is how many archive bytes were streamed into the node.
+	Bytes    int64
+	Duration time.Duration
+}
+
+// Result describes one Load.
+type Result struct {
+	Ref   string
+	ID    string
+	Nodes []NodeResult
+}
+
+// Option configures a Loader.
+type Option func(*Loader)
+
+// WithFastPath enables or disables sending only missing layers (default on).
+func WithFastPath(on bool) Option { return func(l *Loader) { l.fast = on } }
+
+// WithLayerCacheFile persists the learnt v1-id → diffID map in path, so the
+// fast path works on the first load after a restart too.
+func WithLayerCacheFile(path string) Option { return func(l *Loader) { l.layers.path = path } }
+
+// Loader loads images into kind nodes. It is safe for concurrent use.
+type Loader struct {
+	docker SaveAPI
+	nodes  NodeLister
+	fast   bool
+	layers *layerCache
+
+	mu          sync.Mutex
+	snapshotter map[string]string // node name -> containerd snapshotter
+}
+
+// NewLoader returns a Loader reading images from docker into nodes' clusters.
+func NewLoader(docker SaveAPI, nodes NodeLister, opts ...Option) *Loader {
+	l := &Loader{docker: docker, nodes: nodes, fast: true, layers: &layerCache{}, snapshotter: map[string]string{}}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
+}
+
+// Load makes ref (an image in the local Docker engine) present in every node
+// of the kind cluster clusterName. Progress notes go to out.
+func (l *Loader) Load(ctx context.Context, clusterName, ref string, out io.Writer) (Result, error) {
+	if out == nil {
+		out = io.Discard
+	}
+	res := Result{Ref: ref}
+	insp, err := l.docker.ImageInspect(ctx, ref)
+	if err != nil {
+		return res, fmt.Errorf("loading image %s: inspecting it in Docker: %w", ref, err)
+	}
+	res.ID = insp.ID
+	nodeList, err := l.nodes.ListInternalNodes(clusterName)
+	if err != nil {
+		return res, fmt.Errorf("loading image %s: listing nodes of cluster %q: %w", ref, clusterName, err)
+	}
+	if len(nodeList) == 0 {
+		return res, fmt.Errorf("loading image %s: cluster %q has no nodes", ref, clusterName)
+	}
+
+	res.Nodes = make([]NodeResult, len(nodeList))
+	var need []int
+	var wg sync.WaitGroup
+	for i, n := range nodeList {
+		res.Nodes[i].Name = n.String()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := nodeImageID(ctx, n, ref)
+			res.Nodes[i].Skipped = err == nil && id == insp.ID
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("loading image %s: %w", ref, err)
+	}
+	for i := range nodeList {
+		if !res.Nodes[i].Skipped {
+			need = append(need, i)
+		}
+	}
+	if len(need) == 0 {
+		return res, nil
+	}
+
+	targets := make([]*target, len(need))
+	for j, i := range need {
+		targets[j] = &target{node: nodeList[i], result: &res.Nodes[i]}
+	}
+	start := time.Now()
+	remaining := targets
+	if l.fast {
+		remaining = l.loadFast(ctx, ref, insp.ID, targets, out)
+	}
+	if len(remaining) > 0 {
+		if err := l.loadFull(ctx, ref, remaining); err != nil {
+			return res, err
+		}
+	}
+	for _, t := range targets {
+		if t.result.Duration == 0 {
+			t.result.Duration = time.Since(start)
+		}
+	}
+	return res, nil
+}
+
+// target is a node that needs the image.
+type target struct {
+	node   nodes.Node
+	result *NodeResult
+}
+
+// loadFull streams one docker-archive save into every target's
+// `ctr images import`, concurrently.
+func (l *Loader) loadFull(ctx context.Context, ref string, targets []*target) error {
+	start := time.Now()
+	save, err := l.docker.ImageSave(ctx, []string{ref})
+	if err != nil {
+		return fmt.Errorf("loading image %s: docker save: %w", ref, err)
+	}
+	defer save.Close()
+
+	fan := &fanout{}
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		pr, pw := io.Pipe()
+		fan.add(pw, &t.result.Bytes)
+		snap, err := l.nodeSnapshotter(ctx, t.node)
+		if err != nil {
+			errs[i] = err
+			pw.CloseWithError(err)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := importArchive(ctx, t.node, snap, pr)
+			pr.CloseWithError(errImportEnded) // unblock the fan-out if ctr exited early
+			errs[i] = err
+		}()
+	}
+	_, cerr := io.Copy(fan, save)
+	fan.close(cerr)
+	wg.Wait()
+	var all []error
+	for i, t := range targets {
+		t.result.Fast = false
+		t.result.Duration = time.Since(start)
+		if errs[i] != nil {
+			all = append(all, fmt.Errorf("loading image %s into node %s: %w", ref, t.node.String(), errs[i]))
+		}
+	}
+	if cerr != nil && !errors.Is(cerr, errAllSinksFailed) && len(all) == 0 {
+		all = append(all, fmt.Errorf("loading image %s: reading docker save: %w", ref, cerr))
+	}
+	return errors.Join(all...)
+}
+
+var errImportEnded = errors.New("import ended")
+
+// nodeImageID returns the ID (config digest) of ref in the node's CRI image
+// store, as kind's nodeutils.ImageID does, but cancellable.
+func nodeImageID(ctx context.Context, n nodes.Node, ref string) (string, error) {
+	var stdout bytes.Buffer
+	if err := n.CommandContext(ctx, "crictl", "inspecti", ref).SetStdout(&stdout).Run(); err != nil {
+		return "", err
+	}
+	var v struct {
+		Status struct {
+			ID string `json:"id"`
+		} `json:"status"`
+	}
+	if err := jsonUnmarshal(stdout.Bytes(), &v); err != nil {
+		return "", err
+	}
+	return v.Status.ID, nil
+}
+
+// nodeContent lists the digests in the node's content store.
+func nodeContent(ctx context.Context, n nodes.Node) (map[string]bool, error) {
+	var stdout bytes.Buffer
+	if err := n.CommandContext(ctx, "ctr", "--namespace=k8s.io", "content", "ls", "-q").SetStdout(&stdout).Run(); err != nil {
+		return nil, fmt.Errorf("listing content of node %s: %w", n.String(), err)
+	}
+	have := map[string]bool{}
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		if d := strings.TrimSpace(sc.Text()); strings.HasPrefix(d, "sha256:") {
+			have[d] = true
+		}
+	}
+	return have, sc.Err()
+}
+
+// importArchive runs kind's import command with r as stdin.
+func importArchive(ctx context.Context, n nodes.Node, snapshotter string, r io.Reader) error {
+	var stderr bytes.Buffer
+	cmd := n.CommandContext(ctx, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "--digests", "--snapshotter="+snapshotter, "-").
+		SetStdin(r).SetStderr(&stderr)
+	if err := cmd.Run(); err != nil {
+		if s := strings.TrimSpace(stderr.String()); s != "" {
+			return fmt.Errorf("ctr images import: %w: %s", err, s)
+		}
+		return fmt.Errorf("ctr images import: %w", err)
+	}
+	return nil
+}
+
+// nodeSnapshotter returns (and remembers) the node's CRI snapshotter.
+func (l *Loader) nodeSnapshotter(ctx context.Context, n nodes.Node) (string, error) {
+	l.mu.Lock()
+	s, ok := l.snapshotter[n.String()]
+	l.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	var stdout bytes.Buffer
+	if err := n.CommandContext(ctx, "containerd", "config", "dump").SetStdout(&stdout).Run(); err != nil {
+		return "", fmt.Errorf("detecting containerd snapshotter of node %s: %w", n.String(), err)
+	}
+	s, err := ParseSnapshotter(stdout.String())
+	if err != nil {
+		return "", fmt.Errorf("detecting containerd snapshotter of node %s: %w", n.String(), err)
+	}
+	l.mu.Lock()
+	l.snapshotter[n.String()] = s
+	l.mu.Unlock()
+	return s, nil
+}
+
+// ParseSnapshotter finds the CRI snapshotter in `containerd config dump`
+// output: [plugins."io.containerd.grpc.v1.cri".containerd] for config
+// version 2, [plugins."io.containerd.cri.v1.images"] for versions 3 and 4.
+func ParseSnapshotter(config string) (string, error) {
+	var section string
+	for _, line := range strings.Split(config, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			section = strings.ReplaceAll(strings.Trim(line, "[] "), "'", `"`)
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.TrimSpace(k) != "snapshotter" {
+			continue
+		}
+		switch section {
+		case `plugins."io.containerd.grpc.v1.cri".containerd`, `plugins."io.containerd.cri.v1.images"`:
+			if s := strings.Trim(strings.TrimSpace(v), `"'`); s != "" {
+				return s, nil
+			}
+		}
+	}
+	return "", errors.New("no CRI snapshotter in containerd config")
+}
+
+// fanout copies writes to several sinks, dropping (not failing on) sinks whose
+// write fails; it fails only when none is left.
+type fanout struct {
+	sinks []*fanSink
+}
+
+type fanSink struct {
+	w     *io.PipeWriter
+	count *int64
+	err   error
+}
+
+var errAllSinksFailed = errors.New("every node stopped reading")
+
+func (f *fanout) add(w *io.PipeWriter, count *int64) {
+	f.sinks = append(f.sinks, &fanSink{w: w, count: count})
+}
+
+func (f *fanout) Write(p []byte) (int, error) {
+	alive := 0
+	for _, s := range f.sinks {
+		if s.err != nil {
+			continue
+		}
+		n, err := s.w.Write(p)
+		*s.count += int64(n)
+		if err != nil {
+			s.err = err
+			continue
+		}
+		alive++
+	}
+	if alive == 0 {
+		return 0, errAllSinksFailed
+	}
+	return len(p), nil
+}
+
+func (f *fanout) close(err error) {
+	for _, s := range f.sinks {
+		s.w.CloseWithError(err)
+	}
+}
