@@ -1,0 +1,216 @@
+// Command loadbench times devloop's image loader against `kind load
+// docker-image` on a real kind cluster: a first load and a load after a
+// one-layer change, for FROM scratch images of several sizes.
+//
+// Usage (on hosts where `docker run --privileged` fails, put the docker shim
+// first in PATH so kind's `docker exec --privileged` works):
+//
+//	go build -o /tmp/kind sigs.k8s.io/kind
+//	PATH=/work/shared/offline-kind/shim:$PATH go run ./cmd/loadbench -cluster bx-bench -kind /tmp/kind
+//
+// Every image is FROM scratch with four layers of random bytes (40/30/20/10%
+// of the size); the "one-layer change" rewrites only the top layer's file.
+// Each tool loads its own images (fresh random content), so neither benefits
+// from the other's work. Images are removed from Docker and the nodes at the end.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/client"
+	"sigs.k8s.io/kind/pkg/cluster"
+
+	"github.com/devloop-dev/devloop/internal/build"
+	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/imageload"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadbench:", err)
+		os.Exit(1)
+	}
+}
+
+type measurement struct {
+	sizeMB            int
+	tool              string
+	first, afterOne   []time.Duration
+	firstB, afterOneB int64
+}
+
+func run() error {
+	clusterName := flag.String("cluster", "", "name of an existing kind cluster (required)")
+	kindBin := flag.String("kind", "kind", "kind binary for the baseline")
+	sizes := flag.String("sizes", "20,100,500", "image sizes in MB, comma separated")
+	runs := flag.Int("runs", 3, "repetitions per measurement (the median is reported)")
+	flag.Parse()
+	if *clusterName == "" {
+		return fmt.Errorf("-cluster is required")
+	}
+	ctx := context.Background()
+	dc, err := build.NewDockerClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	provider := cluster.NewProvider()
+	nodeList, err := provider.ListInternalNodes(*clusterName)
+	if err != nil || len(nodeList) == 0 {
+		return fmt.Errorf("cluster %q: nodes %d, %v", *clusterName, len(nodeList), err)
+	}
+	builder := build.NewBuilder(dc)
+	loader := imageload.NewLoader(dc, provider)
+
+	var refs []string
+	defer func() {
+		for _, r := range refs {
+			dc.ImageRemove(context.Background(), r, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+			for _, n := range nodeList {
+				n.Command("crictl", "rmi", r).Run()
+			}
+		}
+	}()
+
+	var results []measurement
+	for _, s := range strings.Split(*sizes, ",") {
+		mb, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("bad size %q", s)
+		}
+		for _, tool := range []string{"kind load docker-image", "devloop imageload"} {
+			m := measurement{sizeMB: mb, tool: tool}
+			for i := 0; i < *runs; i++ {
+				dir, err := os.MkdirTemp("", "loadbench-")
+				if err != nil {
+					return err
+				}
+				svc := config.Service{
+					Name:  "bench",
+					Image: fmt.Sprintf("loadbench-%dmb-%s", mb, strings.Fields(tool)[0]),
+					Build: config.Build{Context: dir},
+				}
+				if err := writeLayers(dir, mb, -1); err != nil {
+					return err
+				}
+				img1, err := builder.Build(ctx, svc, io.Discard)
+				if err != nil {
+					return err
+				}
+				refs = append(refs, img1.Ref())
+				if err := writeLayers(dir, mb, 3); err != nil {
+					return err
+				}
+				img2, err := builder.Build(ctx, svc, io.Discard)
+				if err != nil {
+					return err
+				}
+				refs = append(refs, img2.Ref())
+				os.RemoveAll(dir)
+
+				d1, b1, err := load(ctx, tool, *kindBin, *clusterName, loader, img1.Ref())
+				if err != nil {
+					return err
+				}
+				d2, b2, err := load(ctx, tool, *kindBin, *clusterName, loader, img2.Ref())
+				if err != nil {
+					return err
+				}
+				m.first, m.afterOne = append(m.first, d1), append(m.afterOne, d2)
+				m.firstB, m.afterOneB = b1, b2
+				fmt.Fprintf(os.Stderr, "%4d MB %-24s run %d: first %v, after one-layer change %v\n", mb, tool, i+1, d1.Round(time.Millisecond), d2.Round(time.Millisecond))
+			}
+			results = append(results, m)
+		}
+	}
+
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
+	fmt.Fprintf(w, "| image | tool | first load | after one-layer change | bytes sent (devloop: first / change) |\n|---|---|---|---|---|\n")
+	for _, m := range results {
+		bytes := "whole archive"
+		if m.tool == "devloop imageload" {
+			bytes = fmt.Sprintf("%.1f MB / %.1f MB", float64(m.firstB)/1e6, float64(m.afterOneB)/1e6)
+		}
+		fmt.Fprintf(w, "| %d MB | %s | %s | %s | %s |\n", m.sizeMB, m.tool, median(m.first), median(m.afterOne), bytes)
+	}
+	return nil
+}
+
+// load loads ref with one tool and returns the wall time and (devloop) bytes.
+func load(ctx context.Context, tool, kindBin, clusterName string, l *imageload.Loader, ref string) (time.Duration, int64, error) {
+	start := time.Now()
+	if tool == "kind load docker-image" {
+		out, err := exec.CommandContext(ctx, kindBin, "load", "docker-image", "--name", clusterName, ref).CombinedOutput()
+		if err != nil {
+			return 0, 0, fmt.Errorf("kind load %s: %v\n%s", ref, err, out)
+		}
+		return time.Since(start), 0, nil
+	}
+	res, err := l.Load(ctx, clusterName, ref, os.Stderr)
+	if err != nil {
+		return 0, 0, err
+	}
+	var b int64
+	for _, n := range res.Nodes {
+		b += n.Bytes
+	}
+	return time.Since(start), b, nil
+}
+
+// writeLayers writes layer0..3.bin (40/30/20/10% of mb) and a Dockerfile
+// copying them in order. only >= 0 rewrites just that layer's file.
+func writeLayers(dir string, mb, only int) error {
+	shares := []int{40, 30, 20, 10}
+	var df strings.Builder
+	df.WriteString("FROM scratch\n")
+	rng := rand.NewChaCha8([32]byte(randomSeed()))
+	for i, share := range shares {
+		name := fmt.Sprintf("layer%d.bin", i)
+		fmt.Fprintf(&df, "COPY %s /%s\n", name, name)
+		if only >= 0 && i != only {
+			continue
+		}
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		if _, err := io.CopyN(f, rng, int64(mb)*int64(share)*(1<<20)/100); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df.String()), 0o644)
+}
+
+func randomSeed() []byte {
+	b := make([]byte, 32)
+	for i := range b {
+		b[i] = byte(rand.Uint32())
+	}
+	return b
+}
+
+func median(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "-"
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2].Round(10 * time.Millisecond).String()
+}
