@@ -16,8 +16,8 @@ type Config struct {
 	// (app.kubernetes.io/managed-by=devloop, devloop.dev/project=<name>).
 	Name string `json:"name"`
 	// Namespace is where manifests without a namespace go. Default "default".
-	Namespace string   `json:"namespace,omitempty"`
-	Cluster   Cluster  `json:"cluster,omitempty"`
+	Namespace string    `json:"namespace,omitempty"`
+	Cluster   Cluster   `json:"cluster,omitempty"`
 	Services  []Service `json:"services,omitempty"`
 	// Manifests are files, globs or kustomize directories, absolute after load.
 	Manifests []string `json:"manifests,omitempty"`

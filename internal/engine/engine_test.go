@@ -1,0 +1,380 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/devloop-dev/devloop/internal/config"
+)
+
+func testConfig(names ...string) *config.Config {
+	cfg := &config.Config{Name: "p"}
+	for _, n := range names {
+		cfg.Services = append(cfg.Services, config.Service{Name: n, Image: n})
+	}
+	return cfg
+}
+
+func art(repo, tag string) *Artifact {
+	return &Artifact{Repo: repo, Ref: repo + ":" + tag, ID: "sha256:" + tag}
+}
+
+// run applies Plan's actions as started (like the loop does) and returns them.
+func step(s *State) []Action {
+	acts := Plan(s)
+	for _, a := range acts {
+		Reduce(s, ActionStarted{Action: a})
+	}
+	return acts
+}
+
+func kinds(acts []Action) []string {
+	var out []string
+	for _, a := range acts {
+		out = append(out, fmt.Sprintf("%s:%s", a.Kind, a.Service))
+	}
+	return out
+}
+
+func TestPlanFirstRunBuildsAllThenDeploysOnce(t *testing.T) {
+	s := NewState(testConfig("a", "b"), time.Unix(0, 0))
+	if got, want := kinds(step(s)), []string{"image:a", "image:b"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("first plan = %v, want %v", got, want)
+	}
+	Reduce(s, ImageDone{Service: "a", Gen: 1, Artifact: art("a", "1")})
+	if acts := step(s); len(acts) != 0 {
+		t.Fatalf("deploy must wait for every first image, got %v", kinds(acts))
+	}
+	Reduce(s, ImageDone{Service: "b", Gen: 1, Artifact: art("b", "1")})
+	acts := step(s)
+	if len(acts) != 1 || acts[0].Kind != ActionDeploy || !acts[0].All {
+		t.Fatalf("want one full deploy, got %+v", acts)
+	}
+	if want := map[string]string{"a": "a:1", "b": "b:1"}; !reflect.DeepEqual(acts[0].Images, want) {
+		t.Fatalf("images = %v, want %v", acts[0].Images, want)
+	}
+	Reduce(s, DeployDone{Gen: acts[0].Gen})
+	for _, n := range []string{"a", "b"} {
+		if s.Services[n].Phase != PhaseReady || s.Services[n].Deployed.Ref != n+":1" {
+			t.Fatalf("%s: phase %s deployed %v", n, s.Services[n].Phase, s.Services[n].Deployed)
+		}
+	}
+	if !s.Settled() {
+		t.Fatal("state should be settled")
+	}
+	if acts := step(s); len(acts) != 0 {
+		t.Fatalf("settled state planned %v", kinds(acts))
+	}
+}
+
+// settle brings every service to deployed at tag "1".
+func settled(t *testing.T, names ...string) *State {
+	t.Helper()
+	s := NewState(testConfig(names...), time.Unix(0, 0))
+	step(s)
+	for _, n := range names {
+		Reduce(s, ImageDone{Service: n, Gen: 1, Artifact: art(n, "1")})
+	}
+	acts := step(s)
+	Reduce(s, DeployDone{Gen: acts[0].Gen})
+	if !s.Settled() {
+		t.Fatal("not settled")
+	}
+	return s
+}
+
+func TestChangeRebuildsOnlyAffectedService(t *testing.T) {
+	s := settled(t, "a", "b")
+	Reduce(s, Changed{Rebuild: map[string][]string{"b": {"/src/b/main.go"}}})
+	acts := step(s)
+	if got := kinds(acts); !reflect.DeepEqual(got, []string{"image:b"}) {
+		t.Fatalf("plan = %v", got)
+	}
+	if !reflect.DeepEqual(acts[0].Paths, []string{"/src/b/main.go"}) {
+		t.Fatalf("reasons = %v", acts[0].Paths)
+	}
+	Reduce(s, ImageDone{Service: "b", Gen: acts[0].Gen, Artifact: art("b", "2")})
+	acts = step(s)
+	if len(acts) != 1 || acts[0].Kind != ActionDeploy || acts[0].All || !reflect.DeepEqual(acts[0].Services, []string{"b"}) {
+		t.Fatalf("want a deploy rolling only b, got %+v", acts)
+	}
+	Reduce(s, DeployDone{Gen: acts[0].Gen})
+	if s.Services["b"].Deployed.Ref != "b:2" || s.Services["a"].Deployed.Ref != "a:1" {
+		t.Fatalf("deployed: a=%v b=%v", s.Services["a"].Deployed, s.Services["b"].Deployed)
+	}
+}
+
+func TestSameContentRebuildDoesNotDeploy(t *testing.T) {
+	s := settled(t, "a")
+	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/x"}}})
+	acts := step(s)
+	Reduce(s, ImageDone{Service: "a", Gen: acts[0].Gen, Artifact: art("a", "1")})
+	if acts := step(s); len(acts) != 0 {
+		t.Fatalf("identical image must not redeploy, got %v", kinds(acts))
+	}
+	if s.Services["a"].Phase != PhaseReady {
+		t.Fatalf("phase = %s", s.Services["a"].Phase)
+	}
+}
+
+func TestChangeDuringBuildSupersedesIt(t *testing.T) {
+	s := settled(t, "a")
+	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/1"}}})
+	first := step(s)[0]
+	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/2"}}})
+	if got := kinds(step(s)); !reflect.DeepEqual(got, []string{"cancel:a"}) {
+		t.Fatalf("plan during build = %v, want cancel", got)
+	}
+	if got := kinds(step(s)); len(got) != 0 {
+		t.Fatalf("cancel must be asked once, then %v", got)
+	}
+	// The cancelled build reports back; a new build of the newest change follows.
+	Reduce(s, ImageDone{Service: "a", Gen: first.Gen, Err: ErrSuperseded})
+	acts := step(s)
+	if got := kinds(acts); !reflect.DeepEqual(got, []string{"image:a"}) {
+		t.Fatalf("after cancel = %v", got)
+	}
+	if acts[0].Gen == first.Gen || !reflect.DeepEqual(acts[0].Paths, []string{"/2"}) {
+		t.Fatalf("new build %+v should be a new generation for /2", acts[0])
+	}
+	if s.Services["a"].LastError != "" {
+		t.Fatalf("a superseded build is not an error: %q", s.Services["a"].LastError)
+	}
+}
+
+func TestStaleResultsAreDropped(t *testing.T) {
+	s := settled(t, "a")
+	Reduce(s, ImageDone{Service: "a", Gen: 99, Artifact: art("a", "x")})
+	Reduce(s, DeployDone{Gen: 99, Err: errors.New("boom")})
+	Reduce(s, SyncDone{Service: "a", Gen: 99, Err: errors.New("boom")})
+	if s.Services["a"].Built.Ref != "a:1" || s.Services["a"].Phase != PhaseReady || s.Services["a"].LastError != "" {
+		t.Fatalf("stale results changed state: %+v", s.Services["a"])
+	}
+}
+
+func TestFailedBuildKeepsLastGoodAndRetriesOnNextChange(t *testing.T) {
+	s := settled(t, "a")
+	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/main.go"}}})
+	acts := step(s)
+	Reduce(s, ImageDone{Service: "a", Gen: acts[0].Gen, Err: errors.New("main.go:3: syntax error")})
+	ss := s.Services["a"]
+	if ss.Phase != PhaseFailed || ss.LastError != "main.go:3: syntax error" {
+		t.Fatalf("after failure: %+v", ss)
+	}
+	if ss.Deployed.Ref != "a:1" {
+		t.Fatalf("last good version lost: %v", ss.Deployed)
+	}
+	if acts := step(s); len(acts) != 0 {
+		t.Fatalf("a failed build must not retry by itself: %v", kinds(acts))
+	}
+	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/main.go"}}})
+	acts = step(s)
+	if got := kinds(acts); !reflect.DeepEqual(got, []string{"image:a"}) {
+		t.Fatalf("next save should retry, got %v", got)
+	}
+	Reduce(s, ImageDone{Service: "a", Gen: acts[0].Gen, Artifact: art("a", "2")})
+	d := step(s)[0]
+	Reduce(s, DeployDone{Gen: d.Gen})
+	if ss.Phase != PhaseReady || ss.LastError != "" || ss.Deployed.Ref != "a:2" {
+		t.Fatalf("after recovery: %+v", ss)
+	}
+}
+
+func TestRolloutFailureIsPerService(t *testing.T) {
+	s := settled(t, "a", "b")
+	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/x"}, "b": {"/y"}}})
+	acts := step(s)
+	for _, a := range acts {
+		Reduce(s, ImageDone{Service: a.Service, Gen: a.Gen, Artifact: art(a.Service, "2")})
+	}
+	d := step(s)[0]
+	Reduce(s, DeployDone{Gen: d.Gen, Failed: map[string]error{"a": errors.New("CrashLoopBackOff")}})
+	if s.Services["a"].Phase != PhaseFailed || s.Services["a"].Deployed.Ref != "a:1" {
+		t.Fatalf("a: %+v", s.Services["a"])
+	}
+	if s.Services["b"].Phase != PhaseReady || s.Services["b"].Deployed.Ref != "b:2" {
+		t.Fatalf("b: %+v", s.Services["b"])
+	}
+}
+
+func TestManifestChangeAppliesWithoutBuilding(t *testing.T) {
+	s := settled(t, "a")
+	Reduce(s, Changed{Manifests: true})
+	acts := step(s)
+	if len(acts) != 1 || acts[0].Kind != ActionDeploy || !acts[0].All {
+		t.Fatalf("want one full apply, got %+v", acts)
+	}
+	if acts[0].Images["a"] != "a:1" {
+		t.Fatalf("apply must keep the built image: %v", acts[0].Images)
+	}
+}
+
+func TestOneDeployAtATime(t *testing.T) {
+	s := settled(t, "a", "b")
+	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/x"}}})
+	a := step(s)[0]
+	Reduce(s, ImageDone{Service: "a", Gen: a.Gen, Artifact: art("a", "2")})
+	d1 := step(s)[0]
+	// b finishes a build while a's deploy runs: it must wait.
+	Reduce(s, Changed{Rebuild: map[string][]string{"b": {"/y"}}})
+	b := step(s)[0]
+	Reduce(s, ImageDone{Service: "b", Gen: b.Gen, Artifact: art("b", "2")})
+	if acts := step(s); len(acts) != 0 {
+		t.Fatalf("second deploy started during the first: %v", kinds(acts))
+	}
+	Reduce(s, DeployDone{Gen: d1.Gen})
+	if s.Services["b"].Phase != PhaseDeploying {
+		t.Fatalf("b must still be waiting for its deploy, is %s", s.Services["b"].Phase)
+	}
+	d2 := step(s)
+	if len(d2) != 1 || !reflect.DeepEqual(d2[0].Services, []string{"b"}) {
+		t.Fatalf("second deploy = %+v", d2)
+	}
+}
+
+func TestLiveSync(t *testing.T) {
+	s := settled(t, "a")
+	Reduce(s, Changed{Sync: map[string][]string{"a": {"/static/b.css", "/static/a.css"}}})
+	acts := step(s)
+	if got := kinds(acts); !reflect.DeepEqual(got, []string{"sync:a"}) {
+		t.Fatalf("plan = %v", got)
+	}
+	if !reflect.DeepEqual(acts[0].Paths, []string{"/static/a.css", "/static/b.css"}) {
+		t.Fatalf("paths = %v", acts[0].Paths)
+	}
+	Reduce(s, SyncDone{Service: "a", Gen: acts[0].Gen})
+	if s.Services["a"].Phase != PhaseReady || s.Services["a"].Syncs != 1 {
+		t.Fatalf("after sync: %+v", s.Services["a"])
+	}
+
+	// A sync that cannot be done falls back to a rebuild and says why.
+	Reduce(s, Changed{Sync: map[string][]string{"a": {"/static/a.css"}}})
+	acts = step(s)
+	Reduce(s, SyncDone{Service: "a", Gen: acts[0].Gen, Fallback: true, Err: errors.New("no tar in the image")})
+	if got := kinds(step(s)); !reflect.DeepEqual(got, []string{"image:a"}) {
+		t.Fatalf("fallback should rebuild, got %v", got)
+	}
+	if s.Services["a"].LastError == "" {
+		t.Fatal("fallback must say why")
+	}
+}
+
+func TestSyncWaitsForBuildAndIsPartOfIt(t *testing.T) {
+	s := NewState(testConfig("a"), time.Unix(0, 0))
+	Reduce(s, Changed{Sync: map[string][]string{"a": {"/static/x"}}})
+	acts := step(s)
+	if got := kinds(acts); !reflect.DeepEqual(got, []string{"image:a"}) {
+		t.Fatalf("plan = %v", got)
+	}
+	if len(s.Services["a"].PendingSync) != 0 {
+		t.Fatal("a build includes pending synced files")
+	}
+}
+
+// fakeRunner records calls and lets the test decide each result.
+type fakeRunner struct {
+	mu      sync.Mutex
+	builds  map[string]int
+	release chan struct{} // closed or fed to let builds finish
+	deploys []Action
+}
+
+func (f *fakeRunner) Image(ctx context.Context, svc config.Service, _ []string, progress func(Phase)) (*Artifact, error) {
+	f.mu.Lock()
+	f.builds[svc.Name]++
+	n := f.builds[svc.Name]
+	f.mu.Unlock()
+	select {
+	case <-f.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	progress(PhaseLoading)
+	return art(svc.Image, fmt.Sprint(n)), nil
+}
+
+func (f *fakeRunner) Sync(context.Context, config.Service, []string) (bool, error) { return false, nil }
+
+func (f *fakeRunner) Deploy(_ context.Context, a Action) (map[string]error, error) {
+	f.mu.Lock()
+	f.deploys = append(f.deploys, a)
+	f.mu.Unlock()
+	return nil, nil
+}
+
+// settleObserver signals each time the state is settled.
+type settleObserver struct{ settled chan *State }
+
+func (o settleObserver) Reduced(s *State, _ Event) {
+	if s.Settled() {
+		o.settled <- s
+	}
+}
+func (o settleObserver) Started(*State, Action) {}
+
+func TestLoopRunsActionsAndSupersedes(t *testing.T) {
+	f := &fakeRunner{builds: map[string]int{}, release: make(chan struct{})}
+	obs := settleObserver{settled: make(chan *State, 16)}
+	l := New(testConfig("a", "b"), f, Options{Observer: obs})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- l.Run(ctx) }()
+
+	close(f.release) // builds finish at once from now on
+	<-obs.settled
+	f.mu.Lock()
+	if len(f.deploys) != 1 || !f.deploys[0].All {
+		t.Fatalf("deploys = %+v", f.deploys)
+	}
+	f.mu.Unlock()
+
+	l.Post(ctx, Changed{Rebuild: map[string][]string{"a": {"/a/main.go"}}})
+	<-obs.settled
+	f.mu.Lock()
+	if f.builds["a"] != 2 || f.builds["b"] != 1 {
+		t.Fatalf("builds = %v, want a rebuilt only", f.builds)
+	}
+	if len(f.deploys) != 2 || !reflect.DeepEqual(f.deploys[1].Services, []string{"a"}) {
+		t.Fatalf("second deploy = %+v", f.deploys)
+	}
+	f.mu.Unlock()
+
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v", err)
+	}
+}
+
+func TestLoopCancelsSupersededBuild(t *testing.T) {
+	f := &fakeRunner{builds: map[string]int{}, release: make(chan struct{})}
+	obs := settleObserver{settled: make(chan *State, 16)}
+	l := New(testConfig("a"), f, Options{Observer: obs})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go l.Run(ctx) //nolint:errcheck
+
+	// The first build blocks (release is open-ended); a change supersedes it.
+	l.Post(ctx, Changed{Rebuild: map[string][]string{"a": {"/a/x.go"}}})
+	// Once the second build has started, let builds finish.
+	for {
+		f.mu.Lock()
+		n := f.builds["a"]
+		f.mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		l.Post(ctx, Changed{}) // nudge: a no-op event
+		runtime.Gosched()
+	}
+	close(f.release)
+	s := <-obs.settled
+	if s.Services["a"].Deployed == nil || s.Services["a"].Deployed.Ref != "a:2" {
+		t.Fatalf("deployed %+v, want the second build", s.Services["a"].Deployed)
+	}
+}

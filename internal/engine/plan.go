@@ -1,0 +1,91 @@
+package engine
+
+// ActionKind names what an action does.
+type ActionKind string
+
+// The actions Plan can ask for.
+const (
+	// ActionImage runs the pre-build, the image build and the load into the nodes.
+	ActionImage ActionKind = "image"
+	// ActionSync copies changed files into the service's running containers.
+	ActionSync ActionKind = "sync"
+	// ActionDeploy applies the manifests with the built images and waits for rollouts.
+	ActionDeploy ActionKind = "deploy"
+	// ActionCancel cancels a service's in-flight build because a newer change superseded it.
+	ActionCancel ActionKind = "cancel"
+)
+
+// Action is one unit of work Plan asks the loop to start.
+type Action struct {
+	Kind    ActionKind
+	Service string
+	// Gen is the service generation (image, sync) or deploy generation the action belongs to.
+	Gen int
+	// Paths are the files to sync (ActionSync) or the reasons for a build (ActionImage).
+	Paths []string
+	// Services are the services whose workloads a deploy waits for; Images
+	// maps image repositories to the refs to substitute; All says to wait for
+	// every workload (manifests changed or first deploy).
+	Services []string
+	Images   map[string]string
+	All      bool
+}
+
+// Plan decides what to start now, given the state. It is pure.
+//
+// Policy, in order:
+//   - A change to a service whose build is running supersedes that build: the
+//     build is cancelled (the newest code is what the user wants to see, and
+//     Docker's layer cache makes the restart cheap), then built again.
+//   - A dirty service with nothing in flight is built; services never wait
+//     for each other's builds.
+//   - Files covered by live-sync rules are copied into a running service
+//     that has no build owed or running; before the first deploy there is
+//     nothing to copy into, so they simply wait for (and are part of) the build.
+//   - One deploy at a time. It starts when manifests changed or a new image
+//     is ready, and (before the first successful deploy) only once every
+//     service has an image, so the first apply is complete.
+func Plan(s *State) []Action {
+	var out []Action
+	for _, name := range s.Order {
+		ss := s.Services[name]
+		switch {
+		case ss.InFlight != 0:
+			if ss.Dirty && ss.Action == ActionImage && ss.Phase == PhaseBuilding {
+				out = append(out, Action{Kind: ActionCancel, Service: name, Gen: ss.InFlight})
+			}
+		case ss.Dirty:
+			out = append(out, Action{Kind: ActionImage, Service: name, Gen: ss.Gen, Paths: ss.Reasons})
+		case len(ss.PendingSync) > 0 && ss.Deployed != nil:
+			out = append(out, Action{Kind: ActionSync, Service: name, Gen: ss.Gen, Paths: ss.PendingSync})
+		}
+	}
+	if d, ok := planDeploy(s); ok {
+		out = append(out, d)
+	}
+	return out
+}
+
+func planDeploy(s *State) (Action, bool) {
+	if s.Deploying != 0 {
+		return Action{}, false
+	}
+	var roll []string
+	for _, name := range s.Order {
+		ss := s.Services[name]
+		if !s.InitialDeployDone && ss.Built == nil {
+			return Action{}, false // first apply waits for every first image
+		}
+		if ss.NeedsDeploy {
+			roll = append(roll, name)
+		}
+	}
+	if !s.ManifestsDirty && len(roll) == 0 {
+		return Action{}, false
+	}
+	all := s.ManifestsDirty || !s.InitialDeployDone
+	if all {
+		roll = append([]string(nil), s.Order...)
+	}
+	return Action{Kind: ActionDeploy, Gen: s.deployGen + 1, Services: roll, Images: s.Images(), All: all}, true
+}

@@ -1,0 +1,260 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Event is anything the loop reduces into State.
+type Event interface{ isEvent() }
+
+// Changed is a batch of file changes, already routed to what they affect.
+type Changed struct {
+	// Rebuild maps a service to the changed paths that need a new image.
+	Rebuild map[string][]string
+	// Sync maps a service to the changed paths its live-sync rules cover.
+	Sync map[string][]string
+	// Manifests: a manifest file changed; re-apply only.
+	Manifests bool
+	// Config: devloop.yaml itself changed.
+	Config bool
+}
+
+// ActionStarted records that the loop started an action Plan asked for.
+type ActionStarted struct{ Action Action }
+
+// Progress moves a running action's service to another phase (build → load).
+type Progress struct {
+	Service string
+	Gen     int
+	Phase   Phase
+}
+
+// ImageDone reports the end of a build-and-load action.
+type ImageDone struct {
+	Service  string
+	Gen      int
+	Artifact *Artifact
+	Err      error
+	Took     time.Duration
+}
+
+// SyncDone reports the end of a live sync.
+type SyncDone struct {
+	Service string
+	Gen     int
+	Err     error
+	// Fallback: the sync could not be done (no tar, no running container);
+	// the files need a rebuild instead. Err says why.
+	Fallback bool
+}
+
+// DeployDone reports the end of an apply-and-rollout.
+type DeployDone struct {
+	Gen int
+	// Err is a failure of the apply itself (nothing rolled).
+	Err error
+	// Failed maps a service to why its rollout failed.
+	Failed map[string]error
+	Took   time.Duration
+}
+
+// ConfigReloaded carries a new, valid config whose changes can be applied
+// without a restart; Restart lists the keys that changed but need one.
+type ConfigReloaded struct {
+	Restart []string
+	// Changed lists services whose build, sync or ignore settings changed.
+	Changed []string
+}
+
+func (Changed) isEvent()        {}
+func (ActionStarted) isEvent()  {}
+func (Progress) isEvent()       {}
+func (ImageDone) isEvent()      {}
+func (SyncDone) isEvent()       {}
+func (DeployDone) isEvent()     {}
+func (ConfigReloaded) isEvent() {}
+
+// ErrSuperseded is the error a build reports when a newer change cancelled it.
+var ErrSuperseded = errors.New("superseded by a newer change")
+
+// Reduce applies one event to the state. It is pure: no I/O, no clock (the
+// loop sets s.Now before calling it).
+func Reduce(s *State, ev Event) {
+	switch e := ev.(type) {
+	case Changed:
+		reduceChanged(s, e)
+	case ActionStarted:
+		reduceStarted(s, e.Action)
+	case Progress:
+		if ss := s.Services[e.Service]; ss != nil && ss.InFlight == e.Gen && e.Gen != 0 {
+			s.setPhase(ss, e.Phase)
+		}
+	case ImageDone:
+		reduceImageDone(s, e)
+	case SyncDone:
+		reduceSyncDone(s, e)
+	case DeployDone:
+		reduceDeployDone(s, e)
+	case ConfigReloaded:
+		for _, name := range e.Changed {
+			if ss := s.Services[name]; ss != nil {
+				markDirty(ss, []string{"devloop.yaml"})
+			}
+		}
+		s.ManifestsDirty = true
+	}
+}
+
+func markDirty(ss *ServiceState, paths []string) {
+	if !ss.Dirty {
+		ss.Reasons = nil
+	}
+	ss.Dirty = true
+	ss.Gen++
+	ss.Reasons = addReasons(ss.Reasons, paths)
+}
+
+func reduceChanged(s *State, e Changed) {
+	for name, paths := range e.Rebuild {
+		if ss := s.Services[name]; ss != nil && len(paths) > 0 {
+			markDirty(ss, paths)
+		}
+	}
+	for name, paths := range e.Sync {
+		ss := s.Services[name]
+		if ss == nil || len(paths) == 0 {
+			continue
+		}
+		ss.Gen++
+		ss.PendingSync = mergeSorted(ss.PendingSync, paths)
+	}
+	if e.Manifests {
+		s.ManifestsDirty = true
+	}
+	if e.Config {
+		s.ConfigChanged = true
+	}
+}
+
+func reduceStarted(s *State, a Action) {
+	switch a.Kind {
+	case ActionImage:
+		ss := s.Services[a.Service]
+		ss.InFlight, ss.Action = a.Gen, ActionImage
+		ss.Dirty = false
+		// The build snapshots the whole context, synced files included.
+		ss.PendingSync = nil
+		s.setPhase(ss, PhaseBuilding)
+	case ActionSync:
+		ss := s.Services[a.Service]
+		ss.InFlight, ss.Action = a.Gen, ActionSync
+		ss.PendingSync = nil
+		s.setPhase(ss, PhaseSyncing)
+	case ActionDeploy:
+		s.Deploying = a.Gen
+		s.deployGen = a.Gen
+		s.ManifestsDirty = false
+		s.DeployingServices = a.Services
+		s.deploying = map[string]*Artifact{}
+		for _, name := range a.Services {
+			ss := s.Services[name]
+			s.deploying[name] = ss.Built
+			wanted := ss.NeedsDeploy
+			ss.NeedsDeploy = false
+			// A service whose last build failed keeps showing that failure
+			// while a manifest-only apply runs.
+			if ss.InFlight == 0 && (wanted || ss.Phase != PhaseFailed) {
+				s.setPhase(ss, PhaseDeploying)
+			}
+		}
+	case ActionCancel:
+		// The loop cancels the context; the result arrives as ImageDone with
+		// ErrSuperseded and is dropped there. Remember we asked.
+		s.Services[a.Service].Action = ActionCancel
+	}
+}
+
+func reduceImageDone(s *State, e ImageDone) {
+	ss := s.Services[e.Service]
+	if ss == nil || ss.InFlight != e.Gen || e.Gen == 0 {
+		return // stale
+	}
+	ss.InFlight, ss.Action = 0, ""
+	if e.Err != nil {
+		if errors.Is(e.Err, ErrSuperseded) {
+			// A newer change is already queued (Dirty); Plan starts it.
+			s.setPhase(ss, PhasePending)
+			return
+		}
+		ss.LastError = e.Err.Error()
+		s.setPhase(ss, PhaseFailed)
+		return
+	}
+	ss.Builds++
+	ss.LastError = ""
+	ss.Built = e.Artifact
+	if ss.Deployed != nil && ss.Deployed.Ref == e.Artifact.Ref {
+		// Same content as what runs: nothing to roll.
+		s.setPhase(ss, PhaseReady)
+		return
+	}
+	ss.NeedsDeploy = true
+	s.setPhase(ss, PhaseDeploying)
+}
+
+func reduceSyncDone(s *State, e SyncDone) {
+	ss := s.Services[e.Service]
+	if ss == nil || ss.InFlight != e.Gen || e.Gen == 0 {
+		return
+	}
+	ss.InFlight, ss.Action = 0, ""
+	switch {
+	case e.Err == nil:
+		ss.Syncs++
+		ss.LastError = ""
+		s.setPhase(ss, PhaseReady)
+	case e.Fallback:
+		// Say why, then rebuild instead.
+		ss.LastError = fmt.Sprintf("live sync not possible, rebuilding instead: %v", e.Err)
+		markDirty(ss, []string{"(live sync fallback)"})
+		s.setPhase(ss, PhasePending)
+	default:
+		ss.LastError = e.Err.Error()
+		s.setPhase(ss, PhaseFailed)
+	}
+}
+
+func reduceDeployDone(s *State, e DeployDone) {
+	if s.Deploying != e.Gen || e.Gen == 0 {
+		return
+	}
+	s.Deploying = 0
+	services, artifacts := s.DeployingServices, s.deploying
+	s.DeployingServices, s.deploying = nil, nil
+	if e.Err == nil {
+		s.InitialDeployDone = true
+	}
+	for _, name := range services {
+		ss := s.Services[name]
+		var err error
+		if e.Err != nil {
+			err = e.Err
+		} else if ferr := e.Failed[name]; ferr != nil {
+			err = ferr
+		}
+		if err != nil {
+			ss.LastError = err.Error()
+			if ss.Phase == PhaseDeploying {
+				s.setPhase(ss, PhaseFailed)
+			}
+			continue
+		}
+		ss.Deployed = artifacts[name]
+		if ss.Phase == PhaseDeploying && !ss.NeedsDeploy {
+			ss.LastError = ""
+			s.setPhase(ss, PhaseReady)
+		}
+	}
+}

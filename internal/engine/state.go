@@ -1,0 +1,196 @@
+// Package engine is devloop's one event loop: it owns all state, turns events
+// (file changes, action results) into a new state with the pure Reduce, asks
+// the pure Plan what to start next, and runs those actions concurrently. Every
+// action reports back as an event; nothing else ever touches State.
+//
+// The shape follows Tilt's store (one reducer goroutine, actions that report
+// back) without its API server, and keeps Skaffold's lesson: builds never
+// block forwards or log tails, which live in their own reconcilers.
+package engine
+
+import (
+	"sort"
+	"time"
+
+	"github.com/devloop-dev/devloop/internal/config"
+)
+
+// Phase is where a service is in its build → load → deploy cycle.
+type Phase string
+
+// The phases of a service, in the order a change goes through them.
+const (
+	PhasePending   Phase = "pending"   // nothing started yet
+	PhaseBuilding  Phase = "building"  // image build (with pre-build) running
+	PhaseLoading   Phase = "loading"   // loading the image into the kind node(s)
+	PhaseDeploying Phase = "deploying" // waiting for apply + rollout
+	PhaseSyncing   Phase = "syncing"   // copying files into running containers
+	PhaseReady     Phase = "ready"     // the latest build (or sync) is running
+	PhaseFailed    Phase = "failed"    // the last attempt failed; the last good version keeps running
+)
+
+// Artifact is a built image as the engine sees it.
+type Artifact struct {
+	Repo string // image repository from the config (what manifests say)
+	Ref  string // content-tagged reference, e.g. hello:devloop-0123456789abcdef
+	ID   string // image ID (sha256:...)
+}
+
+// ServiceState is everything the loop knows about one service.
+type ServiceState struct {
+	Name  string
+	Phase Phase
+
+	// Dirty: the sources changed since the in-flight or last build; a build is owed.
+	Dirty bool
+	// Reasons says why the next build happens (the first few changed paths).
+	Reasons []string
+	// PendingSync holds changed files that live-sync rules cover.
+	PendingSync []string
+
+	// Gen increments on every change to the service; actions carry the Gen
+	// they started at so stale results are recognised and dropped.
+	Gen int
+	// InFlight is the Gen of the running action (0 when none runs).
+	InFlight int
+	// Action is the kind of the running action, if any.
+	Action ActionKind
+
+	// Built is the newest successfully built and loaded artifact; it is what the
+	// next deploy substitutes. Deployed is the one the last successful rollout ran.
+	Built    *Artifact
+	Deployed *Artifact
+	// NeedsDeploy: Built differs from what the cluster was last told to run.
+	NeedsDeploy bool
+
+	// LastError is the last failure, shown once and kept for status views.
+	LastError string
+	// Builds counts finished image builds; Syncs counts live syncs.
+	Builds, Syncs int
+	// PhaseSince is when Phase last changed.
+	PhaseSince time.Time
+}
+
+// State is owned by the loop goroutine alone.
+type State struct {
+	Config   *config.Config
+	Services map[string]*ServiceState
+	// Order is the services in config order, for stable plans and output.
+	Order []string
+
+	// ManifestsDirty: manifests changed (or were never applied) since the last apply.
+	ManifestsDirty bool
+	// Deploying is the deploy generation in flight (0 when none).
+	Deploying int
+	deployGen int
+	// DeployingServices are the services whose new images the in-flight deploy rolls out.
+	DeployingServices []string
+	deploying         map[string]*Artifact
+	// InitialDeployDone: the first apply succeeded; before it, a deploy waits
+	// for every service's first build so the first apply has all images.
+	InitialDeployDone bool
+	// ConfigChanged: devloop.yaml changed; a restart is needed for most keys.
+	ConfigChanged bool
+	// Now is the time of the event being reduced (from the injected clock).
+	Now time.Time
+}
+
+// NewState builds the initial state: every service owes a first build, the
+// manifests owe a first apply.
+func NewState(cfg *config.Config, now time.Time) *State {
+	s := &State{Config: cfg, Services: map[string]*ServiceState{}, ManifestsDirty: true, Now: now}
+	for _, svc := range cfg.Services {
+		s.Order = append(s.Order, svc.Name)
+		s.Services[svc.Name] = &ServiceState{
+			Name: svc.Name, Phase: PhasePending, Dirty: true, Gen: 1,
+			Reasons: []string{"initial build"}, PhaseSince: now,
+		}
+	}
+	return s
+}
+
+func (s *State) setPhase(ss *ServiceState, p Phase) {
+	if ss.Phase != p {
+		ss.Phase = p
+		ss.PhaseSince = s.Now
+	}
+}
+
+// Busy reports whether any action is in flight.
+func (s *State) Busy() bool {
+	if s.Deploying != 0 {
+		return true
+	}
+	for _, ss := range s.Services {
+		if ss.InFlight != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Settled reports whether nothing is running and nothing is owed: every
+// service is ready or failed and the manifests are applied.
+func (s *State) Settled() bool {
+	if s.Busy() || s.ManifestsDirty {
+		return false
+	}
+	for _, ss := range s.Services {
+		if ss.Dirty || ss.NeedsDeploy || len(ss.PendingSync) > 0 {
+			if ss.Phase != PhaseFailed {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Images maps each service's image repository to the ref a deploy should
+// substitute: the newest built artifact.
+func (s *State) Images() map[string]string {
+	m := map[string]string{}
+	for _, ss := range s.Services {
+		if ss.Built != nil {
+			m[ss.Built.Repo] = ss.Built.Ref
+		}
+	}
+	return m
+}
+
+func addReasons(have []string, paths []string) []string {
+	const max = 3
+	for _, p := range paths {
+		if len(have) >= max {
+			break
+		}
+		if !contains(have, p) {
+			have = append(have, p)
+		}
+	}
+	return have
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func mergeSorted(a, b []string) []string {
+	set := map[string]bool{}
+	for _, x := range a {
+		set[x] = true
+	}
+	for _, x := range b {
+		set[x] = true
+	}
+	out := make([]string, 0, len(set))
+	for x := range set {
+		out = append(out, x)
+	}
+	sort.Strings(out)
+	return out
+}
