@@ -54,11 +54,19 @@ func tarNames(t *testing.T, b []byte) []string {
 
 func TestWriteContextDockerignore(t *testing.T) {
 	tests := []struct {
-		name   string
-		ignore string
-		files  []string
-		want   []string
+		name       string
+		ignore     string
+		dockerfile string
+		files      []string
+		want       []string
 	}{
+		{
+			name:       "Dockerfile in an ignored directory",
+			ignore:     "build\n",
+			dockerfile: "build/app.Dockerfile",
+			files:      []string{"build/app.Dockerfile", "build/other", "main.go"},
+			want:       []string{".dockerignore", "build/app.Dockerfile", "main.go"},
+		},
 		{
 			name:  "no dockerignore",
 			files: []string{"Dockerfile", "a.go", "sub/b.go"},
@@ -87,6 +95,9 @@ func TestWriteContextDockerignore(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			files := map[string]string{}
+			if tt.dockerfile == "" {
+				tt.dockerfile = "Dockerfile"
+			}
 			for _, f := range tt.files {
 				files[f] = "content of " + f
 			}
@@ -95,11 +106,11 @@ func TestWriteContextDockerignore(t *testing.T) {
 			}
 			writeTree(t, dir, files)
 			var buf bytes.Buffer
-			df, err := WriteContext(&buf, ContextSpec{Dir: dir})
+			df, err := WriteContext(&buf, ContextSpec{Dir: dir, Dockerfile: filepath.Join(dir, tt.dockerfile)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if df != "Dockerfile" {
+			if df != tt.dockerfile {
 				t.Errorf("dockerfile = %q", df)
 			}
 			if got := tarNames(t, buf.Bytes()); strings.Join(got, ",") != strings.Join(tt.want, ",") {

@@ -107,7 +107,7 @@ func WriteContext(w io.Writer, spec ContextSpec) (dockerfile string, err error) 
 			parents[rel] = info
 		}
 		if excluded && !always[rel] {
-			if fi.IsDir() && !pm.Exclusions() {
+			if fi.IsDir() && !pm.Exclusions() && !holdsAlways(rel, always) {
 				return true, nil // nothing below can be re-included
 			}
 			return false, nil
@@ -130,6 +130,16 @@ func WriteContext(w io.Writer, spec ContextSpec) (dockerfile string, err error) 
 		return "", fmt.Errorf("finishing build context: %w", err)
 	}
 	return dockerfile, nil
+}
+
+// holdsAlways reports whether an always-sent file lives under dir.
+func holdsAlways(dir string, always map[string]bool) bool {
+	for f := range always {
+		if strings.HasPrefix(f, dir+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // walkSorted walks dir in lexical order of slash-separated relative paths,
