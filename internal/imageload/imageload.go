@@ -116,13 +116,28 @@ func (l *Loader) Load(ctx context.Context, clusterName, ref string, out io.Write
 	res.Nodes = make([]NodeResult, len(nodeList))
 	var need []int
 	var wg sync.WaitGroup
+	// Probe every node at once: does it have the image, which layers does it
+	// hold, which snapshotter does it use (each probe is a `docker exec`).
+	probes := make([]*target, len(nodeList))
 	for i, n := range nodeList {
 		res.Nodes[i].Name = n.String()
-		wg.Add(1)
+		t := &target{node: n, result: &res.Nodes[i]}
+		probes[i] = t
+		wg.Add(3)
 		go func() {
 			defer wg.Done()
 			id, err := nodeImageID(ctx, n, ref)
-			res.Nodes[i].Skipped = err == nil && id == insp.ID
+			t.result.Skipped = err == nil && id == insp.ID
+		}()
+		go func() {
+			defer wg.Done()
+			if l.fast {
+				t.have, t.haveErr = nodeContent(ctx, n)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			l.nodeSnapshotter(ctx, n) // remembered; errors resurface when used
 		}()
 	}
 	wg.Wait()
@@ -140,7 +155,7 @@ func (l *Loader) Load(ctx context.Context, clusterName, ref string, out io.Write
 
 	targets := make([]*target, len(need))
 	for j, i := range need {
-		targets[j] = &target{node: nodeList[i], result: &res.Nodes[i]}
+		targets[j] = probes[i]
 	}
 	start := time.Now()
 	remaining := targets
@@ -162,8 +177,10 @@ func (l *Loader) Load(ctx context.Context, clusterName, ref string, out io.Write
 
 // target is a node that needs the image.
 type target struct {
-	node   nodes.Node
-	result *NodeResult
+	node    nodes.Node
+	result  *NodeResult
+	have    map[string]bool // digests in the node's content store
+	haveErr error
 }
 
 // loadFull streams one docker-archive save into every target's
