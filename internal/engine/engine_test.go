@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -308,19 +307,26 @@ func (f *fakeRunner) Deploy(_ context.Context, a Action) (map[string]error, erro
 	return nil, nil
 }
 
-// settleObserver signals each time the state is settled.
-type settleObserver struct{ settled chan *State }
+// settleObserver signals each time the state is settled, and each started action.
+type settleObserver struct {
+	settled chan *State
+	started chan Action
+}
+
+func newObserver() settleObserver {
+	return settleObserver{settled: make(chan *State, 64), started: make(chan Action, 64)}
+}
 
 func (o settleObserver) Reduced(s *State, _ Event) {
 	if s.Settled() {
 		o.settled <- s
 	}
 }
-func (o settleObserver) Started(*State, Action) {}
+func (o settleObserver) Started(_ *State, a Action) { o.started <- a }
 
 func TestLoopRunsActionsAndSupersedes(t *testing.T) {
 	f := &fakeRunner{builds: map[string]int{}, release: make(chan struct{})}
-	obs := settleObserver{settled: make(chan *State, 16)}
+	obs := newObserver()
 	l := New(testConfig("a", "b"), f, Options{Observer: obs})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -353,24 +359,19 @@ func TestLoopRunsActionsAndSupersedes(t *testing.T) {
 
 func TestLoopCancelsSupersededBuild(t *testing.T) {
 	f := &fakeRunner{builds: map[string]int{}, release: make(chan struct{})}
-	obs := settleObserver{settled: make(chan *State, 16)}
+	obs := newObserver()
 	l := New(testConfig("a"), f, Options{Observer: obs})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go l.Run(ctx) //nolint:errcheck
 
-	// The first build blocks (release is open-ended); a change supersedes it.
+	// The first build blocks until release; a change supersedes it.
+	if a := <-obs.started; a.Kind != ActionImage || a.Gen != 1 {
+		t.Fatalf("first action = %+v", a)
+	}
 	l.Post(ctx, Changed{Rebuild: map[string][]string{"a": {"/a/x.go"}}})
-	// Once the second build has started, let builds finish.
-	for {
-		f.mu.Lock()
-		n := f.builds["a"]
-		f.mu.Unlock()
-		if n >= 2 {
-			break
-		}
-		l.Post(ctx, Changed{}) // nudge: a no-op event
-		runtime.Gosched()
+	if a := <-obs.started; a.Kind != ActionImage || a.Gen != 2 {
+		t.Fatalf("second action = %+v, want the superseding build", a)
 	}
 	close(f.release)
 	s := <-obs.settled
