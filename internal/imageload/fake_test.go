@@ -133,6 +133,7 @@ func (f *fakeContainerd) importTar(r io.Reader) error {
 	blobs := map[string][]byte{} // name -> content (small files only)
 	byName := map[string]string{}
 	newContent := map[string]int64{}
+	links := map[string]bool{}
 	oci := false
 	for {
 		h, err := tr.Next()
@@ -141,6 +142,9 @@ func (f *fakeContainerd) importTar(r io.Reader) error {
 		}
 		if err != nil {
 			return err
+		}
+		if h.Typeflag == tar.TypeSymlink {
+			links[path.Clean(h.Name)] = true
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue
@@ -217,7 +221,7 @@ func (f *fakeContainerd) importTar(r io.Reader) error {
 		}
 		for _, m := range mfsts {
 			for _, l := range m.Layers {
-				if _, ok := byName[path.Clean(l)]; !ok {
+				if _, ok := byName[path.Clean(l)]; !ok && !links[path.Clean(l)] {
 					return fmt.Errorf("layer %q not found", l)
 				}
 			}
@@ -260,10 +264,10 @@ type fakeImage struct {
 func (d *fakeDocker) addImage(ref string, layers [][]byte) *fakeImage {
 	var diffIDs []string
 	var layerTars [][]byte
-	for i, content := range layers {
+	for _, content := range layers {
 		var b bytes.Buffer
 		tw := tar.NewWriter(&b)
-		tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("layer%d", i), Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg})
+		tw.WriteHeader(&tar.Header{Name: "data", Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg})
 		tw.Write(content)
 		tw.Close()
 		layerTars = append(layerTars, b.Bytes())
@@ -321,9 +325,18 @@ func (d *fakeDocker) addImage(ref string, layers [][]byte) *fakeImage {
 		}{"manifest.json", mj})
 	var ab bytes.Buffer
 	tw := tar.NewWriter(&ab)
+	seen := map[string]string{} // diffID -> v1 dir that holds it, as Docker symlinks repeats
 	for _, f := range files {
 		if strings.HasSuffix(f.name, "/VERSION") {
 			tw.WriteHeader(&tar.Header{Name: path.Dir(f.name) + "/", Typeflag: tar.TypeDir, Mode: 0o755})
+		}
+		if strings.HasSuffix(f.name, "/layer.tar") {
+			d := fmt.Sprintf("sha256:%x", sha256.Sum256(f.b))
+			if first, ok := seen[d]; ok {
+				tw.WriteHeader(&tar.Header{Name: f.name, Typeflag: tar.TypeSymlink, Linkname: "../" + first + "/layer.tar", Mode: 0o777})
+				continue
+			}
+			seen[d] = path.Dir(f.name)
 		}
 		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.b)), Typeflag: tar.TypeReg})
 		tw.Write(f.b)

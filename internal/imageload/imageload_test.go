@@ -125,6 +125,32 @@ func TestLoadFallsBackToFullArchive(t *testing.T) {
 	}
 }
 
+func TestLoadRepeatedLayer(t *testing.T) {
+	// Docker writes a repeated layer once and symlinks the repeat.
+	docker := &fakeDocker{}
+	a, b := layer("same", 4000), layer("other", 2000)
+	img := docker.addImage("app:rep", [][]byte{a, b, a})
+	fakes, lister := twoNodes()
+	l := NewLoader(docker, lister)
+	res, err := l.Load(context.Background(), "c", "app:rep", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range res.Nodes {
+		if !n.Fast || n.LayersSent != 2 || fakes[i].images["docker.io/library/app:rep"] != img.id {
+			t.Errorf("node %d = %+v", i, n)
+		}
+	}
+	// The full path handles the symlink too.
+	fakes, lister = twoNodes()
+	if _, err := NewLoader(docker, lister, WithFastPath(false)).Load(context.Background(), "c", "app:rep", nil); err != nil {
+		t.Fatal(err)
+	}
+	if fakes[0].images["docker.io/library/app:rep"] != img.id {
+		t.Error("full path did not load the image")
+	}
+}
+
 func TestLoadFullPathOnly(t *testing.T) {
 	docker := &fakeDocker{}
 	img := docker.addImage("app:devloop-1", [][]byte{layer("a", 1000)})
