@@ -1,0 +1,156 @@
+// Package ui prints what devloop does: prefixed, optionally colored lines
+// that never interleave mid-line, whoever writes them (the loop, build
+// output, log tails).
+package ui
+
+import (
+	"bytes"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ANSI colors used for prefixes; chosen to read on dark and light terminals.
+var palette = []string{"36", "32", "35", "33", "34", "96", "92", "95", "93", "94"}
+
+// Printer writes whole lines to one writer.
+type Printer struct {
+	mu    sync.Mutex
+	out   io.Writer
+	color bool
+	stamp bool
+	now   func() time.Time
+	width int
+}
+
+// NewPrinter makes a printer. color adds ANSI colors; stamp prefixes each
+// line with the time (for logs and CI, where there is no live screen).
+func NewPrinter(out io.Writer, color, stamp bool) *Printer {
+	return &Printer{out: out, color: color, stamp: stamp, now: time.Now, width: 8}
+}
+
+// IsTerminal reports whether w is a character device (a terminal).
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// Color reports whether the printer colors its output.
+func (p *Printer) Color() bool { return p.color }
+
+// SetPrefixWidth pads prefixes to n characters so columns line up.
+func (p *Printer) SetPrefixWidth(n int) {
+	p.mu.Lock()
+	p.width = n
+	p.mu.Unlock()
+}
+
+// ColorFor picks a stable color for a name.
+func ColorFor(name string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	return palette[h.Sum32()%uint32(len(palette))]
+}
+
+// Paint wraps s in an ANSI color when the printer colors.
+func (p *Printer) Paint(code, s string) string {
+	if !p.color || code == "" {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+// Line prints one line under prefix (colored by its name).
+func (p *Printer) Line(prefix, format string, args ...any) {
+	p.write(prefix, ColorFor(prefix), fmt.Sprintf(format, args...))
+}
+
+// Error prints one line (or block) in red under prefix.
+func (p *Printer) Error(prefix, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.write(prefix, ColorFor(prefix), p.Paint("31", msg))
+}
+
+// Raw prints a preformatted line as is (it is already prefixed).
+func (p *Printer) Raw(line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stamp {
+		line = p.now().Format("15:04:05") + " " + line
+	}
+	fmt.Fprintln(p.out, line)
+}
+
+func (p *Printer) write(prefix, color, msg string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
+		if p.stamp {
+			b.WriteString(p.now().Format("15:04:05") + " ")
+		}
+		if prefix != "" {
+			pad := p.width - len(prefix)
+			if pad < 0 {
+				pad = 0
+			}
+			b.WriteString(p.Paint(color, prefix) + strings.Repeat(" ", pad) + " │ ")
+		}
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	_, _ = io.WriteString(p.out, b.String())
+}
+
+// Writer returns an io.Writer that prints each complete line under prefix,
+// dimmed (for build output). Close flushes a last partial line.
+func (p *Printer) Writer(prefix string) io.WriteCloser {
+	return &lineWriter{p: p, prefix: prefix}
+}
+
+type lineWriter struct {
+	p      *Printer
+	prefix string
+	mu     sync.Mutex
+	buf    bytes.Buffer
+}
+
+func (w *lineWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(b)
+	for {
+		i := bytes.IndexByte(w.buf.Bytes(), '\n')
+		if i < 0 {
+			break
+		}
+		line := string(w.buf.Next(i + 1))
+		w.emit(strings.TrimRight(line, "\r\n"))
+	}
+	return len(b), nil
+}
+
+func (w *lineWriter) emit(line string) {
+	if strings.TrimSpace(line) == "" {
+		return
+	}
+	w.p.write(w.prefix, ColorFor(w.prefix), w.p.Paint("2", line))
+}
+
+func (w *lineWriter) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf.Len() > 0 {
+		w.emit(w.buf.String())
+		w.buf.Reset()
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+package ui
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestPrinterPlain(t *testing.T) {
+	var b bytes.Buffer
+	p := NewPrinter(&b, false, false)
+	p.SetPrefixWidth(6)
+	p.Line("hello", "build ok in %s", "1.2s")
+	p.Error("api", "line one\nline two")
+	want := "hello  │ build ok in 1.2s\napi    │ line one\napi    │ line two\n"
+	if b.String() != want {
+		t.Fatalf("got %q\nwant %q", b.String(), want)
+	}
+}
+
+func TestPrinterColorAndStamp(t *testing.T) {
+	var b bytes.Buffer
+	p := NewPrinter(&b, true, true)
+	p.now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	p.Line("x", "hi")
+	got := b.String()
+	if !strings.HasPrefix(got, "03:04:05 \x1b[") || !strings.Contains(got, "hi\n") {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestWriterLinesNeverInterleave(t *testing.T) {
+	var b bytes.Buffer
+	p := NewPrinter(&b, false, false)
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		w := p.Writer(fmt.Sprintf("w%d", i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 200; j++ {
+				// Write each line in two halves to provoke interleaving.
+				fmt.Fprintf(w, "line-%03d-", j)
+				fmt.Fprintf(w, "end\n")
+			}
+			_ = w.Close()
+		}()
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 800 {
+		t.Fatalf("got %d lines", len(lines))
+	}
+	for _, l := range lines {
+		if !strings.HasSuffix(l, "-end") || strings.Count(l, "line-") != 1 {
+			t.Fatalf("interleaved line %q", l)
+		}
+	}
+}
+
+func TestWriterFlushesPartialLineOnClose(t *testing.T) {
+	var b bytes.Buffer
+	p := NewPrinter(&b, false, false)
+	p.SetPrefixWidth(0)
+	w := p.Writer("s")
+	fmt.Fprint(w, "no newline")
+	if b.Len() != 0 {
+		t.Fatal("partial line printed early")
+	}
+	_ = w.Close()
+	if b.String() != "s │ no newline\n" {
+		t.Fatalf("got %q", b.String())
+	}
+}
