@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -18,94 +16,8 @@ import (
 
 	"github.com/devloop-dev/devloop/internal/build"
 	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/imageload/localnode"
 )
-
-// ctrdNode runs a node's commands against a private containerd on this host:
-// ctr gets --address, `crictl inspecti` is emulated with ctr, and
-// `containerd config dump` reports the overlayfs snapshotter.
-func ctrdNode(name, sock string) *funcNode {
-	ctr := func(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args ...string) error {
-		c := exec.CommandContext(ctx, "ctr", append([]string{"--address", sock}, args...)...)
-		c.Stdin, c.Stdout, c.Stderr = stdin, stdout, stderr
-		return c.Run()
-	}
-	return &funcNode{name: name, run: func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-		switch {
-		case args[0] == "ctr":
-			return ctr(ctx, stdin, stdout, stderr, args[1:]...)
-		case strings.Join(args, " ") == "containerd config dump":
-			_, err := io.WriteString(stdout, "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"overlayfs\"\n")
-			return err
-		case args[0] == "crictl" && args[1] == "inspecti":
-			var ls bytes.Buffer
-			if err := ctr(ctx, nil, &ls, io.Discard, "-n", "k8s.io", "images", "ls", "name=="+normalize(args[2])); err != nil {
-				return err
-			}
-			lines := strings.Split(strings.TrimSpace(ls.String()), "\n")
-			if len(lines) < 2 {
-				return fmt.Errorf("image %s not found", args[2])
-			}
-			manifest := strings.Fields(lines[1])[2]
-			var mb bytes.Buffer
-			if err := ctr(ctx, nil, &mb, io.Discard, "-n", "k8s.io", "content", "get", manifest); err != nil {
-				return err
-			}
-			var m struct{ Config struct{ Digest string } }
-			if err := json.Unmarshal(mb.Bytes(), &m); err != nil {
-				return err
-			}
-			return json.NewEncoder(stdout).Encode(map[string]any{"status": map[string]any{"id": m.Config.Digest}})
-		}
-		return fmt.Errorf("unexpected command %v", args)
-	}}
-}
-
-// startContainerd runs a throwaway containerd (the one kind nodes run) in a
-// temp dir, or skips.
-func startContainerd(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("containerd"); err != nil {
-		t.Skip("containerd not installed")
-	}
-	if _, err := exec.LookPath("ctr"); err != nil {
-		t.Skip("ctr not installed")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run containerd")
-	}
-	dir, err := os.MkdirTemp("", "devloop-ctrd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "c.sock")
-	cfg := fmt.Sprintf("version = 2\nroot = %q\nstate = %q\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = %q\n[ttrpc]\n  address = %q\n",
-		filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, sock+".ttrpc")
-	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var log bytes.Buffer
-	cmd := exec.Command("containerd", "--config", filepath.Join(dir, "config.toml"))
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Skipf("starting containerd: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		exec.Command("umount", "-R", filepath.Join(dir, "root")).Run()
-		os.RemoveAll(dir)
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if exec.Command("ctr", "--address", sock, "version").Run() == nil {
-			return sock
-		}
-		if time.Now().After(deadline) {
-			t.Skipf("containerd did not come up: %s", log.String())
-		}
-		time.Sleep(100 * time.Millisecond) // polling an external daemon, not synchronising goroutines
-	}
-}
 
 // TestIntegrationFastLoadRealContainerd builds two FROM scratch images that
 // differ in their top layer with the real Docker engine and loads them into a
@@ -122,7 +34,15 @@ func TestIntegrationFastLoadRealContainerd(t *testing.T) {
 		t.Skipf("Docker unreachable: %v", err)
 	}
 	defer dc.Close()
-	sock := startContainerd(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run containerd")
+	}
+	ctrd, err := localnode.Start(ctx)
+	if err != nil {
+		t.Skipf("no local containerd: %v", err)
+	}
+	t.Cleanup(ctrd.Stop)
+	sock := ctrd.Address
 
 	dir := t.TempDir()
 	write := func(name string, size int) {
@@ -153,7 +73,7 @@ func TestIntegrationFastLoadRealContainerd(t *testing.T) {
 		dc.ImageRemove(context.Background(), img2.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 	})
 
-	node := ctrdNode("ctrd-node", sock)
+	node := &localnode.Node{Name: "ctrd-node", Address: sock}
 	l := NewLoader(dc, fakeLister{node})
 	var out bytes.Buffer
 	r1, err := l.Load(ctx, "x", img1.Ref(), &out)
