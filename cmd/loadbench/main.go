@@ -31,10 +31,13 @@ import (
 
 	"github.com/moby/moby/client"
 	"sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
+	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 
 	"github.com/devloop-dev/devloop/internal/build"
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/imageload"
+	"github.com/devloop-dev/devloop/internal/imageload/localnode"
 )
 
 func main() {
@@ -52,13 +55,14 @@ type measurement struct {
 }
 
 func run() error {
-	clusterName := flag.String("cluster", "", "name of an existing kind cluster (required)")
+	clusterName := flag.String("cluster", "", "name of an existing kind cluster")
+	local := flag.Bool("local-containerd", false, "instead of a cluster, load into a throwaway containerd on this host; the baseline is kind's own sequence (docker save to a temp file, then nodeutils.LoadImageArchive)")
 	kindBin := flag.String("kind", "kind", "kind binary for the baseline")
 	sizes := flag.String("sizes", "20,100,500", "image sizes in MB, comma separated")
 	runs := flag.Int("runs", 3, "repetitions per measurement (the median is reported)")
 	flag.Parse()
-	if *clusterName == "" {
-		return fmt.Errorf("-cluster is required")
+	if (*clusterName == "") == !*local {
+		return fmt.Errorf("give exactly one of -cluster or -local-containerd")
 	}
 	ctx := context.Background()
 	dc, err := build.NewDockerClient(ctx)
@@ -66,13 +70,21 @@ func run() error {
 		return err
 	}
 	defer dc.Close()
-	provider := cluster.NewProvider()
-	nodeList, err := provider.ListInternalNodes(*clusterName)
+	var lister imageload.NodeLister = cluster.NewProvider()
+	if *local {
+		ctrd, err := localnode.Start(ctx)
+		if err != nil {
+			return err
+		}
+		defer ctrd.Stop()
+		lister = staticNodes{&localnode.Node{Name: "local-containerd", Address: ctrd.Address}}
+	}
+	nodeList, err := lister.ListInternalNodes(*clusterName)
 	if err != nil || len(nodeList) == 0 {
 		return fmt.Errorf("cluster %q: nodes %d, %v", *clusterName, len(nodeList), err)
 	}
 	builder := build.NewBuilder(dc)
-	loader := imageload.NewLoader(dc, provider)
+	loader := imageload.NewLoader(dc, lister)
 
 	var refs []string
 	defer func() {
@@ -120,11 +132,11 @@ func run() error {
 				refs = append(refs, img2.Ref())
 				os.RemoveAll(dir)
 
-				d1, b1, err := load(ctx, tool, *kindBin, *clusterName, loader, img1.Ref())
+				d1, b1, err := load(ctx, tool, *kindBin, *clusterName, nodeList, *local, loader, img1.Ref())
 				if err != nil {
 					return err
 				}
-				d2, b2, err := load(ctx, tool, *kindBin, *clusterName, loader, img2.Ref())
+				d2, b2, err := load(ctx, tool, *kindBin, *clusterName, nodeList, *local, loader, img2.Ref())
 				if err != nil {
 					return err
 				}
@@ -150,8 +162,12 @@ func run() error {
 }
 
 // load loads ref with one tool and returns the wall time and (devloop) bytes.
-func load(ctx context.Context, tool, kindBin, clusterName string, l *imageload.Loader, ref string) (time.Duration, int64, error) {
+func load(ctx context.Context, tool, kindBin, clusterName string, nodeList []nodes.Node, local bool, l *imageload.Loader, ref string) (time.Duration, int64, error) {
 	start := time.Now()
+	if tool == "kind load docker-image" && local {
+		err := kindSequence(ref, nodeList)
+		return time.Since(start), 0, err
+	}
 	if tool == "kind load docker-image" {
 		out, err := exec.CommandContext(ctx, kindBin, "load", "docker-image", "--name", clusterName, ref).CombinedOutput()
 		if err != nil {
@@ -169,6 +185,52 @@ func load(ctx context.Context, tool, kindBin, clusterName string, l *imageload.L
 	}
 	return time.Since(start), b, nil
 }
+
+// kindSequence does what `kind load docker-image` does (v0.33.0,
+// pkg/cmd/kind/load/docker-image): skip nodes whose image ID matches, else
+// `docker save -o` to a temp file and import it into each node with
+// nodeutils.LoadImageArchive.
+func kindSequence(ref string, nodeList []nodes.Node) error {
+	out, err := exec.Command("docker", "image", "inspect", "-f", "{{ .Id }}", ref).Output()
+	if err != nil {
+		return fmt.Errorf("docker image inspect %s: %w", ref, err)
+	}
+	id := strings.TrimSpace(string(out))
+	var need []nodes.Node
+	for _, n := range nodeList {
+		if got, err := nodeutils.ImageID(n, ref); err != nil || got != id {
+			need = append(need, n)
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "images-tar")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	tarPath := filepath.Join(dir, "images.tar")
+	if out, err := exec.Command("docker", "save", "-o", tarPath, ref).CombinedOutput(); err != nil {
+		return fmt.Errorf("docker save: %v: %s", err, out)
+	}
+	for _, n := range need {
+		f, err := os.Open(tarPath)
+		if err != nil {
+			return err
+		}
+		err = nodeutils.LoadImageArchive(n, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type staticNodes []nodes.Node
+
+func (s staticNodes) ListInternalNodes(string) ([]nodes.Node, error) { return s, nil }
 
 // writeLayers writes layer0..3.bin (40/30/20/10% of mb) and a Dockerfile
 // copying them in order. only >= 0 rewrites just that layer's file.

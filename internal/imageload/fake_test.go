@@ -77,13 +77,14 @@ func (f fakeLister) ListInternalNodes(string) ([]nodes.Node, error) { return f, 
 // and OCI-layout tars (which fails, like containerd's unpack, when a
 // manifest references a layer that is neither in the tar nor in the store).
 type fakeContainerd struct {
-	mu        sync.Mutex
-	content   map[string]int64  // digest -> size
-	images    map[string]string // normalized name -> config digest
-	imports   int
-	rejectOCI bool
-	noContent bool
-	received  int64
+	mu         sync.Mutex
+	content    map[string]int64  // digest -> size
+	images     map[string]string // normalized name -> config digest
+	imports    int
+	rejectOCI  bool
+	misnameOCI bool // store OCI imports under a wrong name (a broken fast path)
+	noContent  bool
+	received   int64
 }
 
 func newFakeContainerd() *fakeContainerd {
@@ -208,7 +209,11 @@ func (f *fakeContainerd) importTar(r io.Reader) error {
 					return fmt.Errorf("size mismatch for %s", l.Digest)
 				}
 			}
-			f.images[m.Annotations["io.containerd.image.name"]] = mf.Config.Digest
+			name := m.Annotations["io.containerd.image.name"]
+			if f.misnameOCI {
+				name += "-wrong"
+			}
+			f.images[name] = mf.Config.Digest
 		}
 	} else {
 		var mfsts []struct {

@@ -131,14 +131,17 @@ func (l *Loader) loadFast(ctx context.Context, ref, id string, targets []*target
 		if s.err == nil && ierr != nil {
 			s.err = ierr
 		}
-		if s.err == nil && s.t.result.LayersSkipped > 0 {
+		if s.err == nil && s.t.result.LayersSkipped > 0 && !l.verified(s.t.node.String()) {
 			// Layers were left out on the strength of the layer cache and the
-			// content listing: check that the CRI sees the image as built.
+			// content listing: the first time on each node, check that the
+			// CRI sees the image as built (one more `docker exec`).
 			got, err := nodeImageID(ctx, s.t.node, ref)
 			if err != nil {
 				s.err = fmt.Errorf("checking the imported image: %w", err)
 			} else if got != id {
 				s.err = fmt.Errorf("node reports image ID %s, want %s", got, id)
+			} else {
+				l.setVerified(s.t.node.String())
 			}
 		}
 		if s.err != nil {
@@ -154,6 +157,18 @@ func (l *Loader) loadFast(ctx context.Context, ref, id string, targets []*target
 		s.t.result.Duration = time.Since(start)
 	}
 	return fallback
+}
+
+func (l *Loader) verified(node string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.verifiedNodes[node]
+}
+
+func (l *Loader) setVerified(node string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.verifiedNodes[node] = true
 }
 
 // streamOCI reads one docker save of ref and writes each sink an OCI-layout

@@ -80,13 +80,14 @@ type Loader struct {
 	fast   bool
 	layers *layerCache
 
-	mu          sync.Mutex
-	snapshotter map[string]string // node name -> containerd snapshotter
+	mu            sync.Mutex
+	snapshotter   map[string]string // node name -> containerd snapshotter
+	verifiedNodes map[string]bool   // nodes where a layer-skipping import was checked
 }
 
 // NewLoader returns a Loader reading images from docker into nodes' clusters.
 func NewLoader(docker SaveAPI, nodes NodeLister, opts ...Option) *Loader {
-	l := &Loader{docker: docker, nodes: nodes, fast: true, layers: &layerCache{}, snapshotter: map[string]string{}}
+	l := &Loader{docker: docker, nodes: nodes, fast: true, layers: &layerCache{}, snapshotter: map[string]string{}, verifiedNodes: map[string]bool{}}
 	for _, o := range opts {
 		o(l)
 	}

@@ -151,6 +151,30 @@ func TestLoadRepeatedLayer(t *testing.T) {
 	}
 }
 
+func TestLoadVerifiesFirstLayerSkippingImport(t *testing.T) {
+	docker := &fakeDocker{}
+	base := layer("base", 10000)
+	docker.addImage("app:1", [][]byte{base, layer("one", 1000)})
+	img2 := docker.addImage("app:2", [][]byte{base, layer("two", 1000)})
+	fakes, lister := twoNodes()
+	l := NewLoader(docker, lister)
+	if _, err := l.Load(context.Background(), "c", "app:1", nil); err != nil {
+		t.Fatal(err)
+	}
+	fakes[0].misnameOCI = true
+	var out bytes.Buffer
+	res, err := l.Load(context.Background(), "c", "app:2", &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Nodes[0].Fast || !res.Nodes[1].Fast || fakes[0].images["docker.io/library/app:2"] != img2.id {
+		t.Fatalf("nodes = %+v, images %v", res.Nodes, fakes[0].images)
+	}
+	if !strings.Contains(out.String(), "c-control-plane") || !strings.Contains(out.String(), "checking the imported image") {
+		t.Fatalf("notes = %q", out.String())
+	}
+}
+
 func TestLoadFullPathOnly(t *testing.T) {
 	docker := &fakeDocker{}
 	img := docker.addImage("app:devloop-1", [][]byte{layer("a", 1000)})
