@@ -1,0 +1,3 @@
+module devloop.local/pause
+
+go 1.26
