@@ -8,6 +8,11 @@
 //	go build -o /tmp/kind sigs.k8s.io/kind
 //	PATH=/work/shared/offline-kind/shim:$PATH go run ./cmd/loadbench -cluster bx-bench -kind /tmp/kind
 //
+// Without a cluster, -local-containerd starts a throwaway containerd on this
+// host (root needed) as the only "node"; the baseline is then kind's own
+// sequence run through kind's library (docker save -o to a temp file,
+// nodeutils.LoadImageArchive), without the `docker exec` transport.
+//
 // Every image is FROM scratch with four layers of random bytes (40/30/20/10%
 // of the size); the "one-layer change" rewrites only the top layer's file.
 // Each tool loads its own images (fresh random content), so neither benefits

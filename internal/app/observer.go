@@ -1,0 +1,114 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/devloop-dev/devloop/internal/engine"
+	"github.com/devloop-dev/devloop/internal/ui"
+)
+
+// observer turns the loop's events into lines for the user. It runs on the
+// loop goroutine and only prints.
+type observer struct {
+	p    *ui.Printer
+	base string // config dir, to shorten paths
+	// ready is called each time the state settles after work (for URLs, --once).
+	ready   func(s *engine.State)
+	wasBusy bool
+}
+
+var _ engine.Observer = (*observer)(nil)
+
+func (o *observer) Started(_ *engine.State, a engine.Action) {
+	switch a.Kind {
+	case engine.ActionImage:
+		o.p.Line(a.Service, "building (%s)", o.reasons(a.Paths))
+	case engine.ActionSync:
+		o.p.Line(a.Service, "live-syncing %s", o.reasons(a.Paths))
+	case engine.ActionDeploy:
+		if a.All {
+			o.p.Line("devloop", "applying manifests, waiting for rollouts...")
+		} else {
+			o.p.Line("devloop", "rolling out %s...", strings.Join(a.Services, ", "))
+		}
+	}
+	o.wasBusy = true
+}
+
+func (o *observer) Reduced(s *engine.State, ev engine.Event) {
+	switch e := ev.(type) {
+	case engine.Changed:
+		if e.Config {
+			o.p.Line("devloop", "devloop.yaml changed: restart devloop up to apply it (builds, syncs and applies go on with the config it started with)")
+		}
+	case engine.ImageDone:
+		switch {
+		case e.Err == nil:
+			o.p.Line(e.Service, "built %s in %s", e.Artifact.Ref, e.Took.Round(10e6))
+		case errors.Is(e.Err, engine.ErrSuperseded):
+			o.p.Line(e.Service, "build superseded by a newer change")
+		default:
+			o.p.Error(e.Service, "build failed; the last good version keeps running. Fix it and save to retry:\n%v", e.Err)
+		}
+	case engine.SyncDone:
+		if e.Err != nil && e.Fallback {
+			o.p.Line(e.Service, "live sync not possible (%v): rebuilding instead", e.Err)
+		} else if e.Err != nil {
+			o.p.Error(e.Service, "live sync failed: %v", e.Err)
+		}
+	case engine.DeployDone:
+		if e.Err != nil {
+			o.p.Error("devloop", "apply failed; what was running keeps running. Fix the manifests and save to retry:\n%v", e.Err)
+			break
+		}
+		for name, err := range e.Failed {
+			o.p.Error(name, "rollout failed; the last good version keeps running:\n%v", err)
+		}
+	}
+	if o.wasBusy && s.Settled() {
+		o.wasBusy = false
+		o.summary(s)
+		if o.ready != nil {
+			o.ready(s)
+		}
+	}
+}
+
+func (o *observer) summary(s *engine.State) {
+	var ready, failed []string
+	for _, name := range s.Order {
+		ss := s.Services[name]
+		if ss.Phase == engine.PhaseFailed {
+			failed = append(failed, name)
+		} else {
+			ready = append(ready, name)
+		}
+	}
+	if len(failed) == 0 {
+		o.p.Line("devloop", "all services ready (%s) — watching for changes", strings.Join(ready, ", "))
+		return
+	}
+	o.p.Error("devloop", "%d of %d services failed (%s) — watching for changes", len(failed), len(s.Order), strings.Join(failed, ", "))
+}
+
+// reasons shortens the changed paths of a build or sync for one line.
+func (o *observer) reasons(paths []string) string {
+	if len(paths) == 0 {
+		return "changes"
+	}
+	var short []string
+	for _, p := range paths {
+		if rel, err := filepath.Rel(o.base, p); err == nil && !strings.HasPrefix(rel, "..") && filepath.IsAbs(p) {
+			p = rel
+		}
+		short = append(short, p)
+	}
+	s := strings.Join(short, ", ")
+	if len(short) == 1 && !filepath.IsAbs(paths[0]) {
+		return s
+	}
+	return fmt.Sprintf("changed: %s", s)
+}
