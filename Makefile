@@ -1,5 +1,27 @@
-.PHONY: images
+.PHONY: build test unit e2e images example clean-e2e
+
+# build installs devloop into $GOPATH/bin (or $GOBIN).
+build:
+	go install ./cmd/devloop
+
+# test is what CI runs: unit tests, then the e2e suite against a real kind
+# cluster and a real Docker engine (it installs and starts what it needs).
+test: unit e2e
+
+# unit runs the fast tests: no cluster, no Docker needed (Docker tests skip).
+unit:
+	go vet ./...
+	go test -race ./...
 
 # images builds (or refreshes) every image the e2e tests need, offline and cached; see e2e/images/README.md.
 images:
-	bash e2e/setup.sh
+	bash e2e/setup.sh >/dev/null
+
+# e2e builds what is missing (cached), then drives the devloop binary against a real kind cluster.
+e2e:
+	bash -c 'set -e; eval "$$(bash e2e/setup.sh)"; go test -tags e2e -count=1 -v -timeout 60m ./e2e/'
+
+# example runs devloop on the bundled example on this machine (no registry:
+# the node and ingress images are built offline first, cached).
+example:
+	bash -c 'set -e; eval "$$(bash e2e/setup.sh)"; export DEVLOOP_NODE_IMAGE=$$DEVLOOP_E2E_NODE_IMAGE; cd examples/hello && go run ../../cmd/devloop up'

@@ -1,0 +1,253 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	clusterName = "devloop-e2e"
+	ingressPort = 18480
+	forwardPort = 18481
+)
+
+// helloConfig is the example's devloop.yaml with e2e-specific cluster name and ports,
+// so the suite never touches a developer's own cluster.
+var helloConfig = fmt.Sprintf(`name: hello
+cluster:
+  name: %s
+  ingress:
+    httpPort: %d
+    httpsPort: 18443
+services:
+  - name: hello
+    build:
+      preBuild:
+        run: CGO_ENABLED=0 go build -trimpath -o bin/hello .
+    ignore: [bin, "*.md"]
+    sync:
+      - src: static
+        dest: /app/static
+    portForwards:
+      - local: %d
+        port: 80
+manifests:
+  - k8s
+`, clusterName, ingressPort, forwardPort)
+
+func helloProject(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	copyDir(t, filepath.Join(repoRoot, "examples", "hello"), dir)
+	writeFile(t, filepath.Join(dir, "go.mod"), "module example.com/hello\n\ngo 1.26\n")
+	writeFile(t, filepath.Join(dir, "devloop.yaml"), helloConfig)
+	return dir
+}
+
+func message(v string) string {
+	return "package main\n\n// message is what GET / answers.\nconst message = \"hello from devloop " + v + "\"\n"
+}
+
+var forwardURL = fmt.Sprintf("http://127.0.0.1:%d/", forwardPort)
+var ingressURL = fmt.Sprintf("http://127.0.0.1:%d/", ingressPort)
+
+// TestUp drives the whole inner loop on the example, as a user would, on
+// one cluster created from nothing.
+func TestUp(t *testing.T) {
+	dir := helloProject(t)
+	// Start from no cluster.
+	if out, err := run(t, dir, 3*time.Minute, "down", "--cluster"); err != nil {
+		t.Fatalf("devloop down --cluster: %v\n%s", err, out)
+	}
+
+	begin := time.Now()
+	up := start(t, dir, "up")
+	at := up.waitOutput("all services ready", 0, 8*time.Minute)
+	t.Logf("cold up (cluster create + ingress + build + load + rollout): %s", time.Since(begin).Round(time.Second))
+	if !strings.Contains(up.out.String(), "created cluster") {
+		t.Fatalf("expected a created cluster")
+	}
+
+	t.Run("serves through the forward and the ingress", func(t *testing.T) {
+		eventually(t, forwardURL, "", "hello from devloop v1", 30*time.Second)
+		eventually(t, ingressURL, "hello.localhost", "hello from devloop v1", 60*time.Second)
+	})
+
+	t.Run("logs of the app are tailed with a prefix", func(t *testing.T) {
+		up.waitOutput("GET / 200", 0, 30*time.Second)
+	})
+
+	t.Run("an atomic save rebuilds once and serves the new code", func(t *testing.T) {
+		m := up.mark()
+		atomicWrite(t, filepath.Join(dir, "message.go"), message("v2"))
+		took := eventually(t, forwardURL, "", "hello from devloop v2", 2*time.Minute)
+		t.Logf("save-to-serving with a rebuild: %s", took.Round(10*time.Millisecond))
+		up.waitOutput("all services ready", m, time.Minute)
+		if n := strings.Count(up.out.String()[m:], "building ("); n != 1 {
+			t.Fatalf("one atomic save gave %d builds:\n%s", n, up.out.String()[m:])
+		}
+	})
+
+	t.Run("ignored paths trigger nothing; a synced file skips the image build", func(t *testing.T) {
+		m := up.mark()
+		writeFile(t, filepath.Join(dir, "NOTES.md"), "ignored\n")
+		writeFile(t, filepath.Join(dir, "bin", "junk"), "ignored\n")
+		// The sentinel: a live-synced file. When it has been synced, the ignored
+		// writes before it have long been seen (and must have done nothing).
+		writeFile(t, filepath.Join(dir, "static", "index.html"), "<h1>synced v2</h1>\n")
+		eventually(t, forwardURL+"static/", "", "synced v2", time.Minute)
+		up.waitOutput("synced 1 file", m, 30*time.Second)
+		if strings.Contains(up.out.String()[m:], "building (") {
+			t.Fatalf("ignored or synced files caused a build:\n%s", up.out.String()[m:])
+		}
+	})
+
+	t.Run("a broken build keeps the last good version serving and says why", func(t *testing.T) {
+		m := up.mark()
+		writeFile(t, filepath.Join(dir, "message.go"), "package main\n\nconst message = \"unterminated\n")
+		up.waitOutput("build failed", m, 2*time.Minute)
+		if out := up.out.String()[m:]; !strings.Contains(out, "message.go") {
+			t.Fatalf("the compiler error should name message.go:\n%s", out)
+		}
+		eventually(t, forwardURL, "", "hello from devloop v2", 5*time.Second)
+
+		writeFile(t, filepath.Join(dir, "message.go"), message("v3"))
+		eventually(t, forwardURL, "", "hello from devloop v3", 2*time.Minute)
+	})
+
+	t.Run("Ctrl-C stops devloop and leaves the app running", func(t *testing.T) {
+		up.stop()
+		if up.err != nil {
+			t.Fatalf("devloop up exited with %v", up.err)
+		}
+		if !strings.Contains(up.out.String()[at:], "stopped") {
+			t.Fatalf("no stop message:\n%s", up.out.String()[at:])
+		}
+	})
+
+	t.Run("a second up adopts everything and changes nothing", func(t *testing.T) {
+		begin := time.Now()
+		out, err := run(t, dir, 3*time.Minute, "up", "--once")
+		took := time.Since(begin)
+		if err != nil {
+			t.Fatalf("up --once: %v\n%s", err, out)
+		}
+		t.Logf("warm up --once (nothing changed): %s", took.Round(10*time.Millisecond))
+		for _, want := range []string{"adopted cluster", "all services ready"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("missing %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "applied:") {
+			t.Fatalf("a no-op up must not change any object:\n%s", out)
+		}
+		// The app kept running across both devloop runs.
+		eventually(t, ingressURL, "hello.localhost", "hello from devloop v3", 30*time.Second)
+	})
+
+	t.Run("rollout failures are explained", func(t *testing.T) {
+		crashy := crashyProject(t)
+		out, err := run(t, crashy, 5*time.Minute, "up", "--once", "--rollout-timeout", "3m")
+		if err == nil {
+			t.Fatalf("a crashing app must fail up --once:\n%s", out)
+		}
+		for _, want := range []string{
+			"CrashLoopBackOff",
+			"crashy: fatal: DATABASE_URL is not set", // the app's last log line
+			"Insufficient cpu",                       // the scheduler's reason
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		if out, err := run(t, crashy, 2*time.Minute, "down"); err != nil {
+			t.Fatalf("down crashy: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("down removes what was deployed, down --cluster the cluster", func(t *testing.T) {
+		out, err := run(t, dir, 2*time.Minute, "down")
+		if err != nil || !strings.Contains(out, "deployment/hello") {
+			t.Fatalf("down: %v\n%s", err, out)
+		}
+		node := clusterName + "-control-plane"
+		got := docker(t, "exec", node, "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf", "get", "deploy", "-A", "-l", "devloop.dev/project=hello", "-o", "name")
+		if got != "" {
+			t.Fatalf("still deployed after down: %s", got)
+		}
+		out, err = run(t, dir, 2*time.Minute, "down", "--cluster")
+		if err != nil || !strings.Contains(out, "deleted cluster") {
+			t.Fatalf("down --cluster: %v\n%s", err, out)
+		}
+		if ps := docker(t, "ps", "-a", "--filter", "name="+node, "--format", "{{.Names}}"); ps != "" {
+			t.Fatalf("node container still there: %s", ps)
+		}
+	})
+}
+
+// crashyProject is an app that exits on start, plus a Deployment asking for
+// more CPU than the node has.
+func crashyProject(t *testing.T) string {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "go.mod"), "module example.com/crashy\n\ngo 1.26\n")
+	writeFile(t, filepath.Join(dir, "main.go"), `package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	fmt.Println("crashy: starting")
+	fmt.Println("crashy: fatal: DATABASE_URL is not set")
+	os.Exit(3)
+}
+`)
+	writeFile(t, filepath.Join(dir, "Dockerfile"), "FROM scratch\nCOPY bin/crashy /crashy\nENTRYPOINT [\"/crashy\"]\n")
+	writeFile(t, filepath.Join(dir, "devloop.yaml"), fmt.Sprintf(`name: crashy
+cluster:
+  name: %s
+  ingress:
+    httpPort: %d
+    httpsPort: 18443
+services:
+  - name: crashy
+    build:
+      preBuild:
+        run: CGO_ENABLED=0 go build -o bin/crashy .
+manifests:
+  - k8s/*.yaml
+`, clusterName, ingressPort))
+	deploy := func(name, cpu string) string {
+		return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: %[1]s
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: %[1]s}
+  template:
+    metadata:
+      labels: {app: %[1]s}
+    spec:
+      containers:
+        - name: app
+          image: crashy
+          resources:
+            requests: {cpu: "%[2]s", memory: 16Mi}
+`, name, cpu)
+	}
+	writeFile(t, filepath.Join(dir, "k8s", "crashy.yaml"), deploy("crashy", "10m"))
+	writeFile(t, filepath.Join(dir, "k8s", "greedy.yaml"), deploy("greedy", "64"))
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
