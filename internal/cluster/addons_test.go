@@ -119,7 +119,7 @@ func TestLocalPathManifestParses(t *testing.T) {
 
 func fromUnstructured(t *testing.T, u map[string]interface{}, into interface{}) {
 	t.Helper()
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredStrict(u, into); err != nil {
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u, into, true); err != nil {
 		t.Fatalf("converting to %T: %v", into, err)
 	}
 }
