@@ -49,4 +49,3 @@ func TestCheckPortsFree(t *testing.T) {
 		t.Errorf("error = %q, want %q", err.Error(), want)
 	}
 }
-
