@@ -29,7 +29,7 @@ services:
   - name: hello
     build:
       preBuild:
-        run: CGO_ENABLED=0 go build -trimpath -o bin/hello .
+        run: CGO_ENABLED=0 go build -trimpath -o bin/hello . && CGO_ENABLED=0 go build -trimpath -o bin/toolbox ./toolbox
     ignore: [bin, "*.md"]
     sync:
       - src: static

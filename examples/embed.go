@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 )
 
-//go:embed hello/*.go hello/Dockerfile hello/.dockerignore hello/.gitignore hello/devloop.yaml hello/README.md hello/k8s hello/static
+//go:embed hello/*.go hello/Dockerfile hello/.dockerignore hello/.gitignore hello/devloop.yaml hello/README.md hello/k8s hello/static hello/toolbox
 var hello embed.FS
 
 // HelloFS is the example project "hello" (rooted at its directory).

@@ -11,7 +11,7 @@ func TestExtractKeepsEdits(t *testing.T) {
 	if err := Extract(HelloFS(), dir); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"go.mod", "devloop.yaml", "Dockerfile", ".dockerignore", "main.go", "message.go", "k8s/kustomization.yaml", "static/index.html"} {
+	for _, f := range []string{"go.mod", "devloop.yaml", "Dockerfile", ".dockerignore", "main.go", "message.go", "k8s/kustomization.yaml", "static/index.html", "toolbox/main.go"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Fatalf("missing %s: %v", f, err)
 		}
