@@ -143,7 +143,7 @@ func (d DockerCLI) run(ctx context.Context, args ...string) (string, error) {
 // isNoSuch reports whether a docker CLI error means "object not found".
 func isNoSuch(err error) bool {
 	s := strings.ToLower(err.Error())
-	return strings.Contains(s, "no such") || strings.Contains(s, "not found")
+	return strings.Contains(s, "no such") || strings.Contains(s, "not found") || strings.Contains(s, "could not find")
 }
 
 // ImagePresent implements Docker.
