@@ -1,0 +1,291 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	goruntime "runtime"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/fake"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+)
+
+func TestDeploymentStatus(t *testing.T) {
+	dep := func(gen, observed int64, spec, replicas, updated, available int32, conds ...appsv1.DeploymentCondition) *appsv1.Deployment {
+		return &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Generation: gen},
+			Spec:       appsv1.DeploymentSpec{Replicas: ptr.To(spec)},
+			Status: appsv1.DeploymentStatus{ObservedGeneration: observed, Replicas: replicas,
+				UpdatedReplicas: updated, AvailableReplicas: available, Conditions: conds},
+		}
+	}
+	timedOut := appsv1.DeploymentCondition{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "web-1" has timed out progressing.`}
+	tests := []struct {
+		name    string
+		d       *appsv1.Deployment
+		done    bool
+		failed  bool
+		msgPart string
+	}{
+		{"not observed", dep(2, 1, 1, 1, 1, 1), false, false, "spec update to be observed"},
+		{"not all updated", dep(1, 1, 3, 3, 1, 1), false, false, "1 out of 3 new replicas"},
+		{"old pending termination", dep(1, 1, 1, 2, 1, 1), false, false, "1 old replicas"},
+		{"not available", dep(1, 1, 2, 2, 2, 1), false, false, "1 of 2 updated replicas are available"},
+		{"done", dep(3, 3, 2, 2, 2, 2), true, false, "successfully rolled out"},
+		{"scaled to zero", dep(1, 1, 0, 0, 0, 0), true, false, "successfully"},
+		{"deadline exceeded", dep(1, 1, 1, 1, 1, 0, timedOut), false, true, "exceeded its progress deadline"},
+		{"deadline ignored when not observed", dep(2, 1, 1, 1, 1, 0, timedOut), false, false, "observed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg, done, err := deploymentStatus(tt.d)
+			if done != tt.done || (err != nil) != tt.failed {
+				t.Fatalf("done=%v err=%v, want done=%v failed=%v", done, err, tt.done, tt.failed)
+			}
+			if err != nil {
+				msg = err.Error()
+			}
+			if !strings.Contains(msg, tt.msgPart) {
+				t.Errorf("message %q does not contain %q", msg, tt.msgPart)
+			}
+		})
+	}
+}
+
+func TestStatefulSetAndDaemonSetStatus(t *testing.T) {
+	sts := func(gen, observed int64, replicas, ready int32, cur, upd string) *appsv1.StatefulSet {
+		return &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Generation: gen},
+			Spec:       appsv1.StatefulSetSpec{Replicas: ptr.To(replicas), UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType}},
+			Status:     appsv1.StatefulSetStatus{ObservedGeneration: observed, ReadyReplicas: ready, CurrentRevision: cur, UpdateRevision: upd},
+		}
+	}
+	for name, tt := range map[string]struct {
+		s    *appsv1.StatefulSet
+		done bool
+	}{
+		"never observed":   {sts(1, 0, 1, 1, "a", "a"), false},
+		"not ready":        {sts(1, 1, 2, 1, "a", "a"), false},
+		"revision pending": {sts(1, 1, 1, 1, "a", "b"), false},
+		"done":             {sts(1, 1, 1, 1, "b", "b"), true},
+	} {
+		if _, done, err := statefulSetStatus(tt.s); err != nil || done != tt.done {
+			t.Errorf("statefulset %s: done=%v err=%v, want %v", name, done, err, tt.done)
+		}
+	}
+	ds := func(gen, observed int64, desired, updated, available int32) *appsv1.DaemonSet {
+		return &appsv1.DaemonSet{
+			ObjectMeta: metav1.ObjectMeta{Generation: gen},
+			Spec:       appsv1.DaemonSetSpec{UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType}},
+			Status:     appsv1.DaemonSetStatus{ObservedGeneration: observed, DesiredNumberScheduled: desired, UpdatedNumberScheduled: updated, NumberAvailable: available},
+		}
+	}
+	for name, tt := range map[string]struct {
+		d    *appsv1.DaemonSet
+		done bool
+	}{
+		"not observed":  {ds(2, 1, 1, 1, 1), false},
+		"not updated":   {ds(1, 1, 2, 1, 2), false},
+		"not available": {ds(1, 1, 2, 2, 1), false},
+		"done":          {ds(1, 1, 2, 2, 2), true},
+	} {
+		if _, done, err := daemonSetStatus(tt.d); err != nil || done != tt.done {
+			t.Errorf("daemonset %s: done=%v err=%v, want %v", name, done, err, tt.done)
+		}
+	}
+}
+
+var now = time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC)
+
+// rollingDeployment returns a deployment at revision 2 whose new ReplicaSet
+// has pod-template-hash "new", plus that ReplicaSet.
+func rollingDeployment(name string, available int32) (*appsv1.Deployment, *appsv1.ReplicaSet) {
+	sel := map[string]string{"app": name}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "dev", UID: "dep-uid", Generation: 2,
+			Annotations: map[string]string{"deployment.kubernetes.io/revision": "2"}},
+		Spec:   appsv1.DeploymentSpec{Replicas: ptr.To(int32(1)), Selector: &metav1.LabelSelector{MatchLabels: sel}},
+		Status: appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 1, UpdatedReplicas: 1, AvailableReplicas: available},
+	}
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{
+		Name: name + "-new", Namespace: "dev",
+		Labels:          map[string]string{"app": name, "pod-template-hash": "new"},
+		Annotations:     map[string]string{"deployment.kubernetes.io/revision": "2"},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: name, UID: "dep-uid", Controller: ptr.To(true)}},
+	}}
+	return d, rs
+}
+
+func pod(name, app, hash string, spec corev1.PodSpec, status corev1.PodStatus) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "dev", UID: types.UID("uid-" + name),
+			Labels: map[string]string{"app": app, "pod-template-hash": hash}, CreationTimestamp: metav1.NewTime(now.Add(-time.Hour))},
+		Spec: spec, Status: status,
+	}
+}
+
+func appSpec(image string, probe *corev1.Probe) corev1.PodSpec {
+	return corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image, ReadinessProbe: probe}}}
+}
+
+func crashing(exit int32, restarts int32) corev1.PodStatus {
+	return corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{
+		Name: "app", RestartCount: restarts,
+		State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 20s restarting failed container"}},
+		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: exit, Reason: "Error"}},
+	}}}
+}
+
+func waiting(reason, msg string) corev1.PodStatus {
+	return corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{{
+		Name: "app", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}},
+	}}}
+}
+
+var httpProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}}
+
+func TestWaitRolloutFailsEarly(t *testing.T) {
+	unschedulable := corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{{
+		Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
+		Message: "0/1 nodes are available: 1 Insufficient cpu.", LastTransitionTime: metav1.NewTime(now.Add(-time.Minute)),
+	}}}
+	notReady := corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{
+		Name: "app", Ready: false,
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(now.Add(-2 * time.Minute))}},
+	}}}
+	probeEvent := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: "ev1", Namespace: "dev"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "web-new-1", Namespace: "dev", UID: "uid-web-new-1"},
+		Reason:         "Unhealthy", Type: "Warning", LastTimestamp: metav1.NewTime(now.Add(-10 * time.Second)),
+		Message: "Readiness probe failed: HTTP probe failed with statuscode: 500",
+	}
+	tests := []struct {
+		name  string
+		pods  []runtime.Object
+		want  string
+		extra []runtime.Object
+	}{
+		{
+			name: "crash loop, ignoring the previous revision's pods",
+			pods: []runtime.Object{
+				pod("web-new-1", "web", "new", appSpec("hello:devloop-abc", nil), crashing(3, 2)),
+				pod("web-old-1", "web", "old", appSpec("hello:devloop-old", nil), waiting("ImagePullBackOff", "")),
+			},
+			want: "deployment/web is not ready: container \"app\" is in CrashLoopBackOff (exit code 3, restarted 2 times)\n" +
+				"  pod: web-new-1\n  last log lines:\n    fake logs",
+		},
+		{
+			name: "image not loaded",
+			pods: []runtime.Object{pod("web-new-1", "web", "new", appSpec("hello:devloop-abc", nil),
+				waiting("ImagePullBackOff", `Back-off pulling image "hello:devloop-abc"`))},
+			want: "deployment/web is not ready: container \"app\" cannot start: image \"hello:devloop-abc\" was not loaded into the node (ImagePullBackOff)\n" +
+				"  pod: web-new-1\n" +
+				"  devloop loads the images it builds into the kind nodes and no registry is used, so an image that was not loaded cannot be pulled.\n" +
+				"  Check that a service in devloop.yaml builds this image (services[].image), or load it yourself with `kind load docker-image`.\n" +
+				"  kubelet: Back-off pulling image \"hello:devloop-abc\"",
+		},
+		{
+			name: "unschedulable",
+			pods: []runtime.Object{pod("web-new-1", "web", "new", appSpec("x", nil), unschedulable)},
+			want: "deployment/web is not ready: cannot be scheduled: 0/1 nodes are available: 1 Insufficient cpu.\n  pod: web-new-1",
+		},
+		{
+			name: "config error",
+			pods: []runtime.Object{pod("web-new-1", "web", "new", appSpec("x", nil), waiting("CreateContainerConfigError", `secret "db" not found`))},
+			want: "deployment/web is not ready: container \"app\" cannot be created (CreateContainerConfigError): secret \"db\" not found\n  pod: web-new-1",
+		},
+		{
+			name:  "readiness probe failing",
+			pods:  []runtime.Object{pod("web-new-1", "web", "new", appSpec("x", httpProbe), notReady)},
+			extra: []runtime.Object{probeEvent},
+			want: "deployment/web is not ready: container \"app\" is running but not ready: readiness probe (HTTP GET :8080/healthz) keeps failing\n" +
+				"  pod: web-new-1\n  last event: Readiness probe failed: HTTP probe failed with statuscode: 500",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, rs := rollingDeployment("web", 0)
+			objs := append([]runtime.Object{d, rs}, tt.pods...)
+			cs := fake.NewClientset(append(objs, tt.extra...)...)
+			rw := rolloutWaiter{cs: cs, clock: clocktesting.NewFakeClock(now), poll: time.Second}
+			err := rw.wait(context.Background(), Workload{Kind: "Deployment", Namespace: "dev", Name: "web"}, time.Minute)
+			var re *RolloutError
+			if !errors.As(err, &re) {
+				t.Fatalf("err = %v (%T), want *RolloutError", err, err)
+			}
+			if got := err.Error(); got != tt.want {
+				t.Errorf("error:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWaitRolloutDone(t *testing.T) {
+	d, rs := rollingDeployment("web", 1)
+	cs := fake.NewClientset(d, rs, pod("web-old-1", "web", "old", appSpec("x", nil), crashing(1, 5)))
+	rw := rolloutWaiter{cs: cs, clock: clocktesting.NewFakeClock(now), poll: time.Second}
+	if err := rw.wait(context.Background(), Workload{Kind: "Deployment", Namespace: "dev", Name: "web"}, time.Minute); err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+}
+
+func TestWaitRolloutTimeout(t *testing.T) {
+	d, rs := rollingDeployment("web", 0)
+	// Running, not ready, probe failing but no event yet: not fatal, shown on timeout.
+	notReady := corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{
+		Name: "app", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(now.Add(-time.Hour))}},
+	}}}
+	cs := fake.NewClientset(d, rs, pod("web-new-1", "web", "new", appSpec("x", httpProbe), notReady))
+	fc := clocktesting.NewFakeClock(now)
+	rw := rolloutWaiter{cs: cs, clock: fc, poll: time.Second}
+	done := make(chan error, 1)
+	go func() {
+		done <- rw.wait(context.Background(), Workload{Kind: "Deployment", Namespace: "dev", Name: "web"}, 30*time.Second)
+	}()
+	for !fc.HasWaiters() {
+		goruntime.Gosched()
+	}
+	fc.Step(31 * time.Second)
+	err := <-done
+	want := "deployment/web is not ready: timed out after 30s: 0 of 1 updated replicas are available\n" +
+		"  pod web-new-1: container \"app\" is running but not ready: readiness probe (HTTP GET :8080/healthz) keeps failing"
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n%v\nwant:\n%s", err, want)
+	}
+}
+
+func TestWaitRolloutJobFailedAndPodReady(t *testing.T) {
+	ctx := context.Background()
+	readyPod := pod("p", "p", "", appSpec("x", nil), corev1.PodStatus{Phase: corev1.PodRunning,
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}})
+	cs := fake.NewClientset(readyPod)
+	rw := rolloutWaiter{cs: cs, clock: clocktesting.NewFakeClock(now), poll: time.Second}
+	if err := rw.wait(ctx, Workload{Kind: "Pod", Namespace: "dev", Name: "p"}, time.Minute); err != nil {
+		t.Errorf("ready pod: %v", err)
+	}
+	if err := rw.wait(ctx, Workload{Kind: "CronJob", Namespace: "dev", Name: "c"}, time.Minute); err != nil {
+		t.Errorf("cronjob: %v", err)
+	}
+}
+
+func TestDiagnose(t *testing.T) {
+	cs := fake.NewClientset(
+		pod("a", "web", "h", appSpec("x", nil), crashing(137, 4)),
+		pod("b", "other", "h", appSpec("x", nil), crashing(1, 1)),
+	)
+	got := Diagnose(context.Background(), cs, "dev", labels.SelectorFromSet(labels.Set{"app": "web"}))
+	want := "pod a: container \"app\" is in CrashLoopBackOff (exit code 137, restarted 4 times)\n  last log lines:\n    fake logs"
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("Diagnose = %q\nwant [%q]", got, want)
+	}
+}
