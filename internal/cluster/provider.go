@@ -131,6 +131,9 @@ func (d DockerCLI) run(ctx context.Context, args ...string) (string, error) {
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return stdout.String(), fmt.Errorf("docker %s: %w", args[0], ctx.Err())
+		}
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
 			return stdout.String(), fmt.Errorf("docker %s: %w", args[0], err)
