@@ -1,0 +1,384 @@
+package doctor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/devloop-dev/devloop/internal/config"
+)
+
+// Env is what Machine needs from the machine, as replaceable functions so
+// tests need no real Docker, /proc or ports. DefaultEnv fills it for real.
+type Env struct {
+	// DockerVersion asks the Docker engine for its server and API versions.
+	DockerVersion func(ctx context.Context) (server string, api string, err error)
+	// ReadFile returns a file's contents (/proc/sys/fs/inotify/*,
+	// /proc/self/status, the docker executable). DefaultEnv reads at most
+	// 1 MiB, enough for those files and for scripts.
+	ReadFile func(path string) ([]byte, error)
+	// FreeBytes returns the bytes available to unprivileged users on the
+	// filesystem holding path.
+	FreeBytes func(path string) (uint64, error)
+	// PortFree returns an error if nothing can listen on addr ("host:port").
+	PortFree func(addr string) error
+	// Getenv returns an environment variable.
+	Getenv func(key string) string
+	// Writable returns an error if path (a file or a directory) cannot be
+	// written to; fs.ErrNotExist when it does not exist.
+	Writable func(path string) error
+	// LookPath finds an executable in PATH, like exec.LookPath.
+	LookPath func(file string) (string, error)
+	// ClusterRunning reports whether the kind cluster name is running.
+	ClusterRunning func(name string) (bool, error)
+}
+
+// maxReadFile bounds DefaultEnv's ReadFile: the docker executable may be a
+// large binary, and only scripts are of interest.
+const maxReadFile = 1 << 20
+
+// DefaultEnv returns an Env that uses the real machine, with the given
+// Docker and kind probes (which live with their clients elsewhere).
+func DefaultEnv(dockerVersion func(ctx context.Context) (string, string, error), clusterRunning func(string) (bool, error)) Env {
+	return Env{
+		DockerVersion:  dockerVersion,
+		ReadFile:       readFileHead,
+		FreeBytes:      freeBytes,
+		PortFree:       portFree,
+		Getenv:         os.Getenv,
+		Writable:       writable,
+		LookPath:       exec.LookPath,
+		ClusterRunning: clusterRunning,
+	}
+}
+
+func readFileHead(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxReadFile))
+}
+
+func portFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}
+
+// writable opens a file for writing without truncating it, or creates and
+// removes a temporary file in a directory.
+func writable(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}
+	f, err := os.CreateTemp(path, ".devloop-doctor-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// Check names used by Machine.
+const (
+	checkDocker     = "docker"
+	checkDisk       = "disk space"
+	checkInotify    = "file watches"
+	checkPrivileged = "privileged"
+	checkCluster    = "cluster"
+	checkKubeconfig = "kubeconfig"
+)
+
+// Thresholds of the machine checks.
+const (
+	gib             = 1 << 30
+	diskWarnBytes   = 10 * gib
+	diskFailBytes   = 2 * gib
+	minUserWatches  = 65536
+	minUserInstance = 256
+	// capSysResource is the capability dockerd 20.10 cannot grant to
+	// --privileged containers when the host's bounding set lacks it.
+	capSysResource = 24
+)
+
+// Machine checks what devloop needs from this machine: a reachable Docker
+// engine, disk space, inotify limits, privileged containers for kind, free
+// host ports for cfg's ingress and port-forwards, and a writable kubeconfig.
+func Machine(ctx context.Context, env Env, cfg *config.Config) []Result {
+	var out []Result
+	out = append(out, checkDockerEngine(ctx, env))
+	out = append(out, checkDiskSpace(env))
+	out = append(out, checkInotifyLimits(env)...)
+	if r, ok := checkPrivilegedContainers(env); ok {
+		out = append(out, r)
+	}
+	running, cr := checkClusterState(env, cfg)
+	out = append(out, cr)
+	out = append(out, checkPorts(env, cfg, running)...)
+	out = append(out, checkKubeconfigWritable(env))
+	return out
+}
+
+func checkDockerEngine(ctx context.Context, env Env) Result {
+	server, api, err := env.DockerVersion(ctx)
+	if err != nil {
+		msg := "cannot reach the Docker engine: " + err.Error()
+		if host := env.Getenv("DOCKER_HOST"); host != "" {
+			msg += " (DOCKER_HOST=" + host + ")"
+		}
+		return Result{Level: Fail, Check: checkDocker, Message: msg,
+			Fix: "start Docker: sudo systemctl start docker (or dockerd &)"}
+	}
+	return Result{Level: OK, Check: checkDocker, Message: fmt.Sprintf("Docker %s (API %s)", server, api)}
+}
+
+func checkDiskSpace(env Env) Result {
+	path := "/var/lib/docker"
+	free, err := env.FreeBytes(path)
+	if err != nil {
+		path = "/"
+		free, err = env.FreeBytes(path)
+	}
+	if err != nil {
+		return Result{Level: Warn, Check: checkDisk, Message: "cannot tell how much disk is free: " + err.Error(),
+			Fix: "make sure Docker's disk has at least 10 GiB free (df -h /var/lib/docker)"}
+	}
+	msg := fmt.Sprintf("%s free under %s", humanBytes(free), path)
+	const fix = "free space: docker system prune (removes stopped containers, unused images and build cache)"
+	switch {
+	case free < diskFailBytes:
+		return Result{Level: Fail, Check: checkDisk, Message: msg + "; images and the kind node will not fit", Fix: fix}
+	case free < diskWarnBytes:
+		return Result{Level: Warn, Check: checkDisk, Message: msg + "; builds may run out of space", Fix: fix}
+	}
+	return Result{Level: OK, Check: checkDisk, Message: msg}
+}
+
+func humanBytes(n uint64) string {
+	switch {
+	case n >= gib:
+		return fmt.Sprintf("%.1f GiB", float64(n)/gib)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// checkInotifyLimits returns nothing where /proc/sys/fs/inotify does not
+// exist (not Linux).
+func checkInotifyLimits(env Env) []Result {
+	limits := []struct {
+		name, why string
+		min, fix  int
+	}{
+		{"max_user_watches", "watching a large project may silently miss changes", minUserWatches, 524288},
+		{"max_user_instances", "kind nodes and file watching may fail with \"too many open files\"", minUserInstance, 512},
+	}
+	var out []Result
+	var okParts []string
+	for _, l := range limits {
+		path := "/proc/sys/fs/inotify/" + l.name
+		data, err := env.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			out = append(out, Result{Level: Warn, Check: checkInotify, Message: fmt.Sprintf("cannot read %s: %v", path, err),
+				Fix: "check it with: sysctl fs.inotify." + l.name})
+			continue
+		}
+		v, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil {
+			out = append(out, Result{Level: Warn, Check: checkInotify, Message: fmt.Sprintf("cannot parse %s: %q", path, strings.TrimSpace(string(data))),
+				Fix: "check it with: sysctl fs.inotify." + l.name})
+			continue
+		}
+		if v < l.min {
+			out = append(out, Result{Level: Warn, Check: checkInotify,
+				Message: fmt.Sprintf("fs.inotify.%s is %d (want at least %d): %s", l.name, v, l.min, l.why),
+				Fix:     fmt.Sprintf("sudo sysctl fs.inotify.%s=%d (add it to /etc/sysctl.d/ to keep it after a reboot)", l.name, l.fix)})
+			continue
+		}
+		okParts = append(okParts, fmt.Sprintf("%s=%d", l.name, v))
+	}
+	if len(out) == 0 {
+		return []Result{{Level: OK, Check: checkInotify, Message: "inotify " + strings.Join(okParts, ", ")}}
+	}
+	return out
+}
+
+// checkPrivilegedContainers reports whether kind's `docker run --privileged`
+// can work: not where the capability bounding set lacks CAP_SYS_RESOURCE,
+// unless the docker found first in PATH is devloop's shim. ok is false when
+// there is nothing to say (no /proc: not Linux, Docker runs in a VM).
+func checkPrivilegedContainers(env Env) (Result, bool) {
+	docker, lookErr := env.LookPath("docker")
+	if lookErr != nil {
+		return Result{Level: Fail, Check: checkPrivileged, Message: "no docker command in PATH; kind runs it to create the cluster",
+			Fix: "install the Docker CLI (the docker-ce-cli or docker.io package) and put it in PATH"}, true
+	}
+	status, err := env.ReadFile("/proc/self/status")
+	if err != nil {
+		return Result{}, false
+	}
+	capBnd, found := parseCapBnd(status)
+	if !found {
+		return Result{}, false
+	}
+	if capBnd&(1<<capSysResource) != 0 {
+		return Result{Level: OK, Check: checkPrivileged, Message: "kind can run its privileged node containers"}, true
+	}
+	if isShim(env, docker) {
+		return Result{Level: OK, Check: checkPrivileged,
+			Message: "this host cannot run --privileged containers; " + docker + " rewrites them for kind"}, true
+	}
+	return Result{Level: Fail, Check: checkPrivileged,
+		Message: "this host cannot run --privileged containers (no CAP_SYS_RESOURCE), and kind needs them for its node",
+		Fix:     "put e2e/images/shim first in PATH (see README: this host cannot run --privileged containers)"}, true
+}
+
+// parseCapBnd finds the CapBnd line of /proc/<pid>/status.
+func parseCapBnd(status []byte) (uint64, bool) {
+	for _, line := range strings.Split(string(status), "\n") {
+		rest, ok := strings.CutPrefix(line, "CapBnd:")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseUint(strings.TrimSpace(rest), 16, 64)
+		return v, err == nil
+	}
+	return 0, false
+}
+
+// isShim reports whether path is a script that rewrites --privileged.
+func isShim(env Env, path string) bool {
+	data, err := env.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	return bytes.HasPrefix(data, []byte("#!")) && bytes.Contains(data, []byte("privileged"))
+}
+
+func checkClusterState(env Env, cfg *config.Config) (running bool, r Result) {
+	name := cfg.Cluster.Name
+	running, err := env.ClusterRunning(name)
+	switch {
+	case err != nil:
+		return false, Result{Level: Warn, Check: checkCluster, Message: fmt.Sprintf("cannot tell whether kind cluster %q is running: %v", name, err),
+			Fix: "check Docker is running, then: kind get clusters"}
+	case running:
+		return true, Result{Level: OK, Check: checkCluster, Message: fmt.Sprintf("kind cluster %q is running (context kind-%s)", name, name)}
+	}
+	return false, Result{Level: OK, Check: checkCluster, Message: fmt.Sprintf("kind cluster %q is not running; devloop up will create it", name)}
+}
+
+func checkPorts(env Env, cfg *config.Config, clusterRunning bool) []Result {
+	var out []Result
+	in := cfg.Cluster.Ingress
+	if in.IsEnabled() {
+		for _, p := range []struct {
+			port           int
+			purpose, field string
+		}{
+			{in.HTTPPort, "ingress http", "cluster.ingress.httpPort"},
+			{in.HTTPSPort, "ingress https", "cluster.ingress.httpsPort"},
+		} {
+			addr := net.JoinHostPort(orLocalhost(in.ListenAddress), strconv.Itoa(p.port))
+			check := "port " + strconv.Itoa(p.port)
+			err := env.PortFree(addr)
+			switch {
+			case err == nil:
+				out = append(out, Result{Level: OK, Check: check, Message: addr + " is free (" + p.purpose + ")"})
+			case clusterRunning:
+				out = append(out, Result{Level: OK, Check: check, Message: addr + " is in use by the cluster (" + p.purpose + ")"})
+			default:
+				out = append(out, Result{Level: Fail, Check: check,
+					Message: fmt.Sprintf("%s (%s) is already in use, so the cluster cannot be created", addr, p.purpose),
+					Fix:     fmt.Sprintf("stop what listens there (see: ss -ltnp 'sport = :%d') or set %s in devloop.yaml", p.port, p.field)})
+			}
+		}
+	}
+	for _, svc := range cfg.Services {
+		for _, pf := range svc.PortForwards {
+			addr := net.JoinHostPort(orLocalhost(pf.Address), strconv.Itoa(pf.Local))
+			check := "port " + strconv.Itoa(pf.Local)
+			target := fmt.Sprintf("%s:%d", pf.Resource, pf.Port)
+			if err := env.PortFree(addr); err != nil {
+				out = append(out, Result{Level: Warn, Check: check,
+					Message: fmt.Sprintf("%s (forward to %s) is in use; fine if devloop up is running, otherwise the forward will fail", addr, target),
+					Fix:     fmt.Sprintf("stop what listens there (see: ss -ltnp 'sport = :%d') or change portForwards[].local of service %s", pf.Local, svc.Name)})
+				continue
+			}
+			out = append(out, Result{Level: OK, Check: check, Message: fmt.Sprintf("%s is free (forward to %s)", addr, target)})
+		}
+	}
+	return out
+}
+
+func orLocalhost(addr string) string {
+	if addr == "" {
+		return config.DefaultListenAddress
+	}
+	return addr
+}
+
+// kubeconfigPath is where devloop writes the cluster's context: the first
+// entry of $KUBECONFIG, else ~/.kube/config.
+func kubeconfigPath(env Env) string {
+	if kc := env.Getenv("KUBECONFIG"); kc != "" {
+		for _, p := range filepath.SplitList(kc) {
+			if p != "" {
+				return p
+			}
+		}
+	}
+	return filepath.Join(env.Getenv("HOME"), ".kube", "config")
+}
+
+func checkKubeconfigWritable(env Env) Result {
+	path := kubeconfigPath(env)
+	fix := "make it writable (sudo chown $USER " + path + ") or point KUBECONFIG at a file you can write"
+	err := env.Writable(path)
+	if err == nil {
+		return Result{Level: OK, Check: checkKubeconfig, Message: path + " is writable"}
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return Result{Level: Fail, Check: checkKubeconfig, Message: fmt.Sprintf("cannot write %s: %v", path, err), Fix: fix}
+	}
+	// The file will be created: its nearest existing directory must be writable.
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		err := env.Writable(dir)
+		if err == nil {
+			return Result{Level: OK, Check: checkKubeconfig, Message: path + " does not exist yet; devloop up will create it"}
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return Result{Level: Fail, Check: checkKubeconfig, Message: fmt.Sprintf("%s does not exist and cannot be created: %v", path, err),
+				Fix: "make " + dir + " writable or point KUBECONFIG at a file you can write"}
+		}
+		if parent := filepath.Dir(dir); parent == dir {
+			return Result{Level: Fail, Check: checkKubeconfig, Message: path + " does not exist and no parent directory does either", Fix: fix}
+		}
+	}
+}
