@@ -179,7 +179,7 @@ func TestWaitRolloutFailsEarly(t *testing.T) {
 			name: "crash loop, ignoring the previous revision's pods",
 			pods: []runtime.Object{
 				pod("web-new-1", "web", "new", appSpec("hello:devloop-abc", nil), crashing(3, 2)),
-				pod("web-old-1", "web", "old", appSpec("hello:devloop-old", nil), waiting("ImagePullBackOff", "")),
+				pod("web-a-old", "web", "old", appSpec("hello:devloop-old", nil), waiting("ImagePullBackOff", "")),
 			},
 			want: "deployment/web is not ready: container \"app\" is in CrashLoopBackOff (exit code 3, restarted 2 times)\n" +
 				"  pod: web-new-1\n  last log lines:\n    fake logs",
