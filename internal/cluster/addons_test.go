@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	k8stesting "k8s.io/client-go/testing"
 )
 
@@ -322,6 +323,24 @@ func TestDeploymentAvailable(t *testing.T) {
 	for _, tt := range tests {
 		if got := deploymentAvailable(tt.d); got != tt.want {
 			t.Errorf("%s: got %v want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestManifestsStrictlyTyped converts every embedded object into its typed
+// API struct, rejecting unknown or misspelt fields.
+func TestManifestsStrictlyTyped(t *testing.T) {
+	for name, data := range map[string][]byte{"traefik": traefikManifest, "local-path": localPathManifest} {
+		objs, err := decodeManifest(data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, o := range objs {
+			typed, err := clientgoscheme.Scheme.New(o.GroupVersionKind())
+			if err != nil {
+				t.Fatalf("%s: %s: %v", name, o.GetKind(), err)
+			}
+			fromUnstructured(t, o.Object, typed)
 		}
 	}
 }
