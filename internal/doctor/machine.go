@@ -19,6 +19,7 @@ import (
 
 // Env is what Machine needs from the machine, as replaceable functions so
 // tests need no real Docker, /proc or ports. DefaultEnv fills it for real.
+// Every field must be set.
 type Env struct {
 	// DockerVersion asks the Docker engine for its server and API versions.
 	DockerVersion func(ctx context.Context) (server string, api string, err error)
