@@ -10,6 +10,4 @@ type logTailOptions struct{}
 
 func runLogTail(ctx context.Context, s *session, o logTailOptions) error { <-ctx.Done(); return nil }
 
-func newStatusCommand(g *globals) *cobra.Command { return &cobra.Command{Use: "status"} }
 func newLogsCommand(g *globals) *cobra.Command   { return &cobra.Command{Use: "logs"} }
-func newDoctorCommand(g *globals) *cobra.Command { return &cobra.Command{Use: "doctor"} }

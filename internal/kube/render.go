@@ -3,6 +3,7 @@ package kube
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -201,7 +202,21 @@ func parseManifests(data []byte, name string) ([]*unstructured.Unstructured, err
 
 // toObjects validates one decoded document and expands lists.
 func toObjects(fields map[string]any, src string) ([]*unstructured.Unstructured, error) {
-	u := &unstructured.Unstructured{Object: fields}
+	// Decoders disagree on number types (YAML gives float64, kustomize int);
+	// client-go's deep copies accept only JSON's (int64, float64). One JSON
+	// round trip through the unstructured decoder makes every object uniform.
+	raw, err := json.Marshal(fields)
+	if err != nil {
+		return nil, fmt.Errorf("encoding object: %w", err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(raw); err != nil {
+		if ka, _ := fields["kind"].(string); ka == "" {
+			return nil, errors.New("object has no kind")
+		}
+		return nil, fmt.Errorf("decoding object: %w", err)
+	}
+	fields = u.Object
 	if u.GetKind() == "" {
 		return nil, errors.New("object has no kind")
 	}

@@ -151,3 +151,30 @@ func TestRenderDefaultNamespace(t *testing.T) {
 		t.Errorf("namespace = %q, want default", ns)
 	}
 }
+
+// Rendered objects must hold JSON number types only: client-go deep-copies
+// them (NestedSlice, the dynamic client) and panics on a plain int.
+func TestRenderNumbersAreJSONTypes(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("kustomization.yaml", "resources: [svc.yaml]\n")
+	write("svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports: [{port: 80, targetPort: 8080}]\n")
+	for _, manifests := range [][]string{{dir}, {filepath.Join(dir, "svc.yaml")}} {
+		objs, err := Render(&config.Config{Namespace: "default", Manifests: manifests})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports, found, err := unstructured.NestedSlice(objs[0].Object, "spec", "ports")
+		if err != nil || !found {
+			t.Fatalf("%v: ports: %v %v", manifests, found, err)
+		}
+		if p := ports[0].(map[string]any)["port"]; p != int64(80) {
+			t.Fatalf("%v: port is %T %v, want int64 80", manifests, p, p)
+		}
+		_ = objs[0].DeepCopy()
+	}
+}
