@@ -79,7 +79,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		defer func() { stopLogs(); <-logsDone }()
 		go func() {
 			defer close(logsDone)
-			if err := runLogTail(lctx, s, logTailOptions{}); err != nil && lctx.Err() == nil {
+			if err := runLogTail(lctx, s, logTailOptions{follow: true}); err != nil && lctx.Err() == nil {
 				p.Error("logs", "log tail stopped: %v", err)
 			}
 		}()

@@ -62,6 +62,9 @@ type Options struct {
 	// Selector picks the pods to follow, e.g. devloop.dev/project=hello.
 	// Default: everything.
 	Selector labels.Selector
+	// Filter, if set, further picks pods the selector matched (e.g. one
+	// service's pods, which share the project label with the others).
+	Filter func(*corev1.Pod) bool
 	// ServiceOf names a pod for display. Default: its
 	// app.kubernetes.io/name or app label, else its name.
 	ServiceOf func(*corev1.Pod) string
@@ -197,7 +200,7 @@ func asPod(obj any) *corev1.Pod {
 
 // podUpdated starts a tail for every container ID not seen before.
 func (m *Manager) podUpdated(p *corev1.Pod) {
-	if p == nil {
+	if p == nil || (m.opts.Filter != nil && !m.opts.Filter(p)) {
 		return
 	}
 	m.mu.Lock()

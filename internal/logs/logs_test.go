@@ -345,6 +345,19 @@ func TestNoFollowPrintsAndReturns(t *testing.T) {
 	})
 }
 
+func TestFilterSkipsPods(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const pod = "hello-7d9c5b6f4-x2x9z"
+		h := start(t, Options{Filter: func(*corev1.Pod) bool { return false }}, testPod(pod, nil, containerState{name: "app", id: "c1"}))
+		h.fs.start(pod, "app", "c1")
+		h.fs.log(pod, "app", at(0), "one")
+		if err := h.m.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "lines", h.linesOf(pfx), nil)
+	})
+}
+
 func TestSinceSetsSinceTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const pod = "hello-7d9c5b6f4-x2x9z"

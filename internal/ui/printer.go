@@ -89,6 +89,20 @@ func (p *Printer) Raw(line string) {
 	fmt.Fprintln(p.out, line)
 }
 
+// RawBlock prints already-prefixed complete lines (a log tail's output) as one write.
+func (p *Printer) RawBlock(block string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stamp {
+		var b strings.Builder
+		for _, l := range strings.Split(strings.TrimRight(block, "\n"), "\n") {
+			b.WriteString(p.now().Format("15:04:05") + " " + l + "\n")
+		}
+		block = b.String()
+	}
+	_, _ = io.WriteString(p.out, block)
+}
+
 func (p *Printer) write(prefix, color, msg string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
