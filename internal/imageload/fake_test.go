@@ -101,14 +101,14 @@ func normalize(ref string) string {
 func (f *fakeContainerd) run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd := strings.Join(args, " ")
 	switch {
-	case args[0] == "crictl" && args[1] == "inspecti":
+	case len(args) == 5 && args[0] == "sh" && args[1] == "-c" && args[2] == imageIDScript:
 		f.mu.Lock()
-		id, ok := f.images[normalize(args[2])]
+		id, ok := f.images[args[4]]
 		f.mu.Unlock()
 		if !ok {
 			return errors.New("image not found")
 		}
-		return json.NewEncoder(stdout).Encode(map[string]any{"status": map[string]any{"id": id}})
+		return json.NewEncoder(stdout).Encode(map[string]any{"mediaType": mediaTypeManifest, "config": map[string]any{"digest": id}})
 	case cmd == "containerd config dump":
 		_, err := io.WriteString(stdout, "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"overlayfs\"\n")
 		return err

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/moby/moby/client"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 )
@@ -233,22 +234,38 @@ func (l *Loader) loadFull(ctx context.Context, ref string, targets []*target) er
 
 var errImportEnded = errors.New("import ended")
 
-// nodeImageID returns the ID (config digest) of ref in the node's CRI image
-// store, as kind's nodeutils.ImageID does, but cancellable.
+// imageIDScript prints the manifest that the node's containerd image named $1
+// points to. It needs only sh and ctr (kind's own check uses crictl, which a
+// node image need not ship).
+const imageIDScript = `r=$(ctr --namespace=k8s.io images ls "name==$1") || exit 1
+d=$(printf '%s\n' "$r" | { read -r _; read -r _ _ d _; printf '%s' "$d"; })
+[ -n "$d" ] || { echo "image $1 not found" >&2; exit 3; }
+exec ctr --namespace=k8s.io content get "$d"`
+
+// nodeImageID returns the image ID (config digest) that ref has in the
+// node's containerd (namespace k8s.io, the CRI's), in one cancellable exec.
 func nodeImageID(ctx context.Context, n nodes.Node, ref string) (string, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return "", fmt.Errorf("parsing image reference %q: %w", ref, err)
+	}
 	var stdout bytes.Buffer
-	if err := n.CommandContext(ctx, "crictl", "inspecti", ref).SetStdout(&stdout).Run(); err != nil {
+	if err := n.CommandContext(ctx, "sh", "-c", imageIDScript, "sh", reference.TagNameOnly(named).String()).SetStdout(&stdout).Run(); err != nil {
 		return "", err
 	}
-	var v struct {
-		Status struct {
-			ID string `json:"id"`
-		} `json:"status"`
+	var m struct {
+		MediaType string `json:"mediaType"`
+		Config    struct {
+			Digest string `json:"digest"`
+		} `json:"config"`
 	}
-	if err := jsonUnmarshal(stdout.Bytes(), &v); err != nil {
-		return "", err
+	if err := jsonUnmarshal(stdout.Bytes(), &m); err != nil {
+		return "", fmt.Errorf("reading manifest of %s on node %s: %w", ref, n.String(), err)
 	}
-	return v.Status.ID, nil
+	if m.Config.Digest == "" {
+		return "", fmt.Errorf("image %s on node %s is not a single-platform image manifest (%s)", ref, n.String(), m.MediaType)
+	}
+	return m.Config.Digest, nil
 }
 
 // nodeContent lists the digests in the node's content store.
