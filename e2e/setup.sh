@@ -26,8 +26,8 @@ missing=()
 command -v docker >/dev/null || missing+=(docker.io)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
-[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 && ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' \
-  || missing+=(busybox-static)
+# the helper image copies /bin/busybox into a FROM scratch image: it must be Debian's static build
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
   e2e_log "installing ${missing[*]}"
   [ "$(id -u)" = 0 ] || { e2e_log "must run as root to install packages"; exit 1; }
@@ -127,7 +127,7 @@ ensure() {
 }
 
 for target in ${DEVLOOP_E2E_TARGETS:-node traefik}; do ensure "$target"; done
-e2e_log "all images ready in $(( $(date +%s) - T0 ))s: $NODE_IMAGE $TRAEFIK_IMAGE"
+e2e_log "ready in $(( $(date +%s) - T0 ))s: ${DEVLOOP_E2E_TARGETS:-$NODE_IMAGE $TRAEFIK_IMAGE}"
 
 path_value='$PATH'
 if e2e_needs_shim; then
