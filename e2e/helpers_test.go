@@ -85,6 +85,7 @@ func devloopEnv() []string {
 	return append(os.Environ(),
 		"DEVLOOP_NODE_IMAGE="+os.Getenv("DEVLOOP_E2E_NODE_IMAGE"),
 		"NO_COLOR=1",
+		"DEVLOOP_PPROF_ADDR="+pprofAddr,
 	)
 }
 

@@ -121,6 +121,10 @@ func TestUp(t *testing.T) {
 		eventually(t, forwardURL, "", "hello from devloop v3", 2*time.Minute)
 	})
 
+	t.Run("forwards and log tails survive pod deletions, rollouts and a frozen node", func(t *testing.T) {
+		testForwardsSurvive(t, up)
+	})
+
 	t.Run("Ctrl-C stops devloop and leaves the app running", func(t *testing.T) {
 		up.stop()
 		if up.err != nil {
@@ -148,7 +152,7 @@ func TestUp(t *testing.T) {
 			t.Fatalf("a no-op up must not change any object:\n%s", out)
 		}
 		// The app kept running across both devloop runs.
-		eventually(t, ingressURL, "hello.localhost", "hello from devloop v3", 30*time.Second)
+		eventually(t, ingressURL, "hello.localhost", "hello from devloop v4", 30*time.Second)
 	})
 
 	t.Run("rollout failures are explained", func(t *testing.T) {
