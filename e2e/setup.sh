@@ -59,12 +59,13 @@ declare -A KIND OUT DEPS FILES EXTRA HASH
 def() { KIND[$1]=$2; OUT[$1]=$3; DEPS[$1]=$4; FILES[$1]=$5; EXTRA[$1]=$6; }
 def k8s-bins       dir   "$CACHE/k8s-bins"       ""                                 "k8s-bins.sh"       "$K8S_VERSION"
 def addon-bins     dir   "$CACHE/addon-bins"     ""                                 "addon-bins.sh src" "$ETCD_VERSION $COREDNS_VERSION $LOCAL_PATH_VERSION"
+def crictl-bin     dir   "$CACHE/crictl-bin"     ""                                 "crictl-bin.sh"     "$CRICTL_VERSION"
 def traefik-bin    dir   "$CACHE/traefik-bin"    ""                                 "traefik-bin.sh traefik" "$TRAEFIK_VERSION"
 def rootfs         image "$ROOTFS_IMAGE"         ""                                 "rootfs.sh"         "$DEBIAN_SUITE $DEBIAN_MIRROR"
 def base           image "$BASE_IMAGE"           "rootfs"                           "base"              ""
 def component-tars dir   "$CACHE/component-tars" "k8s-bins addon-bins rootfs"       "component-images.sh iptables-wrapper lib.sh" \
   "$K8S_VERSION $PAUSE_VERSION $ETCD_VERSION $COREDNS_VERSION $STORAGE_PROVISIONER_IMAGE $STORAGE_HELPER_IMAGE"
-def node           image "$NODE_IMAGE"           "base component-tars k8s-bins"     "node-image.sh node" "$K8S_VERSION $PAUSE_VERSION"
+def node           image "$NODE_IMAGE"           "base component-tars k8s-bins crictl-bin" "node-image.sh node" "$K8S_VERSION $PAUSE_VERSION"
 def traefik        image "$TRAEFIK_IMAGE"        "traefik-bin"                      "VERSIONS"          "$TRAEFIK_IMAGE"
 
 stage_hash() {
@@ -90,6 +91,7 @@ run_stage() {
     k8s-bins)    K8S_VERSION=$K8S_VERSION OUT=$o WORK=$CACHE/work/k8sbuild "$E2E_IMAGES/k8s-bins.sh" ;;
     addon-bins)  OUT=$o WORK=$CACHE/work/addons ETCD_VERSION=$ETCD_VERSION COREDNS_VERSION=$COREDNS_VERSION \
                    LOCAL_PATH_VERSION=$LOCAL_PATH_VERSION "$E2E_IMAGES/addon-bins.sh" ;;
+    crictl-bin)  OUT=$o WORK=$CACHE/work/crictl CRICTL_VERSION=$CRICTL_VERSION "$E2E_IMAGES/crictl-bin.sh" ;;
     traefik-bin) OUT=$o TRAEFIK_VERSION=$TRAEFIK_VERSION "$E2E_IMAGES/traefik-bin.sh" ;;
     rootfs)      WORK=$CACHE/work TAG=$o HASH=$h DEBIAN_SUITE=$DEBIAN_SUITE DEBIAN_MIRROR=$DEBIAN_MIRROR "$E2E_IMAGES/rootfs.sh" ;;
     base)        e2e_docker_build "$o" "$h" "$E2E_IMAGES/base" ;;
@@ -98,7 +100,7 @@ run_stage() {
         ROOTFS_IMAGE=$ROOTFS_IMAGE PAUSE_VERSION=$PAUSE_VERSION ETCD_VERSION=$ETCD_VERSION \
         COREDNS_VERSION=$COREDNS_VERSION STORAGE_PROVISIONER_IMAGE=$STORAGE_PROVISIONER_IMAGE \
         STORAGE_HELPER_IMAGE=$STORAGE_HELPER_IMAGE "$E2E_IMAGES/component-images.sh" ;;
-    node)        BIN=${OUT[k8s-bins]} TARS=${OUT[component-tars]} TAG=$o HASH=$h BASE_IMAGE=$BASE_IMAGE \
+    node)        BIN=${OUT[k8s-bins]} CRICTL=${OUT[crictl-bin]}/crictl TARS=${OUT[component-tars]} TAG=$o HASH=$h BASE_IMAGE=$BASE_IMAGE \
                    K8S_VERSION=$K8S_VERSION PAUSE_VERSION=$PAUSE_VERSION "$E2E_IMAGES/node-image.sh" ;;
     traefik)
       local ctx="$CACHE/work/traefik-ctx"

@@ -2,10 +2,10 @@
 # Assemble the kind node image the way kind's pkg/build/nodeimage does: base image + kubeadm/kubelet/kubectl
 # + /kind/version + /kind/manifests/{default-cni,default-storage}.yaml + the preloaded images imported into
 # containerd (namespace k8s.io, pinned, not unpacked), then `docker commit`.
-# Env: E2E_IMAGES, BIN (k8s binaries), TARS (component image archives), TAG, HASH, BASE_IMAGE, K8S_VERSION,
+# Env: E2E_IMAGES, BIN (k8s binaries), CRICTL (crictl binary), TARS (component image archives), TAG, HASH, BASE_IMAGE, K8S_VERSION,
 #      PAUSE_VERSION.
 set -euo pipefail
-: "${E2E_IMAGES:?}" "${BIN:?}" "${TARS:?}" "${TAG:?}" "${HASH:?}" "${BASE_IMAGE:?}" "${K8S_VERSION:?}" "${PAUSE_VERSION:?}"
+: "${E2E_IMAGES:?}" "${BIN:?}" "${CRICTL:?}" "${TARS:?}" "${TAG:?}" "${HASH:?}" "${BASE_IMAGE:?}" "${K8S_VERSION:?}" "${PAUSE_VERSION:?}"
 C="devloop-e2e-node-build-$$"
 # no --privileged (it fails on hosts without CAP_SYS_RESOURCE); containerd only needs its content store here
 docker run -d --name "$C" --entrypoint=sleep --cap-add=ALL --cap-drop=SYS_RESOURCE \
@@ -16,6 +16,9 @@ for b in kubeadm kubelet kubectl; do
   docker exec "$C" chown root:root "/usr/bin/$b"
   docker exec "$C" chmod 755 "/usr/bin/$b"
 done
+docker cp "$CRICTL" "$C:/usr/local/bin/crictl"
+docker exec "$C" chown root:root /usr/local/bin/crictl
+docker exec "$C" chmod 755 /usr/local/bin/crictl
 docker exec "$C" sh -c "printf '%s' '$K8S_VERSION' > /kind/version"
 docker exec "$C" mkdir -p /kind/manifests
 for m in default-cni.yaml default-storage.yaml; do
