@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/devloop-dev/devloop/internal/engine"
 	"github.com/devloop-dev/devloop/internal/ui"
@@ -66,6 +67,9 @@ func (o *observer) Reduced(s *engine.State, ev engine.Event) {
 		}
 		for name, err := range e.Failed {
 			o.p.Error(name, "rollout failed; the last good version keeps running:\n%v", err)
+		}
+		if len(e.Failed) == 0 {
+			o.p.Line("devloop", "rolled out in %s", e.Took.Round(time.Millisecond))
 		}
 	}
 	if o.wasBusy && s.Settled() {

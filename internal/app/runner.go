@@ -36,11 +36,14 @@ var _ engine.Runner = (*runner)(nil)
 func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, progress func(engine.Phase)) (*engine.Artifact, error) {
 	out := r.s.p.Writer(svc.Name)
 	defer out.Close()
+	begin := time.Now()
 	img, err := r.s.builder.Build(ctx, svc, out)
 	if err != nil {
 		return nil, err
 	}
+	built := time.Since(begin)
 	progress(engine.PhaseLoading)
+	begin = time.Now()
 	res, err := r.s.loader.Load(ctx, r.s.cfg.Cluster.Name, img.Ref(), out)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s into the cluster: %w", img.Ref(), err)
@@ -54,13 +57,17 @@ func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, prog
 		}
 	}
 	if loaded > 0 {
-		r.s.p.Line(svc.Name, "loaded %s into %d node(s) (%s sent)", img.Ref(), loaded, humanBytes(sent))
+		r.s.p.Line(svc.Name, "image %s: build %s, load into %d node(s) %s (%s sent)", img.Ref(),
+			built.Round(time.Millisecond), loaded, time.Since(begin).Round(time.Millisecond), humanBytes(sent))
+	} else {
+		r.s.p.Line(svc.Name, "image %s: build %s, already in the node(s)", img.Ref(), built.Round(time.Millisecond))
 	}
 	return &engine.Artifact{Repo: img.Repo, Ref: img.Ref(), ID: img.ID}, nil
 }
 
 // Sync copies changed files into every running container of the service.
 func (r *runner) Sync(ctx context.Context, svc config.Service, paths []string) (bool, error) {
+	begin := time.Now()
 	files, rest := sync.PlanSync(svc.Sync, paths)
 	if len(rest) > 0 {
 		return true, fmt.Errorf("%d changed files are not covered by sync rules", len(rest))
@@ -80,7 +87,7 @@ func (r *runner) Sync(ctx context.Context, svc config.Service, paths []string) (
 	if err := g.Wait(); err != nil {
 		return errors.Is(err, sync.ErrNoTar), err
 	}
-	r.s.p.Line(svc.Name, "synced %d file(s) into %d container(s)", len(files), len(targets))
+	r.s.p.Line(svc.Name, "synced %d file(s) into %d container(s) in %s", len(files), len(targets), time.Since(begin).Round(time.Millisecond))
 	return false, nil
 }
 
