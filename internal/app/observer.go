@@ -48,7 +48,7 @@ func (o *observer) Reduced(s *engine.State, ev engine.Event) {
 	case engine.ImageDone:
 		switch {
 		case e.Err == nil:
-			o.p.Line(e.Service, "built %s in %s", e.Artifact.Ref, e.Took.Round(10e6))
+			// The runner already said what was built and how long each step took.
 		case errors.Is(e.Err, engine.ErrSuperseded):
 			o.p.Line(e.Service, "build superseded by a newer change")
 		default:
