@@ -1,4 +1,4 @@
-.PHONY: build test unit e2e images example clean-e2e
+.PHONY: build test unit e2e e2e-bench images example
 
 # build installs devloop into $GOPATH/bin (or $GOBIN).
 build:

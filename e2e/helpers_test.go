@@ -53,16 +53,47 @@ func TestMain(m *testing.M) {
 	}())
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and many readers.
+// syncBuffer is a bytes.Buffer safe for one writer and many readers. It
+// also records when each complete line arrived (for the benchmarks).
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	partial []byte
+	lines   []timedLine
+}
+
+type timedLine struct {
+	at   time.Time
+	text string
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
+	s.partial = append(s.partial, p...)
+	for {
+		i := bytes.IndexByte(s.partial, '\n')
+		if i < 0 {
+			break
+		}
+		s.lines = append(s.lines, timedLine{at: now, text: string(s.partial[:i])})
+		s.partial = s.partial[i+1:]
+	}
 	return s.b.Write(p)
+}
+
+// linesSince returns the lines that arrived at or after t.
+func (s *syncBuffer) linesSince(t time.Time) []timedLine {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []timedLine
+	for _, l := range s.lines {
+		if !l.at.Before(t) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func (s *syncBuffer) String() string {
@@ -73,7 +104,7 @@ func (s *syncBuffer) String() string {
 
 // proc is a running devloop command.
 type proc struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	out  *syncBuffer
 	done chan struct{}
@@ -90,7 +121,7 @@ func devloopEnv() []string {
 }
 
 // start runs devloop in dir with args, capturing its output (also echoed to the test log on failure).
-func start(t *testing.T, dir string, args ...string) *proc {
+func start(t testing.TB, dir string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(devloopBin, args...)
@@ -115,7 +146,7 @@ func start(t *testing.T, dir string, args ...string) *proc {
 }
 
 // run runs devloop to completion and returns its output and error.
-func run(t *testing.T, dir string, timeout time.Duration, args ...string) (string, error) {
+func run(t testing.TB, dir string, timeout time.Duration, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -189,7 +220,7 @@ func httpGet(url, host string) (int, string, error) {
 }
 
 // eventually polls GET url until the body contains want, or fails after timeout.
-func eventually(t *testing.T, url, host, want string, timeout time.Duration) time.Duration {
+func eventually(t testing.TB, url, host, want string, timeout time.Duration) time.Duration {
 	t.Helper()
 	begin := time.Now()
 	var last string
@@ -206,7 +237,7 @@ func eventually(t *testing.T, url, host, want string, timeout time.Duration) tim
 }
 
 // copyDir copies the tree at src into dst (skipping build output).
-func copyDir(t *testing.T, src, dst string) {
+func copyDir(t testing.TB, src, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -231,7 +262,7 @@ func copyDir(t *testing.T, src, dst string) {
 	}
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -242,7 +273,7 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 // atomicWrite saves like vim with backupcopy=no: write a temp file, rename over.
-func atomicWrite(t *testing.T, path, content string) {
+func atomicWrite(t testing.TB, path, content string) {
 	t.Helper()
 	tmp := path + ".tmp~"
 	writeFile(t, tmp, content)
@@ -251,7 +282,7 @@ func atomicWrite(t *testing.T, path, content string) {
 	}
 }
 
-func docker(t *testing.T, args ...string) string {
+func docker(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := exec.Command("docker", args...).CombinedOutput()
 	if err != nil {
