@@ -25,3 +25,7 @@ e2e:
 # the node and ingress images are built offline first, cached).
 example:
 	bash -c 'set -e; eval "$$(bash e2e/setup.sh)"; export DEVLOOP_NODE_IMAGE=$$DEVLOOP_E2E_NODE_IMAGE; cd examples/hello && go run ../../cmd/devloop up'
+
+# e2e-bench measures save-to-serving latency on a real cluster (see BENCHMARKS.md).
+e2e-bench:
+	bash -c 'set -e; eval "$$(bash e2e/setup.sh)"; go test -tags e2e -count=1 -run "^$$" -bench SaveToServing -benchtime 1x -timeout 60m -v ./e2e/'

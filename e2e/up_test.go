@@ -41,7 +41,7 @@ manifests:
   - k8s
 `, clusterName, ingressPort, forwardPort)
 
-func helloProject(t *testing.T) string {
+func helloProject(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	copyDir(t, filepath.Join(repoRoot, "examples", "hello"), dir)
