@@ -27,9 +27,11 @@ import (
 
 const (
 	// TraefikImage is the pinned Traefik v3 image of the ingress controller
-	// (cluster.ingress.image overrides it). It is never pulled by the node:
-	// devloop loads it from the local Docker engine (imagePullPolicy IfNotPresent).
-	TraefikImage = "docker.io/traefik:v3.7.13"
+	// (cluster.ingress.image overrides it). When the local Docker engine has
+	// it, devloop loads it into the nodes; otherwise the node pulls it. v3.6.12
+	// because it is the newest v3 that builds from the Go module proxy alone
+	// (e2e/images/README.md says why), which is what our offline e2e runs.
+	TraefikImage = "docker.io/traefik:v3.6.12"
 	// IngressNamespace is where the ingress controller runs.
 	IngressNamespace = "devloop-ingress"
 	// IngressDeployment is the ingress controller's Deployment name.
