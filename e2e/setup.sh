@@ -111,8 +111,11 @@ run_stage() {
   esac >"$log" 2>&1
 }
 # ensure STAGE: build it (and, first, whatever it needs that is out of date) unless it is up to date
+declare -A DONE
 ensure() {
   local s=$1 d start
+  [ -z "${DONE[$s]:-}" ] || return 0
+  DONE[$s]=1
   if up_to_date "$s"; then e2e_log "STAGE $s: up to date (${OUT[$s]})"; return; fi
   for d in ${DEPS[$s]}; do ensure "$d"; done
   e2e_log "STAGE $s: building (log: $CACHE/logs/$s.log)"
