@@ -239,6 +239,15 @@ func (rw rolloutWaiter) check(ctx context.Context, w Workload) (state, error) {
 	if err != nil {
 		return st, fmt.Errorf("checking rollout of %s: %w", w, err)
 	}
+	if st.done && observed && podSel != nil && !podSel.Empty() && w.Kind != "Job" && w.Kind != "Pod" {
+		// The controller's counts can be met by a container that was Ready
+		// for an instant before it crashed (no readiness probe): a rollout is
+		// done only when the current revision's pods are ready right now.
+		if n := rw.unreadyPods(ctx, w.Namespace, podSel, keep); n > 0 {
+			st.done = false
+			st.msg = fmt.Sprintf("%d pod(s) of the new revision not ready", n)
+		}
+	}
 	if st.done || podSel == nil || podSel.Empty() {
 		return st, nil
 	}
@@ -256,6 +265,29 @@ func (rw rolloutWaiter) check(ctx context.Context, w Workload) (state, error) {
 		st.problems = append(st.problems, p)
 	}
 	return st, nil
+}
+
+// unreadyPods counts the current, non-terminating pods with a container
+// that is not ready.
+func (rw rolloutWaiter) unreadyPods(ctx context.Context, ns string, sel labels.Selector, keep func(*corev1.Pod) bool) int {
+	list, err := rw.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for i := range list.Items {
+		p := &list.Items[i]
+		if p.DeletionTimestamp != nil || (keep != nil && !keep(p)) {
+			continue
+		}
+		for _, c := range p.Status.ContainerStatuses {
+			if !c.Ready {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 func ownedBy(uid types.UID) func(*corev1.Pod) bool {

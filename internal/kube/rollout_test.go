@@ -239,6 +239,19 @@ func TestWaitRolloutDone(t *testing.T) {
 	}
 }
 
+// A container without a readiness probe is Ready for an instant before it
+// crashes; the Deployment's counts may say "available" then. The rollout is
+// not done while a current pod is not ready, and the crash is explained.
+func TestWaitRolloutAvailableButCrashing(t *testing.T) {
+	d, rs := rollingDeployment("web", 1)
+	cs := fake.NewClientset(d, rs, pod("web-new-1", "web", "new", appSpec("x", nil), crashing(3, 2)))
+	rw := rolloutWaiter{cs: cs, clock: clocktesting.NewFakeClock(now), poll: time.Second}
+	err := rw.wait(context.Background(), Workload{Kind: "Deployment", Namespace: "dev", Name: "web"}, time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "CrashLoopBackOff") {
+		t.Fatalf("wait = %v, want the crash loop explained", err)
+	}
+}
+
 func TestWaitRolloutTimeout(t *testing.T) {
 	d, rs := rollingDeployment("web", 0)
 	// Running, not ready, probe failing but no event yet: not fatal, shown on timeout.
