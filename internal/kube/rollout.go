@@ -280,8 +280,17 @@ func (rw rolloutWaiter) unreadyPods(ctx context.Context, ns string, sel labels.S
 		if p.DeletionTimestamp != nil || (keep != nil && !keep(p)) {
 			continue
 		}
+		probed := map[string]bool{}
+		for _, c := range p.Spec.Containers {
+			probed[c.Name] = c.ReadinessProbe != nil
+		}
 		for _, c := range p.Status.ContainerStatuses {
-			if !c.Ready {
+			// Without a readiness probe a container is "ready" the moment it
+			// starts, even one that exits a millisecond later: it must have
+			// kept running a little while to count.
+			young := c.State.Running != nil && !probed[c.Name] &&
+				rw.clock.Since(c.State.Running.StartedAt.Time) < minRunWithoutProbe
+			if !c.Ready || young {
 				n++
 				break
 			}
@@ -289,6 +298,10 @@ func (rw rolloutWaiter) unreadyPods(ctx context.Context, ns string, sel labels.S
 	}
 	return n
 }
+
+// minRunWithoutProbe is how long a container without a readiness probe must
+// have been running for a rollout to count it.
+const minRunWithoutProbe = 2 * time.Second
 
 func ownedBy(uid types.UID) func(*corev1.Pod) bool {
 	return func(p *corev1.Pod) bool {

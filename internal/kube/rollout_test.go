@@ -302,3 +302,31 @@ func TestDiagnose(t *testing.T) {
 		t.Errorf("Diagnose = %q\nwant [%q]", got, want)
 	}
 }
+
+func TestUnreadyPodsCountsContainersThatJustStarted(t *testing.T) {
+	running := func(ago time.Duration) corev1.PodStatus {
+		return corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{
+			Name: "app", Ready: true,
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(now.Add(-ago))}},
+		}}}
+	}
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		want int
+	}{
+		{"just started, no probe", pod("a", "web", "new", appSpec("x", nil), running(100*time.Millisecond)), 1},
+		{"running a while, no probe", pod("a", "web", "new", appSpec("x", nil), running(time.Minute)), 0},
+		{"just started, probe says ready", pod("a", "web", "new", appSpec("x", httpProbe), running(100*time.Millisecond)), 0},
+		{"crash looping", pod("a", "web", "new", appSpec("x", nil), crashing(3, 2)), 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rw := rolloutWaiter{cs: fake.NewClientset(tt.pod), clock: clocktesting.NewFakeClock(now)}
+			sel := labels.SelectorFromSet(labels.Set{"app": "web"})
+			if got := rw.unreadyPods(context.Background(), "dev", sel, nil); got != tt.want {
+				t.Fatalf("unreadyPods = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
