@@ -216,3 +216,146 @@ func decodeAddr(s string) string {
 	}
 	return fmt.Sprintf("[%s]:%d", hostHex, port)
 }
+
+// counterProject logs "tick N" every 10ms from N=1.
+func counterProject(t *testing.T) string {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "go.mod"), "module example.com/counter\n\ngo 1.26\n")
+	writeFile(t, filepath.Join(dir, "main.go"), `package main
+
+import (
+	"fmt"
+	"time"
+)
+
+func main() {
+	for n := 1; ; n++ {
+		fmt.Printf("tick %d\n", n)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+`)
+	writeFile(t, filepath.Join(dir, "Dockerfile"), "FROM scratch\nCOPY bin/counter /counter\nENTRYPOINT [\"/counter\"]\n")
+	writeFile(t, filepath.Join(dir, "devloop.yaml"), fmt.Sprintf(`name: counter
+cluster:
+  name: %s
+  ingress:
+    httpPort: %d
+    httpsPort: 18443
+services:
+  - name: counter
+    build:
+      preBuild:
+        run: CGO_ENABLED=0 go build -o bin/counter .
+    ignore: [bin]
+manifests:
+  - k8s/*.yaml
+`, clusterName, ingressPort))
+	writeFile(t, filepath.Join(dir, "k8s", "counter.yaml"), `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: counter
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: counter}
+  template:
+    metadata:
+      labels: {app: counter}
+    spec:
+      containers:
+        - name: app
+          image: counter
+          resources:
+            requests: {cpu: 10m, memory: 16Mi}
+`)
+	return dir
+}
+
+var tickRe = regexp.MustCompile(`counter/\S+/app \| tick (\d+)$`)
+
+// ticks returns the tick numbers devloop printed, in order.
+func ticks(out string) []int {
+	var ns []int
+	for _, l := range strings.Split(out, "\n") {
+		if m := tickRe.FindStringSubmatch(strings.TrimSpace(l)); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			ns = append(ns, n)
+		}
+	}
+	return ns
+}
+
+// testLogsAcrossRestart checks that every line a restarted container printed
+// appears exactly once in devloop's output.
+func testLogsAcrossRestart(t *testing.T) {
+	dir := counterProject(t)
+	up := start(t, dir, "up")
+	up.waitOutput("all services ready", 0, 3*time.Minute)
+	up.waitOutput("| tick 300", 0, time.Minute)
+
+	node := clusterName + "-control-plane"
+	old := docker(t, "exec", node, "crictl", "ps", "--name", "^app$", "--label", "io.kubernetes.pod.namespace=default", "-q", "--state", "running")
+	if old == "" || strings.Contains(old, "\n") {
+		t.Fatalf("want one running counter container, got %q", old)
+	}
+	docker(t, "exec", node, "crictl", "stop", "--timeout", "0", old)
+	// The restarted container prints from tick 1 again; wait until it is well along.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		ns := ticks(up.out.String())
+		resets := 0
+		for i := 1; i < len(ns); i++ {
+			if ns[i] == 1 {
+				resets++
+			}
+		}
+		if resets >= 1 && ns[len(ns)-1] >= 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted container's lines never showed (last ticks %v)", ns[max(0, len(ns)-5):])
+		}
+		time.Sleep(200 * time.Millisecond) // polling a condition with a deadline
+	}
+	up.stop()
+
+	// What the old container really printed, from the node's own log files.
+	oldLog := docker(t, "exec", node, "crictl", "logs", old)
+	last := 0
+	for _, l := range strings.Split(oldLog, "\n") {
+		var n int
+		if _, err := fmt.Sscanf(strings.TrimSpace(l), "tick %d", &n); err == nil {
+			last = n
+		}
+	}
+	ns := ticks(up.out.String())
+	split := -1
+	for i := 1; i < len(ns); i++ {
+		if ns[i] == 1 {
+			split = i
+			break
+		}
+	}
+	if split < 0 {
+		t.Fatal("no restart seen in the output")
+	}
+	first, second := ns[:split], ns[split:]
+	for i, n := range first {
+		if n != i+1 {
+			t.Fatalf("old container: line %d is tick %d (lost or duplicated lines around it)", i+1, n)
+		}
+	}
+	if len(first) != last {
+		t.Fatalf("old container printed %d ticks, devloop showed %d", last, len(first))
+	}
+	for i, n := range second {
+		if n != i+1 {
+			t.Fatalf("new container: line %d is tick %d (lost or duplicated lines around it)", i+1, n)
+		}
+	}
+	t.Logf("old container: all %d lines exactly once; new container: %d lines in order", last, len(second))
+	if out, err := run(t, dir, 2*time.Minute, "down"); err != nil {
+		t.Fatalf("down counter: %v\n%s", err, out)
+	}
+}

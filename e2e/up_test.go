@@ -125,6 +125,10 @@ func TestUp(t *testing.T) {
 		testForwardsSurvive(t, up)
 	})
 
+	t.Run("every line of a restarted container appears exactly once", func(t *testing.T) {
+		testLogsAcrossRestart(t)
+	})
+
 	t.Run("Ctrl-C stops devloop and leaves the app running", func(t *testing.T) {
 		up.stop()
 		if up.err != nil {
