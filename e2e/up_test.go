@@ -179,6 +179,46 @@ func TestUp(t *testing.T) {
 		}
 	})
 
+	t.Run("logs and status work without the loop", func(t *testing.T) {
+		out, err := run(t, dir, time.Minute, "logs", "hello", "--follow=false")
+		if err != nil || !strings.Contains(out, "| GET / 200") {
+			t.Fatalf("devloop logs hello: %v\n%s", err, out)
+		}
+		out, err = run(t, dir, time.Minute, "status")
+		if err != nil || !strings.Contains(out, "running") || !strings.Contains(out, "1/1") {
+			t.Fatalf("devloop status: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("doctor flags missing probes and a :latest image", func(t *testing.T) {
+		lint := crashyProject(t)
+		writeFile(t, filepath.Join(lint, "k8s", "cache.yaml"), `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: cache
+spec:
+  selector:
+    matchLabels: {app: cache}
+  template:
+    metadata:
+      labels: {app: cache}
+    spec:
+      containers:
+        - name: redis
+          image: redis:latest
+`)
+		out, _ := run(t, lint, time.Minute, "doctor")
+		for _, want := range []string{
+			`deployment/crashy container "app": no readiness probe`,
+			`deployment/cache container "redis"`,
+			":latest",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("doctor output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+
 	t.Run("down removes what was deployed, down --cluster the cluster", func(t *testing.T) {
 		out, err := run(t, dir, 2*time.Minute, "down")
 		if err != nil || !strings.Contains(out, "deployment/hello") {
