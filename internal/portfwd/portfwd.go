@@ -103,6 +103,8 @@ type Manager struct {
 	mu       sync.Mutex
 	closed   bool
 	done     chan struct{}
+	ctx      context.Context // ends at Close; for tunnels dialed ahead of connections
+	cancel   context.CancelFunc
 	changed  chan struct{} // closed and replaced whenever the caches change
 	forwards map[string]*forward
 	nss      map[string]*nsCache
@@ -147,6 +149,7 @@ func New(cfg *rest.Config, cs kubernetes.Interface, opts Options) *Manager {
 		tunnels:  map[string]*tunnel{},
 		dialing:  map[string]chan struct{}{},
 	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
 	if m.clock == nil {
 		m.clock = clock.RealClock{}
 	}
@@ -382,6 +385,11 @@ func (m *Manager) refresh() {
 	m.notifyMu.Lock()
 	defer m.notifyMu.Unlock()
 	var changes []Status
+	type warmup struct {
+		fw  *forward
+		pod *corev1.Pod
+	}
+	var warm []warmup
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -403,12 +411,27 @@ func (m *Manager) refresh() {
 				st.State, st.Pod, st.Err = StateError, tgt.pod.Name, fw.dialErr
 			default:
 				st.State, st.Pod = StateUp, tgt.pod.Name
+				if key := podKey(tgt.pod); m.tunnels[key] == nil && m.dialing[key] == nil {
+					warm = append(warm, warmup{fw, tgt.pod})
+				}
 			}
 		}
 		if !fw.reported || st != fw.status {
 			fw.status, fw.reported = st, true
 			changes = append(changes, st)
 		}
+	}
+	// Dial the tunnel to a forward's pod as soon as it is the one to use, so
+	// the first connection after a restart or rollout does not wait for the
+	// handshake. Dial errors back off as for connections.
+	for _, w := range warm {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if t, err := m.tunnelFor(m.ctx, w.fw, w.pod, nil); err == nil {
+				m.release(t, nil)
+			}
+		}()
 	}
 	m.mu.Unlock()
 	if m.onChange != nil {
@@ -688,6 +711,7 @@ func (m *Manager) Close() {
 	}
 	m.closed = true
 	close(m.done)
+	m.cancel()
 	fws := make([]*forward, 0, len(m.forwards))
 	for _, fw := range m.forwards {
 		fws = append(fws, fw)

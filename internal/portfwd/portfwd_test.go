@@ -237,6 +237,26 @@ func TestConnectionGoesToReadyPod(t *testing.T) {
 	}
 }
 
+// The tunnel to a forward's pod is dialed as soon as that pod is the one
+// to use, before any connection, so the first request after a restart or a
+// rollout does not pay for the handshake.
+func TestTunnelIsDialedBeforeTheFirstConnection(t *testing.T) {
+	f := newFixture(t, service(80, intstr.FromInt32(8080)), pod("hello-a", created(0)))
+	f.dialer.serve(t, "hello-a")
+	local := freePort(t)
+	if err := f.reconcile(svcSpec(local)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "tunnel dialed ahead", func() bool { return f.dialer.dialCount() == 1 })
+	got, err := roundTrip(t, local, "hi")
+	if err != nil || got != "hello-a: hi" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	if n := f.dialer.dialCount(); n != 1 {
+		t.Fatalf("dialed %d tunnels, want the one dialed ahead to be used", n)
+	}
+}
+
 func TestPodReplacedNextConnectionGoesToNewPod(t *testing.T) {
 	f := newFixture(t, service(80, intstr.FromInt32(8080)), pod("hello-a", created(0)))
 	f.dialer.serve(t, "hello-a")
