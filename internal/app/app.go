@@ -101,6 +101,7 @@ rebuilds or live-syncs whatever you change.`,
 		newLogsCommand(g),
 		newDoctorCommand(g),
 		newVersionCommand(g),
+		newInitCommand(g),
 	)
 	return root
 }
