@@ -271,19 +271,28 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 		applied[r.Ref.id()] = r.Ref
 	}
 
+	// applyEach applies objs in order, collecting errors; it returns what was applied.
+	applyEach := func(objs []*unstructured.Unstructured) []prepared {
+		var done []prepared
+		for _, o := range objs {
+			p, err := a.prepare(o)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			r, err := a.applyOne(ctx, p)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			record(r)
+			done = append(done, p)
+		}
+		return done
+	}
+
 	var crds []prepared
-	for _, o := range first {
-		p, err := a.prepare(o)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		r, err := a.applyOne(ctx, p)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		record(r)
+	for _, p := range applyEach(first) {
 		if isCRD(p.obj.GroupVersionKind()) {
 			crds = append(crds, p)
 		}
@@ -301,19 +310,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	if err := a.ensureNamespace(ctx); err != nil {
 		return res, errors.Join(append(errs, err)...)
 	}
-	for _, o := range rest {
-		p, err := a.prepare(o)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		r, err := a.applyOne(ctx, p)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		record(r)
-	}
+	applyEach(rest)
 
 	if len(errs) > 0 {
 		// Keep tracking everything, old and new, so nothing leaks; prune next time.
