@@ -290,3 +290,33 @@ func docker(t testing.TB, args ...string) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// goProject writes a one-service project: a Go main package built on the
+// host, a FROM scratch image, the given manifests under k8s/, and a
+// devloop.yaml on the suite's cluster.
+func goProject(t testing.TB, name, mainGo string, manifests map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "go.mod"), "module example.com/"+name+"\n\ngo 1.26\n")
+	writeFile(t, filepath.Join(dir, "main.go"), mainGo)
+	writeFile(t, filepath.Join(dir, "Dockerfile"), fmt.Sprintf("FROM scratch\nCOPY bin/%[1]s /%[1]s\nENTRYPOINT [\"/%[1]s\"]\n", name))
+	writeFile(t, filepath.Join(dir, "devloop.yaml"), fmt.Sprintf(`name: %[1]s
+cluster:
+  name: %[2]s
+  ingress:
+    httpPort: %[3]d
+    httpsPort: 18443
+services:
+  - name: %[1]s
+    build:
+      preBuild:
+        run: CGO_ENABLED=0 go build -o bin/%[1]s .
+    ignore: [bin]
+manifests:
+  - k8s/*.yaml
+`, name, clusterName, ingressPort))
+	for file, body := range manifests {
+		writeFile(t, filepath.Join(dir, "k8s", file), body)
+	}
+	return dir
+}

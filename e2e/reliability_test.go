@@ -219,9 +219,7 @@ func decodeAddr(s string) string {
 
 // counterProject logs "tick N" every 10ms from N=1.
 func counterProject(t *testing.T) string {
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "go.mod"), "module example.com/counter\n\ngo 1.26\n")
-	writeFile(t, filepath.Join(dir, "main.go"), `package main
+	return goProject(t, "counter", `package main
 
 import (
 	"fmt"
@@ -234,24 +232,7 @@ func main() {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-`)
-	writeFile(t, filepath.Join(dir, "Dockerfile"), "FROM scratch\nCOPY bin/counter /counter\nENTRYPOINT [\"/counter\"]\n")
-	writeFile(t, filepath.Join(dir, "devloop.yaml"), fmt.Sprintf(`name: counter
-cluster:
-  name: %s
-  ingress:
-    httpPort: %d
-    httpsPort: 18443
-services:
-  - name: counter
-    build:
-      preBuild:
-        run: CGO_ENABLED=0 go build -o bin/counter .
-    ignore: [bin]
-manifests:
-  - k8s/*.yaml
-`, clusterName, ingressPort))
-	writeFile(t, filepath.Join(dir, "k8s", "counter.yaml"), `apiVersion: apps/v1
+`, map[string]string{"counter.yaml": `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: counter
@@ -268,8 +249,7 @@ spec:
           image: counter
           resources:
             requests: {cpu: 10m, memory: 16Mi}
-`)
-	return dir
+`})
 }
 
 var tickRe = regexp.MustCompile(`counter/\S+/app \| tick (\d+)$`)

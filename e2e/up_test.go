@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -242,9 +241,7 @@ spec:
 // crashyProject is an app that exits on start, plus a Deployment asking for
 // more CPU than the node has.
 func crashyProject(t *testing.T) string {
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "go.mod"), "module example.com/crashy\n\ngo 1.26\n")
-	writeFile(t, filepath.Join(dir, "main.go"), `package main
+	const main = `package main
 
 import (
 	"fmt"
@@ -256,22 +253,7 @@ func main() {
 	fmt.Println("crashy: fatal: DATABASE_URL is not set")
 	os.Exit(3)
 }
-`)
-	writeFile(t, filepath.Join(dir, "Dockerfile"), "FROM scratch\nCOPY bin/crashy /crashy\nENTRYPOINT [\"/crashy\"]\n")
-	writeFile(t, filepath.Join(dir, "devloop.yaml"), fmt.Sprintf(`name: crashy
-cluster:
-  name: %s
-  ingress:
-    httpPort: %d
-    httpsPort: 18443
-services:
-  - name: crashy
-    build:
-      preBuild:
-        run: CGO_ENABLED=0 go build -o bin/crashy .
-manifests:
-  - k8s/*.yaml
-`, clusterName, ingressPort))
+`
 	deploy := func(name, cpu string) string {
 		return fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
@@ -292,10 +274,8 @@ spec:
             requests: {cpu: "%[2]s", memory: 16Mi}
 `, name, cpu)
 	}
-	writeFile(t, filepath.Join(dir, "k8s", "crashy.yaml"), deploy("crashy", "10m"))
-	writeFile(t, filepath.Join(dir, "k8s", "greedy.yaml"), deploy("greedy", "64"))
-	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return goProject(t, "crashy", main, map[string]string{
+		"crashy.yaml": deploy("crashy", "10m"),
+		"greedy.yaml": deploy("greedy", "64"),
+	})
 }
