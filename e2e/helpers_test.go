@@ -209,7 +209,10 @@ func httpGet(url, host string) (int, string, error) {
 	if host != "" {
 		req.Host = host
 	}
-	c := &http.Client{Timeout: 5 * time.Second}
+	// A new connection per request, like curl: a kept-alive connection
+	// stays with the pod it was opened to until that pod closes it, which
+	// would measure the old pod's shutdown rather than the forward.
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, "", err
