@@ -35,12 +35,13 @@ func BenchmarkSaveToServing(b *testing.B) {
 	var total, debounce, build, load, rollout, ready []time.Duration
 	for i := 0; i < runs; i++ {
 		want := fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i)
+		mark := up.mark()
 		saved := time.Now()
 		atomicWrite(b, filepath.Join(dir, "message.go"), message(want))
 		took := eventually(b, forwardURL, "", want, 2*time.Minute)
 		total = append(total, took)
 		// Wait for the loop to settle before the next edit.
-		up.waitOutput("all services ready", 0, time.Minute)
+		up.waitOutput("all services ready", mark, time.Minute)
 		ph := phases(up.out.linesSince(saved), saved, saved.Add(took))
 		debounce = append(debounce, ph["debounce"])
 		build = append(build, ph["build"])
@@ -78,7 +79,9 @@ var (
 
 // phases splits one save-to-serving interval using devloop's output:
 // debounce = save → "building" line; build and load from the image line;
-// rollout from the "rolled out" line; ready = that line → first good answer.
+// rollout from the "rolled out" line; ready = that line → first good answer
+// (0 when the forward already served the new pod before the rollout was
+// reported: the new pod is used as soon as it is Ready).
 func phases(lines []timedLine, saved, served time.Time) map[string]time.Duration {
 	out := map[string]time.Duration{}
 	var rolledAt time.Time
