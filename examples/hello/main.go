@@ -90,11 +90,16 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
-// logRequests logs one line per request: "GET / 200".
+// logRequests logs one line per request: "GET / 200". Successful probes
+// (/healthz, every second) are not logged: they would drown the app's own
+// lines in devloop's log stream. A failing probe is.
 func logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
+		if r.URL.Path == "/healthz" && rec.status == http.StatusOK {
+			return
+		}
 		log.Printf("%s %s %d", r.Method, r.URL.Path, rec.status)
 	})
 }
