@@ -12,11 +12,11 @@ import (
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/engine"
 	"github.com/devloop-dev/devloop/internal/kube"
+	"github.com/devloop-dev/devloop/internal/status"
 	"github.com/devloop-dev/devloop/internal/sync"
 )
 
@@ -26,8 +26,8 @@ type runner struct {
 	rolloutTimeout time.Duration
 	execer         sync.Execer
 
-	mu    gosync.Mutex
-	hosts []string // ingress hosts of the last apply
+	mu      gosync.Mutex
+	ingress []string // ingress URLs of the last apply
 }
 
 var _ engine.Runner = (*runner)(nil)
@@ -140,7 +140,7 @@ func (r *runner) Deploy(ctx context.Context, a engine.Action) (map[string]error,
 		r.s.p.Line("devloop", "applied: %s", strings.Join(lines, ", "))
 	}
 	r.mu.Lock()
-	r.hosts = ingressHosts(objs)
+	r.ingress = status.IngressURLs(objs, cfg)
 	r.mu.Unlock()
 
 	// Which workloads to wait for, and which services each one runs.
@@ -215,10 +215,10 @@ func (r *runner) ensureNamespace(ctx context.Context) error {
 	return nil
 }
 
-func (r *runner) ingressHosts() []string {
+func (r *runner) ingressURLs() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]string(nil), r.hosts...)
+	return append([]string(nil), r.ingress...)
 }
 
 func changedLines(res kube.ApplyResult) []string {
@@ -226,28 +226,6 @@ func changedLines(res kube.ApplyResult) []string {
 	for _, l := range res.Lines() {
 		if !strings.HasSuffix(l, " unchanged") {
 			out = append(out, l)
-		}
-	}
-	return out
-}
-
-func ingressHosts(objs []*unstructured.Unstructured) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, o := range objs {
-		if o.GetKind() != "Ingress" {
-			continue
-		}
-		rules, _, _ := unstructured.NestedSlice(o.Object, "spec", "rules")
-		for _, r := range rules {
-			m, ok := r.(map[string]any)
-			if !ok {
-				continue
-			}
-			if h, _ := m["host"].(string); h != "" && !seen[h] {
-				seen[h] = true
-				out = append(out, h)
-			}
 		}
 	}
 	return out

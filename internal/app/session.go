@@ -3,10 +3,8 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -152,16 +150,6 @@ func (s *session) service(name string) (config.Service, bool) {
 		}
 	}
 	return config.Service{}, false
-}
-
-// ingressURLs lists http://host:port/ for each Ingress rule host in objs.
-func ingressURLs(cfg *config.Config, hosts []string) []string {
-	var out []string
-	for _, h := range hosts {
-		out = append(out, fmt.Sprintf("http://%s:%d/", h, cfg.Cluster.Ingress.HTTPPort))
-	}
-	sort.Strings(out)
-	return out
 }
 
 func cachePath(name string) string {

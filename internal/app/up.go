@@ -93,7 +93,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	var onceErr error
 	obs := &observer{p: p, base: s.cfg.Dir}
 	obs.ready = func(st *engine.State) {
-		printURLs(s, r.ingressHosts())
+		printURLs(s, r.ingressURLs())
 		if f.once {
 			var failed []string
 			for _, name := range st.Order {
@@ -200,8 +200,8 @@ func reportForward(s *session, st portfwd.Status) {
 	}
 }
 
-func printURLs(s *session, hosts []string) {
-	for _, u := range ingressURLs(s.cfg, hosts) {
+func printURLs(s *session, ingress []string) {
+	for _, u := range ingress {
 		s.p.Line("devloop", "ingress: %s", u)
 	}
 	for _, spec := range forwardSpecs(s.cfg) {

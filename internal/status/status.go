@@ -78,7 +78,7 @@ func Collect(ctx context.Context, cs kubernetes.Interface, cfg *config.Config, o
 		Context:        "kind-" + cfg.Cluster.Name, // kind's context naming, as cluster.ContextName
 		ClusterRunning: cs != nil,
 		Services:       []Service{},
-		Ingress:        ingressURLs(objs, cfg),
+		Ingress:        IngressURLs(objs, cfg),
 		Forwards:       forwards(cfg),
 	}
 	templates, err := workloadTemplates(objs, cfg)
@@ -285,10 +285,10 @@ func restarts(pods []corev1.Pod) int {
 	return n
 }
 
-// ingressURLs returns one URL per distinct Ingress rule host, in manifest
+// IngressURLs returns one URL per distinct Ingress rule host, in manifest
 // order; a rule without a host answers on "localhost". None when the
 // ingress controller is disabled.
-func ingressURLs(objs []*unstructured.Unstructured, cfg *config.Config) []string {
+func IngressURLs(objs []*unstructured.Unstructured, cfg *config.Config) []string {
 	out := []string{}
 	if !cfg.Cluster.Ingress.IsEnabled() {
 		return out

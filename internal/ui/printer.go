@@ -79,16 +79,6 @@ func (p *Printer) Error(prefix, format string, args ...any) {
 	p.write(prefix, ColorFor(prefix), p.Paint("31", msg))
 }
 
-// Raw prints a preformatted line as is (it is already prefixed).
-func (p *Printer) Raw(line string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stamp {
-		line = p.now().Format("15:04:05") + " " + line
-	}
-	fmt.Fprintln(p.out, line)
-}
-
 // RawBlock prints already-prefixed complete lines (a log tail's output) as one write.
 func (p *Printer) RawBlock(block string) {
 	p.mu.Lock()
