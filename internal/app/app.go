@@ -69,6 +69,8 @@ type globals struct {
 	configSet  bool
 	verbosity  int
 	noColor    bool
+	// liveOut, when set, receives the printer's lines (the live status view).
+	liveOut io.Writer
 }
 
 func newRoot(g *globals) *cobra.Command {
@@ -109,6 +111,9 @@ rebuilds or live-syncs whatever you change.`,
 // printer makes the output printer for a command.
 func (g *globals) printer() *ui.Printer {
 	tty := ui.IsTerminal(g.streams.Out)
+	if g.liveOut != nil {
+		return ui.NewPrinter(g.liveOut, tty && !g.noColor, false)
+	}
 	return ui.NewPrinter(g.streams.Out, tty && !g.noColor, !tty)
 }
 

@@ -17,13 +17,15 @@ type observer struct {
 	p    *ui.Printer
 	base string // config dir, to shorten paths
 	// ready is called each time the state settles after work (for URLs, --once).
-	ready   func(s *engine.State)
+	ready func(s *engine.State)
+	// changed, if set, sees the state after every event and action (the live view).
+	changed func(s *engine.State)
 	wasBusy bool
 }
 
 var _ engine.Observer = (*observer)(nil)
 
-func (o *observer) Started(_ *engine.State, a engine.Action) {
+func (o *observer) Started(s *engine.State, a engine.Action) {
 	switch a.Kind {
 	case engine.ActionImage:
 		o.p.Line(a.Service, "building (%s)", o.reasons(a.Paths))
@@ -37,6 +39,9 @@ func (o *observer) Started(_ *engine.State, a engine.Action) {
 		}
 	}
 	o.wasBusy = true
+	if o.changed != nil {
+		o.changed(s)
+	}
 }
 
 func (o *observer) Reduced(s *engine.State, ev engine.Event) {
@@ -71,6 +76,9 @@ func (o *observer) Reduced(s *engine.State, ev engine.Event) {
 		if len(e.Failed) == 0 {
 			o.p.Line("devloop", "rolled out in %s", e.Took.Round(time.Millisecond))
 		}
+	}
+	if o.changed != nil {
+		o.changed(s)
 	}
 	if o.wasBusy && s.Settled() {
 		o.wasBusy = false

@@ -14,10 +14,12 @@ import (
 	"github.com/devloop-dev/devloop/internal/engine"
 	"github.com/devloop-dev/devloop/internal/portfwd"
 	"github.com/devloop-dev/devloop/internal/sync"
+	"github.com/devloop-dev/devloop/internal/ui"
 )
 
 type upFlags struct {
 	once           bool
+	plain          bool
 	noLogs         bool
 	rolloutTimeout time.Duration
 	parallel       int
@@ -39,16 +41,29 @@ change. 'devloop down' removes them.`,
 	}
 	cmd.Flags().BoolVar(&f.once, "once", false, "exit when everything is ready (non-zero if anything failed) instead of watching")
 	cmd.Flags().BoolVar(&f.noLogs, "no-logs", false, "do not tail container logs")
+	cmd.Flags().BoolVar(&f.plain, "plain", false, "plain lines only, no live status table (the default when output is not a terminal)")
 	cmd.Flags().DurationVar(&f.rolloutTimeout, "rollout-timeout", 3*time.Minute, "how long a rollout may take before devloop explains why it is stuck")
 	cmd.Flags().IntVar(&f.parallel, "parallel", 2, "how many images to build at once")
 	return cmd
 }
 
 func runUp(ctx context.Context, g *globals, f *upFlags) error {
+	// In a terminal, a status table is redrawn in place below the output.
+	var live *ui.Live
+	if !f.plain && !f.once && ui.IsTerminal(g.streams.Out) {
+		// A config error is printed plainly, before any table appears.
+		if _, err := g.loadConfig(nil); err != nil {
+			return err
+		}
+		live = ui.NewLive(g.streams.Out, !g.noColor)
+		g.liveOut = live
+		defer func() { _ = live.Stop() }()
+	}
 	s, err := newSession(g)
 	if err != nil {
 		return err
 	}
+	status := newLiveStatus(live, s)
 	p := s.p
 	if err := s.openDocker(ctx); err != nil {
 		return err
@@ -65,7 +80,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	// pod is ready at connection time.
 	fwd := portfwd.New(s.kc.Config, s.kc.Core, portfwd.Options{
 		Logf:     func(format string, args ...any) { p.Line("forward", format, args...) },
-		OnChange: func(st portfwd.Status) { reportForward(s, st) },
+		OnChange: func(st portfwd.Status) { reportForward(s, st); status.forward(st) },
 	})
 	defer fwd.Close()
 	if err := fwd.Reconcile(ctx, forwardSpecs(s.cfg)); err != nil {
@@ -91,7 +106,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var onceErr error
-	obs := &observer{p: p, base: s.cfg.Dir}
+	obs := &observer{p: p, base: s.cfg.Dir, changed: func(st *engine.State) { status.fromState(st, r.ingressURLs()) }}
 	obs.ready = func(st *engine.State) {
 		printURLs(s, r.ingressURLs())
 		if f.once {
