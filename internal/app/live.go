@@ -1,12 +1,16 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	gosync "sync"
+	"time"
 
 	"github.com/devloop-dev/devloop/internal/engine"
+	"github.com/devloop-dev/devloop/internal/kube"
 	"github.com/devloop-dev/devloop/internal/portfwd"
+	"github.com/devloop-dev/devloop/internal/status"
 	"github.com/devloop-dev/devloop/internal/ui"
 )
 
@@ -18,10 +22,11 @@ type liveStatus struct {
 	mu       gosync.Mutex
 	view     ui.StatusView
 	forwards map[string]ui.ForwardRow
+	pods     map[string]status.Service // by service name, from the cluster
 }
 
 func newLiveStatus(live *ui.Live, s *session) *liveStatus {
-	return &liveStatus{live: live, forwards: map[string]ui.ForwardRow{},
+	return &liveStatus{live: live, forwards: map[string]ui.ForwardRow{}, pods: map[string]status.Service{},
 		view: ui.StatusView{Project: s.cfg.Name, Cluster: s.cfg.Cluster.Name}}
 }
 
@@ -60,9 +65,42 @@ func (l *liveStatus) forward(st portfwd.Status) {
 	l.push()
 }
 
+// watchPods refreshes pods ready/desired and restarts from the cluster
+// every 2 s until ctx ends (the loop itself does not track pods).
+func (l *liveStatus) watchPods(ctx context.Context, s *session) {
+	if l == nil || l.live == nil {
+		return
+	}
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		if objs, err := kube.Render(s.cfg); err == nil {
+			rep, _ := status.Collect(ctx, s.kc.Core, s.cfg, objs)
+			l.mu.Lock()
+			for _, svc := range rep.Services {
+				l.pods[svc.Name] = svc
+			}
+			l.mu.Unlock()
+			l.push()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 func (l *liveStatus) push() {
 	l.mu.Lock()
 	v := l.view
+	v.Services = append([]ui.ServiceRow(nil), l.view.Services...)
+	for i, row := range v.Services {
+		if p, ok := l.pods[row.Name]; ok {
+			v.Services[i].Pods = fmt.Sprintf("%d/%d", p.Ready, p.Desired)
+			v.Services[i].Restarts = p.Restarts
+		}
+	}
 	v.Forwards = nil
 	for _, f := range l.forwards {
 		v.Forwards = append(v.Forwards, f)

@@ -105,6 +105,9 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	r := &runner{s: s, rolloutTimeout: f.rolloutTimeout, execer: sync.NewKubeExecer(s.kc.Config, s.kc.Core)}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	podsDone := make(chan struct{})
+	go func() { defer close(podsDone); status.watchPods(ctx, s) }()
+	defer func() { stop(); <-podsDone }()
 	var onceErr error
 	obs := &observer{p: p, base: s.cfg.Dir, changed: func(st *engine.State) { status.fromState(st, r.ingressURLs()) }}
 	obs.ready = func(st *engine.State) {

@@ -27,6 +27,9 @@ type ServiceRow struct {
 	Since time.Time
 	Image string // content-tagged ref running (or last built)
 	Error string // last error, first line only is shown
+	// Pods is "ready/desired" ("" when not known yet); Restarts sums the pods' container restarts.
+	Pods     string
+	Restarts int
 }
 
 // ForwardRow is one port-forward's line.
@@ -55,11 +58,11 @@ func RenderStatus(v StatusView, now time.Time, color bool) string {
 	fmt.Fprintf(&b, "%s · cluster %s\n", style("6", "project "+v.Project), v.Cluster)
 	// Columns are padded on the plain text, then colored, so escape codes
 	// never count towards the width.
-	rows := [][]string{{"SERVICE", "STATE", "FOR", "IMAGE"}}
+	rows := [][]string{{"SERVICE", "STATE", "FOR", "PODS", "RESTARTS", "IMAGE"}}
 	for _, s := range v.Services {
-		rows = append(rows, []string{s.Name, s.Phase, since(now, s.Since), orDash(s.Image)})
+		rows = append(rows, []string{s.Name, s.Phase, since(now, s.Since), orDash(s.Pods), fmt.Sprint(s.Restarts), orDash(s.Image)})
 	}
-	width := make([]int, 4)
+	width := make([]int, len(rows[0]))
 	for _, r := range rows {
 		for i, c := range r {
 			width[i] = max(width[i], len(c))

@@ -16,8 +16,8 @@ func TestRenderStatusGolden(t *testing.T) {
 	v := StatusView{
 		Project: "hello", Cluster: "devloop (kind-devloop)",
 		Services: []ServiceRow{
-			{Name: "hello", Phase: "ready", Since: now.Add(-83 * time.Second), Image: "hello:devloop-0123456789abcdef"},
-			{Name: "api", Phase: "failed", Since: now.Add(-5 * time.Second), Image: "api:devloop-fedcba9876543210",
+			{Name: "hello", Phase: "ready", Since: now.Add(-83 * time.Second), Image: "hello:devloop-0123456789abcdef", Pods: "1/1"},
+			{Name: "api", Phase: "failed", Since: now.Add(-5 * time.Second), Image: "api:devloop-fedcba9876543210", Pods: "0/2", Restarts: 7,
 				Error: "build failed: main.go:3:1: syntax error\nmore detail"},
 			{Name: "worker", Phase: "building", Since: now.Add(-2 * time.Second)},
 		},
