@@ -1,15 +1,12 @@
 package ui
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/devloop-dev/devloop/internal/testutil/golden"
+)
 
 func TestRenderStatusGolden(t *testing.T) {
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
@@ -24,23 +21,7 @@ func TestRenderStatusGolden(t *testing.T) {
 		Forwards: []ForwardRow{{URL: "http://127.0.0.1:18080/", Target: "service/hello:80", State: "up", Pod: "hello-7d9c5b6f4-x2x9z"}},
 		Ingress:  []string{"http://hello.localhost:8080/"},
 	}
-	got := RenderStatus(v, now, false)
-	golden := filepath.Join("testdata", "status.golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if got != string(want) {
-		t.Fatalf("status table:\n%s\nwant:\n%s", got, want)
-	}
+	golden.Assert(t, "status.golden", []byte(RenderStatus(v, now, false)))
 }
 
 func TestLiveModelKeepsLatestViewAndTicks(t *testing.T) {
