@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,10 @@ func TestUp(t *testing.T) {
 	t.Logf("cold up (cluster create + ingress + build + load + rollout): %s", time.Since(begin).Round(time.Second))
 	if !strings.Contains(up.out.String(), "created cluster") {
 		t.Fatalf("expected a created cluster")
+	}
+	// Output is not a terminal here: long steps say how long so far.
+	if !regexp.MustCompile(`cluster +│ still ensuring cluster "devloop-e2e" \(\d+s so far\)`).MatchString(up.out.String()) {
+		t.Errorf("no progress line during cluster creation:\n%s", up.out.String())
 	}
 
 	t.Run("serves through the forward and the ingress", func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -93,13 +94,21 @@ func runBuild(ctx context.Context, g *globals, names []string, parallel int) err
 	if err := s.openDocker(ctx); err != nil {
 		return err
 	}
-	var writers []io.Closer
+	// BuildAll calls out from its build goroutines.
+	var (
+		mu      gosync.Mutex
+		writers []io.Closer
+	)
 	out := func(svc string) io.Writer {
 		w := s.p.Writer(svc)
+		mu.Lock()
 		writers = append(writers, w)
+		mu.Unlock()
 		return w
 	}
+	stop := s.p.Progress("build", fmt.Sprintf("building %d image(s)", len(svcs)))
 	imgs, buildErr := build.BuildAll(ctx, s.builder, svcs, parallel, out)
+	stop()
 	for _, w := range writers {
 		_ = w.Close()
 	}

@@ -25,6 +25,7 @@ type runner struct {
 	s              *session
 	rolloutTimeout time.Duration
 	execer         sync.Execer
+	live           bool // the live status view is on
 
 	mu      gosync.Mutex
 	ingress []string // ingress URLs of the last apply
@@ -32,19 +33,33 @@ type runner struct {
 
 var _ engine.Runner = (*runner)(nil)
 
+// progress prints "still ..." lines during a long step, unless the live
+// status view is on (its table already shows each service's step and for
+// how long).
+func (r *runner) progress(prefix, what string) (stop func()) {
+	if r.live {
+		return func() {}
+	}
+	return r.s.p.Progress(prefix, what)
+}
+
 // Image runs the pre-build and the build, then loads the image into the nodes.
 func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, progress func(engine.Phase)) (*engine.Artifact, error) {
 	out := r.s.p.Writer(svc.Name)
 	defer out.Close()
 	begin := time.Now()
+	stop := r.progress(svc.Name, "building")
 	img, err := r.s.builder.Build(ctx, svc, out)
+	stop()
 	if err != nil {
 		return nil, err
 	}
 	built := time.Since(begin)
 	progress(engine.PhaseLoading)
 	begin = time.Now()
+	stop = r.progress(svc.Name, "loading "+img.Ref()+" into the cluster")
 	res, err := r.s.loader.Load(ctx, r.s.cfg.Cluster.Name, img.Ref(), out)
+	stop()
 	if err != nil {
 		return nil, fmt.Errorf("loading %s into the cluster: %w", img.Ref(), err)
 	}
@@ -180,7 +195,9 @@ func (r *runner) Deploy(ctx context.Context, a engine.Action) (map[string]error,
 			continue
 		}
 		g.Go(func() error {
+			stop := r.progress("devloop", "waiting for "+k+" to roll out")
 			err := kube.WaitRollout(ctx, r.s.kc.Core, w, r.rolloutTimeout)
+			stop()
 			if err == nil {
 				return nil
 			}

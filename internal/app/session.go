@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,7 +81,9 @@ func (s *session) ensureCluster(ctx context.Context) error {
 	begin := time.Now()
 	name := s.cfg.Cluster.Name
 	s.p.Line("cluster", "ensuring kind cluster %q (context %s)...", name, cluster.ContextName(name))
+	stop := s.p.Progress("cluster", fmt.Sprintf("ensuring cluster %q", name))
 	info, err := s.clusterManager().Ensure(ctx, s.cfg.Cluster)
+	stop()
 	if err != nil {
 		return err
 	}
@@ -101,7 +104,10 @@ func (s *session) ensureCluster(ctx context.Context) error {
 	if s.cfg.Cluster.Ingress.IsEnabled() {
 		s.p.Line("cluster", "ensuring ingress controller %s and a default StorageClass...", cluster.IngressImage(s.cfg.Cluster))
 	}
-	if err := cluster.InstallAddons(ctx, kc.Core, kc.Dynamic, s.cfg.Cluster, s.ensureImage, cluster.AddonOptions{}); err != nil {
+	stop = s.p.Progress("cluster", "installing the ingress controller and waiting for it")
+	err = cluster.InstallAddons(ctx, kc.Core, kc.Dynamic, s.cfg.Cluster, s.ensureImage, cluster.AddonOptions{})
+	stop()
+	if err != nil {
 		return err
 	}
 	if s.cfg.Cluster.Ingress.IsEnabled() {

@@ -102,7 +102,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		close(logsDone)
 	}
 
-	r := &runner{s: s, rolloutTimeout: f.rolloutTimeout, execer: sync.NewKubeExecer(s.kc.Config, s.kc.Core)}
+	r := &runner{s: s, live: live != nil, rolloutTimeout: f.rolloutTimeout, execer: sync.NewKubeExecer(s.kc.Config, s.kc.Core)}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	podsDone := make(chan struct{})

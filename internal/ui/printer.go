@@ -158,3 +158,37 @@ func (w *lineWriter) Close() error {
 	}
 	return nil
 }
+
+// Progress intervals: the first "still ..." line comes after progressFirst,
+// then one every progressEvery. Steps that finish sooner print nothing extra.
+const (
+	progressFirst = 5 * time.Second
+	progressEvery = 10 * time.Second
+)
+
+// Progress says, while a long step runs, that it is still running and for how
+// long so far: "still <what> (15s so far)" under prefix, after 5 s and then
+// every 10 s, until the returned stop is called (stop is idempotent).
+func (p *Printer) Progress(prefix, what string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	begin := time.Now()
+	go func() {
+		defer close(finished)
+		t := time.NewTimer(progressFirst)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				p.Line(prefix, "still %s (%s so far)", what, time.Since(begin).Round(time.Second))
+				t.Reset(progressEvery)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done); <-finished })
+	}
+}

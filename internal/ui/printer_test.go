@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -74,4 +75,37 @@ func TestWriterFlushesPartialLineOnClose(t *testing.T) {
 	if b.String() != "s │ no newline\n" {
 		t.Fatalf("got %q", b.String())
 	}
+}
+
+func TestProgressSaysHowLongSoFar(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var b bytes.Buffer
+		p := NewPrinter(&b, false, false)
+		p.SetPrefixWidth(0)
+
+		quick := p.Progress("q", "building")
+		time.Sleep(progressFirst - time.Millisecond)
+		quick()
+		synctest.Wait()
+		if b.Len() != 0 {
+			t.Fatalf("a step shorter than %s printed %q", progressFirst, b.String())
+		}
+
+		stop := p.Progress("cluster", "creating cluster")
+		time.Sleep(progressFirst + 2*progressEvery + time.Second)
+		stop()
+		stop() // idempotent
+		synctest.Wait()
+		want := "cluster │ still creating cluster (5s so far)\n" +
+			"cluster │ still creating cluster (15s so far)\n" +
+			"cluster │ still creating cluster (25s so far)\n"
+		if b.String() != want {
+			t.Fatalf("got %q\nwant %q", b.String(), want)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if b.String() != want {
+			t.Fatalf("printed after stop: %q", b.String())
+		}
+	})
 }
