@@ -1,0 +1,94 @@
+package initcfg
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDockerfileSources(t *testing.T) {
+	for _, tc := range []struct {
+		name, dockerfile string
+		want             []string // "line:path" ("/" suffix for directories)
+	}{
+		{"plain", "FROM scratch\nCOPY bin/app /app\n", []string{"2:bin/app"}},
+		{"add and lower case", "FROM scratch\nadd bin/app /app\n", []string{"2:bin/app"}},
+		{"several sources", "FROM scratch\nCOPY bin/a bin/b ./c /dst/\n", []string{"2:bin/a", "2:bin/b", "2:c"}},
+		{"flags", "FROM scratch\nCOPY --chown=65532:65532 --chmod=755 --link bin/app /app\n", []string{"2:bin/app"}},
+		{"json array", "FROM scratch\nCOPY --chown=1:1 [\"bin/app\", \"bin/my tool\", \"/dst/\"]\n", []string{"2:bin/app", "2:bin/my tool"}},
+		{"invalid json is the shell form", "FROM scratch\nCOPY [bin/app /app\n", []string{"2:[bin/app"}},
+		{"from stage skipped", "FROM golang AS build\nRUN go build -o /out/app .\nFROM scratch\nCOPY --from=build /out/app /app\nCOPY --from=build bin/x /x\n", nil},
+		{"urls and git skipped", "FROM scratch\nADD https://example.com/a.tgz git@github.com:a/b.git bin/c /\n", []string{"2:bin/c"}},
+		{"variables, heredocs and the whole context skipped", "FROM scratch\nARG B=bin\nCOPY $B/app ${B}/x . /\nCOPY <<EOF /etc/x\nCOPY bin/not-an-instruction /\nEOF\nCOPY bin/app /app\n", []string{"7:bin/app"}},
+		{"heredoc in run", "FROM alpine\nRUN <<-'END' sh\n  COPY bin/nope /\nEND\nCOPY bin/yes /\n", []string{"5:bin/yes"}},
+		{"continuation and comments inside", "FROM scratch\nCOPY \\\n# a comment\n  bin/a \\\n\n  /a\n", []string{"2:bin/a"}},
+		{"escape directive", "# escape=`\nFROM scratch\nCOPY bin\\app `\n  C:\\app\n", []string{"3:bin\\app"}},
+		{"cleaned paths", "FROM scratch\nCOPY ./bin/../bin/app /bin/x bin/dir/ /\n", []string{"2:bin/app", "2:bin/x", "2:bin/dir/"}},
+		{"crlf", "FROM scratch\r\nCOPY bin/app /app\r\n", []string{"2:bin/app"}},
+		{"not copy", "FROM scratch\nRUN cp bin/a /a\nCOPYRIGHT bin/a /a\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, s := range dockerfileSources([]byte(tc.dockerfile)) {
+				p := s.path
+				if s.dir {
+					p += "/"
+				}
+				got = append(got, fmt.Sprintf("%d:%s", s.line, p))
+			}
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Errorf("sources = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDockerfileSourcesKeepInstructionText(t *testing.T) {
+	got := dockerfileSources([]byte("FROM scratch\nCOPY   --chown=1:1 \\\n   bin/app   /app\n"))
+	if len(got) != 1 || got[0].text != "COPY --chown=1:1 bin/app /app" || got[0].line != 2 {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestGitignored(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{
+		".gitignore":     "# build output\nbin/\n/server\n*.log\n!keep.log\ndocs/**/gen\n",
+		"sub/.gitignore": "out\n",
+		"bin/app":        "x",
+		"server":         "x",
+		"src/server":     "x",
+		"sub/out/a":      "x",
+		"out/a":          "x",
+	})
+	for _, tc := range []struct {
+		path  string
+		isDir bool
+		want  bool
+	}{
+		{"bin/app", false, true},       // under an ignored directory
+		{"bin", true, true},            // the directory itself
+		{"bin", false, false},          // "bin/" matches directories only
+		{"server", false, true},        // anchored
+		{"src/server", false, false},   // anchored to the root only
+		{"a/b/x.log", false, true},     // unanchored, any depth
+		{"sub/out/a", false, true},     // a nested .gitignore
+		{"out/a", false, false},        // that one applies under sub/ only
+		{"docs/x/y/gen", false, true},  // **
+		{"docs/gen", false, true},      // ** matches no directory too
+		{"missing/file", false, false}, // nothing says so
+	} {
+		if got := gitignored(root, filepath.Join(root, filepath.FromSlash(tc.path)), tc.isDir); got != tc.want {
+			t.Errorf("gitignored(%s, dir=%v) = %v, want %v", tc.path, tc.isDir, got, tc.want)
+		}
+	}
+	if gitignored(root, root, true) || gitignored(root, filepath.Dir(root), true) {
+		t.Error("the root or a path outside it counted as ignored")
+	}
+	_ = os.Remove(filepath.Join(root, ".gitignore"))
+	if gitignored(root, filepath.Join(root, "bin", "app"), false) {
+		t.Error("ignored without a .gitignore")
+	}
+}
