@@ -7,7 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -69,6 +69,19 @@ type ServiceSummary struct {
 	Dockerfile string
 	// Workloads are the workloads running its image ("deployment/hello"); empty if none.
 	Workloads []string
+	// PreBuild is the inferred preBuild command ("" when none was inferred),
+	// run with PreBuildEnv on top of the environment.
+	PreBuild    string
+	PreBuildEnv map[string]string
+	// PreBuildFrom are the Dockerfile lines (1-based) of the COPY/ADD
+	// instructions PreBuild was inferred from.
+	PreBuildFrom []int
+	// HostBuilt are the sources the Dockerfile copies that look built on the
+	// host but that no command was inferred for ("bin/", "out/app").
+	HostBuilt []string
+	// NoGoMod is set when PreBuild runs go build but no go.mod is in the
+	// build context or above it.
+	NoGoMod bool
 }
 
 // Lines renders the summary for a terminal.
@@ -83,6 +96,21 @@ func (s Summary) Lines() []string {
 			runs = "runs in " + strings.Join(sv.Workloads, ", ")
 		}
 		out = append(out, fmt.Sprintf("  service %s: image %s from %s, %s", sv.Name, sv.Image, sv.Dockerfile, runs))
+		if sv.PreBuild != "" {
+			lines := "line"
+			if len(sv.PreBuildFrom) > 1 {
+				lines = "lines"
+			}
+			out = append(out, fmt.Sprintf("  pre-build %s (inferred from %s %s %s, check it): %s", sv.Name, sv.Dockerfile,
+				lines, joinInts(sv.PreBuildFrom), envPrefix(sv.PreBuildEnv)+sv.PreBuild))
+		}
+		if sv.NoGoMod {
+			out = append(out, fmt.Sprintf("  pre-build %s: no go.mod in the build context or above it, and go build needs one (go mod init <module path>)", sv.Name))
+		}
+		if len(sv.HostBuilt) > 0 {
+			out = append(out, fmt.Sprintf("  pre-build %s: no command inferred for %s, which %s copies from the host: add it to preBuild in %s",
+				sv.Name, strings.Join(sv.HostBuilt, ", "), sv.Dockerfile, FileName))
+		}
 	}
 	for _, m := range s.Manifests {
 		out = append(out, "  manifests: "+m)
@@ -96,6 +124,28 @@ func (s Summary) Lines() []string {
 	return out
 }
 
+// envPrefix renders env as shell assignments ("GOOS=linux "), sorted.
+func envPrefix(env map[string]string) string {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k + "=" + shQuote(env[k]) + " ")
+	}
+	return b.String()
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
+}
+
 func count(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
@@ -105,14 +155,15 @@ func count(n int, one, many string) string {
 
 // service is one service being generated.
 type service struct {
-	name, image    string // image "" means the default (the name)
-	df             dockerfile
-	context        string // relative, slash-separated
-	dockerfileRel  string // relative to the build context; "" when the default
-	workloads      []string
-	preBuildCopies string // the bin/... path the Dockerfile copies, when a preBuild hint applies
-	forwards       []config.PortForward
-	forwardNotes   []string // one comment per forward
+	name, image   string // image "" means the default (the name)
+	df            dockerfile
+	dfShown       string // the Dockerfile, relative to the project directory
+	context       string // relative, slash-separated
+	dockerfileRel string // relative to the build context; "" when the default
+	workloads     []string
+	preBuild      *preBuildPlan // nil when the Dockerfile copies nothing built on the host
+	forwards      []config.PortForward
+	forwardNotes  []string // one comment per forward
 }
 
 // Generate inspects dir and returns the text of a starting devloop.yaml for
@@ -175,12 +226,19 @@ func Generate(dir string, opts Options) ([]byte, Summary, error) {
 	}
 	for _, s := range services {
 		matchWorkloads(s, objs, nextPort)
-		s.preBuildCopies = preBuildCopy(s.df)
+		s.preBuild = inferPreBuild(root, s.df)
 		img := s.image
 		if img == "" {
 			img = s.name
 		}
-		sum.Services = append(sum.Services, ServiceSummary{Name: s.name, Image: img, Dockerfile: rel(root, s.df.path), Workloads: s.workloads})
+		ss := ServiceSummary{Name: s.name, Image: img, Dockerfile: s.dfShown, Workloads: s.workloads}
+		if pb := s.preBuild; pb != nil {
+			ss.PreBuild, ss.PreBuildEnv, ss.HostBuilt, ss.NoGoMod = pb.run, pb.env, pb.unknown, pb.noGoMod
+			for _, cs := range pb.from {
+				ss.PreBuildFrom = append(ss.PreBuildFrom, cs.line)
+			}
+		}
+		sum.Services = append(sum.Services, ss)
 		for _, f := range s.forwards {
 			res := f.Resource
 			if res == "" {
@@ -216,7 +274,7 @@ func nameServices(root string, dfs []dockerfile) []*service {
 			name = fmt.Sprintf("%s-%d", base, i)
 		}
 		taken[name] = true
-		s := &service{name: name, df: df, context: rel(root, df.dir)}
+		s := &service{name: name, df: df, dfShown: rel(root, df.path), context: rel(root, df.dir)}
 		if df.variant != "" {
 			s.dockerfileRel = filepath.Base(df.path) // relative to the context
 		}
@@ -362,28 +420,4 @@ func selectingService(services []*unstructured.Unstructured, ns string, labels m
 		}
 	}
 	return nil
-}
-
-var copyBin = regexp.MustCompile(`(?im)^\s*(?:COPY|ADD)\s+(?:--\S+\s+)*((?:\./)?bin/\S*)`)
-
-// preBuildCopy returns the bin/... path df copies when its directory is a Go
-// program, so the file can suggest a preBuild step; "" otherwise.
-func preBuildCopy(df dockerfile) string {
-	goProgram := false
-	for _, f := range []string{"go.mod", "main.go"} {
-		if _, err := os.Stat(filepath.Join(df.dir, f)); err == nil {
-			goProgram = true
-		}
-	}
-	if !goProgram {
-		return ""
-	}
-	data, err := os.ReadFile(df.path)
-	if err != nil {
-		return ""
-	}
-	if m := copyBin.FindSubmatch(data); m != nil {
-		return string(m[1])
-	}
-	return ""
 }

@@ -89,14 +89,37 @@ func TestWriteHelloExample(t *testing.T) {
 	if len(s.PortForwards) != 1 || s.PortForwards[0] != (config.PortForward{Local: 18080, Port: 80, Resource: "service/hello", Address: "127.0.0.1"}) {
 		t.Errorf("forwards = %+v", s.PortForwards)
 	}
-	if !strings.Contains(string(data), "# preBuild:") || !strings.Contains(string(data), "bin/toolbox") {
-		t.Errorf("no preBuild hint for a Go program whose Dockerfile copies bin/:\n%s", data)
+	// The Dockerfile copies bin/hello and (twice) bin/toolbox, built on the
+	// host: init infers the go build commands, so the file works as is.
+	pb := s.Build.PreBuild
+	if pb == nil {
+		t.Fatalf("no preBuild inferred:\n%s", data)
+	}
+	wantRun := "CGO_ENABLED=0 go build -trimpath -o bin/hello . && CGO_ENABLED=0 go build -trimpath -o bin/toolbox ./toolbox"
+	if pb.Run != wantRun || len(pb.Env) != 1 || pb.Env["GOOS"] != "linux" || pb.Dir != dir {
+		t.Errorf("preBuild = %+v, want run %q with GOOS=linux in %s", pb, wantRun, dir)
+	}
+	if strings.Join(s.Ignore, ",") != "bin" {
+		t.Errorf("ignore = %q, want [bin]", s.Ignore)
+	}
+	if strings.Contains(string(data), "# preBuild:") || !strings.Contains(string(data), "Inferred by devloop init from these lines of Dockerfile") {
+		t.Errorf("want the inferred preBuild with its origin, not the hint:\n%s", data)
+	}
+	if c := strings.Count(string(data), "COPY bin/toolbox"); c != 2 {
+		t.Errorf("the origin comment lists COPY bin/toolbox %d times, want 2 (one per line):\n%s", c, data)
 	}
 	if strings.Contains(string(data), "resource:") {
 		t.Errorf("resource spelled out although it is the default:\n%s", data)
 	}
 	if len(sum.Services) != 1 || strings.Join(sum.Services[0].Workloads, ",") != "deployment/hello" || len(sum.Forwards) != 1 {
 		t.Errorf("summary = %+v", sum)
+	}
+	if sum.Services[0].PreBuild != wantRun || len(sum.Services[0].PreBuildFrom) != 3 || len(sum.Services[0].HostBuilt) != 0 {
+		t.Errorf("summary service = %+v", sum.Services[0])
+	}
+	lines := strings.Join(sum.Lines(), "\n")
+	if !strings.Contains(lines, "  pre-build hello (inferred from Dockerfile lines ") || !strings.Contains(lines, ", check it): GOOS=linux "+wantRun) {
+		t.Errorf("summary lines lack the inferred pre-build:\n%s", lines)
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"regexp"
+	"sort"
 	"strconv"
+	"strings"
 )
 
 var plainScalar = regexp.MustCompile(`^[A-Za-z0-9._/*-]+$`)
@@ -22,6 +24,99 @@ func q(s string) string {
 
 // plainKeyword matches plain scalars YAML would not read as a string.
 var plainKeyword = regexp.MustCompile(`(?i)^(true|false|yes|no|on|off|null|~|y|n|[-+]?[0-9][0-9._]*(e[-+]?[0-9]+)?|0x[0-9a-f]+|0o[0-7]+)$`)
+
+// plainUnsafeStart are the characters a plain YAML scalar cannot start with.
+const plainUnsafeStart = "-?:,[]{}#&*!|>'\"%@`"
+
+// text renders s as a YAML scalar like q, but keeps prose and commands
+// (spaces, "=", "&&") plain when YAML reads them back unchanged, which is
+// easier to read and edit than a quoted string.
+func text(s string) string {
+	plain := s != "" && strings.TrimSpace(s) == s && !strings.ContainsAny(s[:1], plainUnsafeStart) &&
+		!strings.Contains(s, ": ") && !strings.Contains(s, " #") && !strings.HasSuffix(s, ":") &&
+		!plainKeyword.MatchString(s)
+	for _, r := range s {
+		if r < 0x20 || r > 0x7e {
+			plain = false
+		}
+	}
+	if plain {
+		return s
+	}
+	return q(s)
+}
+
+// renderPreBuild writes the inferred preBuild of s (under build:) and the
+// ignore list its output needs (at the service level, which closes build:),
+// or comments asking for what could not be inferred.
+func renderPreBuild(b *bytes.Buffer, s *service) {
+	pb := s.preBuild
+	if pb.run != "" {
+		// Say where the command came from, so it gets checked rather than trusted.
+		fmt.Fprintf(b, "      # Inferred by devloop init from these lines of %s (check it). preBuild runs\n", s.dfShown)
+		b.WriteString("      # on the host, in the build context, before every image build:\n")
+		for _, cs := range pb.from {
+			t := cs.text
+			if len(t) > 100 {
+				t = t[:97] + "..."
+			}
+			fmt.Fprintf(b, "      #   %d: %s\n", cs.line, t)
+		}
+		b.WriteString("      preBuild:\n")
+		fmt.Fprintf(b, "        run: %s\n", text(pb.run))
+		if len(pb.env) > 0 {
+			b.WriteString("        env:\n")
+			keys := make([]string, 0, len(pb.env))
+			for k := range pb.env {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				note := ""
+				if k == "GOOS" {
+					note = "  # the image runs on Linux whatever the host is"
+				}
+				fmt.Fprintf(b, "          %s: %s%s\n", q(k), q(pb.env[k]), note)
+			}
+		}
+		if pb.noGoMod {
+			b.WriteString("      # No go.mod in the build context or above it: go build needs one (go mod init <module path>).\n")
+		}
+		if len(pb.unknown) > 0 {
+			fmt.Fprintf(b, "      # The Dockerfile also copies %s, which %s built on the host: add the\n", strings.Join(pb.unknown, ", "), looks(pb.unknown))
+			fmt.Fprintf(b, "      # command that builds %s to preBuild.run (and its output directory to ignore).\n", it(pb.unknown))
+		}
+	} else {
+		fmt.Fprintf(b, "      # The Dockerfile copies %s, which %s built on the host: add the command that\n", strings.Join(pb.unknown, ", "), looks(pb.unknown))
+		fmt.Fprintf(b, "      # builds %s as preBuild (and add its output directory to the service's ignore list):\n", it(pb.unknown))
+		b.WriteString("      # preBuild:\n")
+		fmt.Fprintf(b, "      #   run: <the command that builds %s>\n", it(pb.unknown))
+	}
+	if len(pb.ignore) > 0 {
+		b.WriteString("    ignore:\n")
+		for i, p := range pb.ignore {
+			note := ""
+			if i == 0 {
+				note = "  # preBuild output: watching it would rebuild forever"
+			}
+			fmt.Fprintf(b, "      - %s%s\n", q(p), note)
+		}
+	}
+}
+
+func looks(paths []string) string {
+	if len(paths) == 1 {
+		return "looks"
+	}
+	return "look"
+}
+
+func it(paths []string) string {
+	if len(paths) == 1 {
+		return "it"
+	}
+	return "them"
+}
 
 // render writes the devloop.yaml text.
 func render(name string, services []*service, manifests []string) []byte {
@@ -48,11 +143,8 @@ func render(name string, services []*service, manifests []string) []byte {
 		if s.dockerfileRel != "" {
 			fmt.Fprintf(&b, "      dockerfile: %s\n", q(s.dockerfileRel))
 		}
-		if s.preBuildCopies != "" {
-			fmt.Fprintf(&b, "      # The Dockerfile copies %s, which is built on the host: add the command that\n", s.preBuildCopies)
-			b.WriteString("      # builds it as preBuild (and add its output directory to the service's ignore list):\n")
-			b.WriteString("      # preBuild:\n")
-			b.WriteString("      #   run: <the command that builds it>\n")
+		if s.preBuild != nil {
+			renderPreBuild(&b, s)
 		}
 		if len(s.forwards) > 0 {
 			b.WriteString("    portForwards:\n")
