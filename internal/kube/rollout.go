@@ -47,6 +47,7 @@ func (e *RolloutError) Error() string {
 // still pending when timeout passes.
 func WaitRollout(ctx context.Context, cs kubernetes.Interface, w Workload, timeout time.Duration) error {
 	rw := rolloutWaiter{cs: cs, clock: clock.RealClock{}, poll: 2 * time.Second}
+	rw.nudger = newReadinessNudger(cs, rw.clock)
 	return rw.wait(ctx, w, timeout)
 }
 
@@ -54,6 +55,9 @@ type rolloutWaiter struct {
 	cs    kubernetes.Interface
 	clock clock.WithTicker
 	poll  time.Duration
+	// nudger, if set, gets pods waiting for their first readiness probe
+	// re-probed at once (see readinessNudger).
+	nudger *readinessNudger
 }
 
 // state is the result of one look at a workload.
@@ -63,6 +67,7 @@ type state struct {
 	failure  *RolloutError   // failed for good
 	pods     labels.Selector // pods to watch for changes (nil: unknown yet)
 	problems []problem       // non-fatal problems, shown on timeout
+	lookIn   time.Duration   // look again this soon, without an event (0: on events and the poll)
 }
 
 func (rw rolloutWaiter) wait(ctx context.Context, w Workload, timeout time.Duration) error {
@@ -92,11 +97,16 @@ func (rw rolloutWaiter) wait(ctx context.Context, w Workload, timeout time.Durat
 			watching = true
 			rw.watch(ctx, w, st.pods, wake)
 		}
+		var soon <-chan time.Time
+		if st.lookIn > 0 {
+			soon = rw.clock.After(st.lookIn)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s: %w", w, ctx.Err())
 		case <-ticker.C():
 		case <-wake:
+		case <-soon:
 		}
 	}
 }
@@ -256,7 +266,11 @@ func (rw rolloutWaiter) check(ctx context.Context, w Workload) (state, error) {
 		// Pods may still be the previous revision's; don't blame them.
 		return st, nil
 	}
-	for _, p := range rw.podProblems(ctx, d, w.Namespace, podSel, keep) {
+	pods := rw.currentPods(ctx, w.Namespace, podSel, keep)
+	if keep != nil {
+		st.lookIn = rw.nudger.nudge(ctx, pods)
+	}
+	for _, p := range d.pods(ctx, pods) {
 		if p.fatal && st.failure == nil {
 			st.failure = &RolloutError{Workload: w, Reason: p.reason,
 				Detail: strings.Join(append([]string{"pod: " + p.pod}, p.detail...), "\n")}
@@ -315,6 +329,11 @@ func ownedBy(uid types.UID) func(*corev1.Pod) bool {
 }
 
 func (rw rolloutWaiter) podProblems(ctx context.Context, d diagnoser, ns string, sel labels.Selector, keep func(*corev1.Pod) bool) []problem {
+	return d.pods(ctx, rw.currentPods(ctx, ns, sel, keep))
+}
+
+// currentPods lists the pods sel matches that keep keeps (all when keep is nil).
+func (rw rolloutWaiter) currentPods(ctx context.Context, ns string, sel labels.Selector, keep func(*corev1.Pod) bool) []corev1.Pod {
 	list, err := rw.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return nil
@@ -325,7 +344,7 @@ func (rw rolloutWaiter) podProblems(ctx context.Context, d diagnoser, ns string,
 			pods = append(pods, list.Items[i])
 		}
 	}
-	return d.pods(ctx, pods)
+	return pods
 }
 
 // currentDeploymentPods returns a filter for the pods of the deployment's
