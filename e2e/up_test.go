@@ -29,7 +29,7 @@ services:
   - name: hello
     build:
       preBuild:
-        run: CGO_ENABLED=0 go build -trimpath -o bin/hello . && CGO_ENABLED=0 go build -trimpath -o bin/toolbox ./toolbox
+        run: CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/ . ./toolbox
     ignore: [bin, "*.md"]
     sync:
       - src: static

@@ -45,9 +45,14 @@ func (e *RolloutError) Error() string {
 // early, with a *RolloutError, when the workload's current pods are in a
 // state that will not fix itself, and with a *RolloutError naming what is
 // still pending when timeout passes.
-func WaitRollout(ctx context.Context, cs kubernetes.Interface, w Workload, timeout time.Duration) error {
+//
+// Unless noNudge, pods of the new revision whose first readiness probe ran
+// before the app was listening are re-probed at once (see readinessNudger).
+func WaitRollout(ctx context.Context, cs kubernetes.Interface, w Workload, timeout time.Duration, noNudge bool) error {
 	rw := rolloutWaiter{cs: cs, clock: clock.RealClock{}, poll: 2 * time.Second}
-	rw.nudger = newReadinessNudger(cs, rw.clock)
+	if !noNudge {
+		rw.nudger = newReadinessNudger(cs, rw.clock)
+	}
 	return rw.wait(ctx, w, timeout)
 }
 
