@@ -26,7 +26,6 @@ type runner struct {
 	rolloutTimeout time.Duration
 	execer         sync.Execer
 	live           bool // the live status view is on
-	noNudge        bool // DEVLOOP_NO_READINESS_NUDGE: never annotate pods to get them re-probed
 
 	mu      gosync.Mutex
 	ingress []string // ingress URLs of the last apply
@@ -197,7 +196,7 @@ func (r *runner) Deploy(ctx context.Context, a engine.Action) (map[string]error,
 		}
 		g.Go(func() error {
 			stop := r.progress("devloop", "waiting for "+k+" to roll out")
-			err := kube.WaitRollout(ctx, r.s.kc.Core, w, r.rolloutTimeout, r.noNudge)
+			err := kube.WaitRollout(ctx, r.s.kc.Core, w, r.rolloutTimeout)
 			stop()
 			if err == nil {
 				return nil

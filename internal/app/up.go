@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -103,7 +102,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		close(logsDone)
 	}
 
-	r := &runner{s: s, live: live != nil, noNudge: os.Getenv("DEVLOOP_NO_READINESS_NUDGE") != "", rolloutTimeout: f.rolloutTimeout, execer: sync.NewKubeExecer(s.kc.Config, s.kc.Core)}
+	r := &runner{s: s, live: live != nil, rolloutTimeout: f.rolloutTimeout, execer: sync.NewKubeExecer(s.kc.Config, s.kc.Core)}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	podsDone := make(chan struct{})

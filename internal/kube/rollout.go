@@ -45,14 +45,8 @@ func (e *RolloutError) Error() string {
 // early, with a *RolloutError, when the workload's current pods are in a
 // state that will not fix itself, and with a *RolloutError naming what is
 // still pending when timeout passes.
-//
-// Unless noNudge, pods of the new revision whose first readiness probe ran
-// before the app was listening are re-probed at once (see readinessNudger).
-func WaitRollout(ctx context.Context, cs kubernetes.Interface, w Workload, timeout time.Duration, noNudge bool) error {
+func WaitRollout(ctx context.Context, cs kubernetes.Interface, w Workload, timeout time.Duration) error {
 	rw := rolloutWaiter{cs: cs, clock: clock.RealClock{}, poll: 2 * time.Second}
-	if !noNudge {
-		rw.nudger = newReadinessNudger(cs, rw.clock)
-	}
 	return rw.wait(ctx, w, timeout)
 }
 
@@ -60,9 +54,6 @@ type rolloutWaiter struct {
 	cs    kubernetes.Interface
 	clock clock.WithTicker
 	poll  time.Duration
-	// nudger, if set, gets pods waiting for their first readiness probe
-	// re-probed at once (see readinessNudger).
-	nudger *readinessNudger
 }
 
 // state is the result of one look at a workload.
@@ -72,7 +63,6 @@ type state struct {
 	failure  *RolloutError   // failed for good
 	pods     labels.Selector // pods to watch for changes (nil: unknown yet)
 	problems []problem       // non-fatal problems, shown on timeout
-	lookIn   time.Duration   // look again this soon, without an event (0: on events and the poll)
 }
 
 func (rw rolloutWaiter) wait(ctx context.Context, w Workload, timeout time.Duration) error {
@@ -102,16 +92,11 @@ func (rw rolloutWaiter) wait(ctx context.Context, w Workload, timeout time.Durat
 			watching = true
 			rw.watch(ctx, w, st.pods, wake)
 		}
-		var soon <-chan time.Time
-		if st.lookIn > 0 {
-			soon = rw.clock.After(st.lookIn)
-		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s: %w", w, ctx.Err())
 		case <-ticker.C():
 		case <-wake:
-		case <-soon:
 		}
 	}
 }
@@ -271,11 +256,7 @@ func (rw rolloutWaiter) check(ctx context.Context, w Workload) (state, error) {
 		// Pods may still be the previous revision's; don't blame them.
 		return st, nil
 	}
-	pods := rw.currentPods(ctx, w.Namespace, podSel, keep)
-	if keep != nil {
-		st.lookIn = rw.nudger.nudge(ctx, pods)
-	}
-	for _, p := range d.pods(ctx, pods) {
+	for _, p := range rw.podProblems(ctx, d, w.Namespace, podSel, keep) {
 		if p.fatal && st.failure == nil {
 			st.failure = &RolloutError{Workload: w, Reason: p.reason,
 				Detail: strings.Join(append([]string{"pod: " + p.pod}, p.detail...), "\n")}
@@ -334,11 +315,6 @@ func ownedBy(uid types.UID) func(*corev1.Pod) bool {
 }
 
 func (rw rolloutWaiter) podProblems(ctx context.Context, d diagnoser, ns string, sel labels.Selector, keep func(*corev1.Pod) bool) []problem {
-	return d.pods(ctx, rw.currentPods(ctx, ns, sel, keep))
-}
-
-// currentPods lists the pods sel matches that keep keeps (all when keep is nil).
-func (rw rolloutWaiter) currentPods(ctx context.Context, ns string, sel labels.Selector, keep func(*corev1.Pod) bool) []corev1.Pod {
 	list, err := rw.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return nil
@@ -349,7 +325,7 @@ func (rw rolloutWaiter) currentPods(ctx context.Context, ns string, sel labels.S
 			pods = append(pods, list.Items[i])
 		}
 	}
-	return pods
+	return d.pods(ctx, pods)
 }
 
 // currentDeploymentPods returns a filter for the pods of the deployment's
