@@ -48,6 +48,8 @@ func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, prog
 	out := r.s.p.Writer(svc.Name)
 	defer out.Close()
 	begin := time.Now()
+	// Probe the nodes while the image builds: the load then starts sending at once.
+	probe := r.s.loader.ProbeNodes(ctx, r.s.cfg.Cluster.Name)
 	stop := r.progress(svc.Name, "building")
 	img, err := r.s.builder.Build(ctx, svc, out)
 	stop()
@@ -58,7 +60,7 @@ func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, prog
 	progress(engine.PhaseLoading)
 	begin = time.Now()
 	stop = r.progress(svc.Name, "loading "+img.Ref()+" into the cluster")
-	res, err := r.s.loader.Load(ctx, r.s.cfg.Cluster.Name, img.Ref(), out)
+	res, err := r.s.loader.LoadProbed(ctx, probe, img.Ref(), out)
 	stop()
 	if err != nil {
 		return nil, fmt.Errorf("loading %s into the cluster: %w", img.Ref(), err)

@@ -81,6 +81,8 @@ type fakeContainerd struct {
 	content    map[string]int64  // digest -> size
 	images     map[string]string // normalized name -> config digest
 	imports    int
+	probes     int
+	idChecks   int
 	rejectOCI  bool
 	misnameOCI bool // store OCI imports under a wrong name (a broken fast path)
 	noContent  bool
@@ -104,6 +106,7 @@ func (f *fakeContainerd) run(ctx context.Context, args []string, stdin io.Reader
 	case len(args) == 5 && args[0] == "sh" && args[1] == "-c" && args[2] == imageIDScript:
 		f.mu.Lock()
 		id, ok := f.images[args[4]]
+		f.idChecks++
 		f.mu.Unlock()
 		if !ok {
 			return errors.New("image not found")
@@ -112,12 +115,17 @@ func (f *fakeContainerd) run(ctx context.Context, args []string, stdin io.Reader
 	case cmd == "containerd config dump":
 		_, err := io.WriteString(stdout, "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"overlayfs\"\n")
 		return err
-	case cmd == "ctr --namespace=k8s.io content ls -q":
+	case len(args) == 3 && args[0] == "sh" && args[1] == "-c" && args[2] == probeScript:
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.probes++
+		for name := range f.images {
+			fmt.Fprintln(stdout, name)
+		}
 		if f.noContent {
 			return errors.New("ctr: unknown command")
 		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
+		fmt.Fprintln(stdout, "---")
 		for d := range f.content {
 			fmt.Fprintln(stdout, d)
 		}

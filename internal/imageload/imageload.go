@@ -98,6 +98,61 @@ func NewLoader(docker SaveAPI, nodes NodeLister, opts ...Option) *Loader {
 // Load makes ref (an image in the local Docker engine) present in every node
 // of the kind cluster clusterName. Progress notes go to out.
 func (l *Loader) Load(ctx context.Context, clusterName, ref string, out io.Writer) (Result, error) {
+	return l.LoadProbed(ctx, l.ProbeNodes(ctx, clusterName), ref, out)
+}
+
+// NodeProbe is what a Load needs to know about a cluster's nodes before it
+// sends an image: which nodes there are, and for each the image names and
+// blobs its containerd holds (one `docker exec` per node) and its
+// snapshotter. ProbeNodes starts finding out in the background, so a caller
+// can overlap it with building the image; LoadProbed waits for it.
+type NodeProbe struct {
+	cluster string
+	done    chan struct{}
+	nodes   []nodes.Node
+	err     error        // listing the nodes failed
+	found   []*nodeHolds // per node, once done
+}
+
+// nodeHolds is what one node's containerd holds.
+type nodeHolds struct {
+	images  map[string]bool // normalized names
+	content map[string]bool // blob digests
+	err     error           // probing failed: the node is probed the slow way
+}
+
+// ProbeNodes starts probing clusterName's nodes and returns at once. The
+// probe stops when ctx ends. A probe is used by one LoadProbed: what it
+// learnt about a node's content is stale once an image is sent.
+func (l *Loader) ProbeNodes(ctx context.Context, clusterName string) *NodeProbe {
+	p := &NodeProbe{cluster: clusterName, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.nodes, p.err = l.nodes.ListInternalNodes(clusterName)
+		if p.err != nil {
+			return
+		}
+		p.found = make([]*nodeHolds, len(p.nodes))
+		var wg sync.WaitGroup
+		for i, n := range p.nodes {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				p.found[i] = probeNode(ctx, n)
+			}()
+			go func() {
+				defer wg.Done()
+				l.nodeSnapshotter(ctx, n) // remembered; errors resurface when used
+			}()
+		}
+		wg.Wait()
+	}()
+	return p
+}
+
+// LoadProbed is Load with the nodes probed by p (from ProbeNodes for the
+// same cluster).
+func (l *Loader) LoadProbed(ctx context.Context, p *NodeProbe, ref string, out io.Writer) (Result, error) {
 	if out == nil {
 		out = io.Discard
 	}
@@ -107,46 +162,51 @@ func (l *Loader) Load(ctx context.Context, clusterName, ref string, out io.Write
 		return res, fmt.Errorf("loading image %s: inspecting it in Docker: %w", ref, err)
 	}
 	res.ID = insp.ID
-	nodeList, err := l.nodes.ListInternalNodes(clusterName)
-	if err != nil {
-		return res, fmt.Errorf("loading image %s: listing nodes of cluster %q: %w", ref, clusterName, err)
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return res, fmt.Errorf("loading image %s: %w", ref, ctx.Err())
 	}
-	if len(nodeList) == 0 {
-		return res, fmt.Errorf("loading image %s: cluster %q has no nodes", ref, clusterName)
+	if p.err != nil {
+		return res, fmt.Errorf("loading image %s: listing nodes of cluster %q: %w", ref, p.cluster, p.err)
+	}
+	if len(p.nodes) == 0 {
+		return res, fmt.Errorf("loading image %s: cluster %q has no nodes", ref, p.cluster)
+	}
+	name := ref
+	if named, err := reference.ParseNormalizedNamed(ref); err == nil {
+		name = reference.TagNameOnly(named).String()
 	}
 
-	res.Nodes = make([]NodeResult, len(nodeList))
+	res.Nodes = make([]NodeResult, len(p.nodes))
 	var need []int
 	var wg sync.WaitGroup
-	// Probe every node at once: does it have the image, which layers does it
-	// hold, which snapshotter does it use (each probe is a `docker exec`).
-	probes := make([]*target, len(nodeList))
-	for i, n := range nodeList {
+	probes := make([]*target, len(p.nodes))
+	for i, n := range p.nodes {
 		res.Nodes[i].Name = n.String()
 		t := &target{node: n, result: &res.Nodes[i]}
 		probes[i] = t
-		wg.Add(3)
+		holds := p.found[i]
+		if l.fast {
+			t.have, t.haveErr = holds.content, holds.err
+		}
+		if holds.err == nil && !holds.images[name] {
+			continue // no image by that name: the node needs it
+		}
+		// The node has an image by that name (or could not say): is it
+		// this one? With content tags it nearly always is.
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			id, err := nodeImageID(ctx, n, ref)
 			t.result.Skipped = err == nil && id == insp.ID
-		}()
-		go func() {
-			defer wg.Done()
-			if l.fast {
-				t.have, t.haveErr = nodeContent(ctx, n)
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			l.nodeSnapshotter(ctx, n) // remembered; errors resurface when used
 		}()
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("loading image %s: %w", ref, err)
 	}
-	for i := range nodeList {
+	for i := range p.nodes {
 		if !res.Nodes[i].Skipped {
 			need = append(need, i)
 		}
@@ -268,20 +328,40 @@ func nodeImageID(ctx context.Context, n nodes.Node, ref string) (string, error) 
 	return m.Config.Digest, nil
 }
 
-// nodeContent lists the digests in the node's content store.
-func nodeContent(ctx context.Context, n nodes.Node) (map[string]bool, error) {
+// probeScript prints the image names in the node's containerd (the CRI's
+// namespace), a separator line, then the digests in its content store: one
+// exec for both.
+const probeScript = `ctr --namespace=k8s.io images ls -q || exit 1
+echo ---
+exec ctr --namespace=k8s.io content ls -q`
+
+// probeNode lists the images and blobs a node's containerd holds.
+func probeNode(ctx context.Context, n nodes.Node) *nodeHolds {
 	var stdout bytes.Buffer
-	if err := n.CommandContext(ctx, "ctr", "--namespace=k8s.io", "content", "ls", "-q").SetStdout(&stdout).Run(); err != nil {
-		return nil, fmt.Errorf("listing content of node %s: %w", n.String(), err)
+	if err := n.CommandContext(ctx, "sh", "-c", probeScript).SetStdout(&stdout).Run(); err != nil {
+		return &nodeHolds{err: fmt.Errorf("listing images and content of node %s: %w", n.String(), err)}
 	}
-	have := map[string]bool{}
+	h := &nodeHolds{images: map[string]bool{}, content: map[string]bool{}}
 	sc := bufio.NewScanner(&stdout)
+	sc.Buffer(nil, 1<<20)
+	inContent := false
 	for sc.Scan() {
-		if d := strings.TrimSpace(sc.Text()); strings.HasPrefix(d, "sha256:") {
-			have[d] = true
+		switch line := strings.TrimSpace(sc.Text()); {
+		case line == "---":
+			inContent = true
+		case line == "":
+		case inContent:
+			if strings.HasPrefix(line, "sha256:") {
+				h.content[line] = true
+			}
+		default:
+			h.images[line] = true
 		}
 	}
-	return have, sc.Err()
+	if err := sc.Err(); err != nil {
+		return &nodeHolds{err: fmt.Errorf("listing images and content of node %s: %w", n.String(), err)}
+	}
+	return h
 }
 
 // importArchive runs kind's import command with r as stdin.

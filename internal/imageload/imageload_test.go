@@ -275,3 +275,76 @@ func TestParseSnapshotter(t *testing.T) {
 }
 
 var _ nodes.Node = (*funcNode)(nil)
+
+// TestProbeOverlapsBuild: the nodes are probed before the image exists (as
+// `up` does while it builds); the load then needs no further probe of a
+// node that has no image by that name, and checks the ID of one that has.
+func TestProbeOverlapsBuild(t *testing.T) {
+	ctx := context.Background()
+	docker := &fakeDocker{}
+	fakes, lister := twoNodes()
+	l := NewLoader(docker, lister)
+
+	probe := l.ProbeNodes(ctx, "c") // before the build
+	v1 := docker.addImage("app:devloop-1", [][]byte{layer("base", 40000), layer("app v1", 6000)})
+	res, err := l.LoadProbed(ctx, probe, "app:devloop-1", io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range res.Nodes {
+		if n.Skipped || !n.Fast || n.LayersSent != 2 {
+			t.Errorf("node %d = %+v", i, n)
+		}
+		if fakes[i].probes != 1 || fakes[i].idChecks != 0 {
+			t.Errorf("node %d: %d probes, %d image ID checks; want 1 probe and no ID check (no image by that name)", i, fakes[i].probes, fakes[i].idChecks)
+		}
+		if fakes[i].images["docker.io/library/app:devloop-1"] != v1.id {
+			t.Errorf("node %d lacks the image", i)
+		}
+	}
+
+	// The name is there now: its ID is checked, and the node is skipped.
+	res, err = l.LoadProbed(ctx, l.ProbeNodes(ctx, "c"), "app:devloop-1", io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range res.Nodes {
+		if !n.Skipped || fakes[i].idChecks != 1 {
+			t.Errorf("node %d = %+v after %d ID checks, want skipped after 1", i, n, fakes[i].idChecks)
+		}
+	}
+
+	// Same name, another image on one node (a re-tag): that node gets it.
+	fakes[1].images["docker.io/library/app:devloop-1"] = "sha256:other"
+	res, err = l.Load(ctx, "c", "app:devloop-1", io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Nodes[0].Skipped || res.Nodes[1].Skipped || fakes[1].images["docker.io/library/app:devloop-1"] != v1.id {
+		t.Errorf("nodes = %+v; node 1 has %s", res.Nodes, fakes[1].images["docker.io/library/app:devloop-1"])
+	}
+}
+
+// TestProbeFailsLoadsAnyway: a node whose containerd cannot be listed gets
+// the whole image (after an ID check), not an error.
+func TestProbeFailsLoadsAnyway(t *testing.T) {
+	ctx := context.Background()
+	docker := &fakeDocker{}
+	docker.addImage("app:devloop-1", [][]byte{layer("base", 40000)})
+	fakes, lister := twoNodes()
+	fakes[0].noContent = true
+	var out bytes.Buffer
+	res, err := NewLoader(docker, lister).Load(ctx, "c", "app:devloop-1", &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := res.Nodes[0]; n.Skipped || n.Fast || n.Bytes == 0 || fakes[0].idChecks != 1 {
+		t.Errorf("node 0 = %+v (%d ID checks)", n, fakes[0].idChecks)
+	}
+	if !strings.Contains(out.String(), "loading the whole image") {
+		t.Errorf("no note about the fallback: %q", out.String())
+	}
+	if n := res.Nodes[1]; !n.Fast {
+		t.Errorf("node 1 = %+v", n)
+	}
+}

@@ -80,10 +80,10 @@ func (c *cmd) Run() error {
 	case strings.Join(a, " ") == "containerd config dump":
 		_, err := io.WriteString(orDiscard(c.stdout), "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"overlayfs\"\n")
 		return err
-	case len(a) == 5 && a[0] == "sh" && a[1] == "-c":
+	case len(a) >= 3 && a[0] == "sh" && a[1] == "-c":
 		// A script run inside the node: run it here; ctr reads its
 		// --address from CONTAINERD_ADDRESS.
-		x := exec.CommandContext(c.ctx, "sh", "-c", a[2], a[3], a[4])
+		x := exec.CommandContext(c.ctx, "sh", a[1:]...)
 		x.Env = append(os.Environ(), "CONTAINERD_ADDRESS="+c.n.Address)
 		x.Stdin, x.Stdout, x.Stderr = c.stdin, c.stdout, c.stderr
 		return x.Run()
