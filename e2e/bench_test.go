@@ -32,7 +32,7 @@ func BenchmarkSaveToServing(b *testing.B) {
 	up.waitOutput("all services ready", 0, 8*time.Minute)
 	eventually(b, forwardURL, "", "hello from devloop", time.Minute)
 
-	var total, debounce, build, load, rollout, ready []time.Duration
+	var total, debounce, build, load, serve, rollout []time.Duration
 	for i := 0; i < runs; i++ {
 		want := fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i)
 		mark := up.mark()
@@ -46,8 +46,8 @@ func BenchmarkSaveToServing(b *testing.B) {
 		debounce = append(debounce, ph["debounce"])
 		build = append(build, ph["build"])
 		load = append(load, ph["load"])
+		serve = append(serve, ph["serve"])
 		rollout = append(rollout, ph["rollout"])
-		ready = append(ready, ph["ready"])
 	}
 
 	var syncs []time.Duration
@@ -67,8 +67,8 @@ func BenchmarkSaveToServing(b *testing.B) {
 	report("rebuild/debounce", debounce)
 	report("rebuild/build", build)
 	report("rebuild/load", load)
-	report("rebuild/rollout", rollout)
-	report("rebuild/ready", ready)
+	report("rebuild/serve", serve)
+	report("rebuild/rollout-done", rollout)
 	report("livesync/total", syncs)
 }
 
@@ -79,9 +79,10 @@ var (
 
 // phases splits one save-to-serving interval using devloop's output:
 // debounce = save → "building" line; build and load from the image line;
-// rollout from the "rolled out" line; ready = that line → first good answer
-// (0 when the forward already served the new pod before the rollout was
-// reported: the new pod is used as soon as it is Ready).
+// serve = image line → first good answer through the forward (apply, the
+// new pod scheduled, started and Ready, the forward switching to it). Also
+// rollout = devloop's "rolled out in" (apply → the rollout complete, which
+// includes the old pod terminating: it ends after serving began).
 func phases(lines []timedLine, saved, served time.Time) map[string]time.Duration {
 	out := map[string]time.Duration{}
 	var rolledAt time.Time
@@ -93,13 +94,13 @@ func phases(lines []timedLine, saved, served time.Time) map[string]time.Duration
 			m := imageLine.FindStringSubmatch(l.text)
 			out["build"], _ = time.ParseDuration(m[1])
 			out["load"], _ = time.ParseDuration(m[2])
+			if served.After(l.at) {
+				out["serve"] = served.Sub(l.at)
+			}
 		case rolloutLine.MatchString(l.text) && rolledAt.IsZero():
 			out["rollout"], _ = time.ParseDuration(rolloutLine.FindStringSubmatch(l.text)[1])
 			rolledAt = l.at
 		}
-	}
-	if !rolledAt.IsZero() && served.After(rolledAt) {
-		out["ready"] = served.Sub(rolledAt)
 	}
 	return out
 }

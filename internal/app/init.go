@@ -17,7 +17,13 @@ func newInitCommand(g *globals) *cobra.Command {
 Kubernetes manifests (YAML with apiVersion: and kind:, in k8s/, kube/,
 kubernetes/, manifests/ or deploy/ first) under dir (default "."), matches
 each Dockerfile to the containers whose image has its directory's name, adds
-a port-forward per workload, and writes dir/devloop.yaml.`,
+a port-forward per workload, and writes dir/devloop.yaml.
+
+When a Dockerfile copies files built on the host (missing, git-ignored, or
+under bin/, dist/, build/, out/, target/), init infers the preBuild command
+that makes them: a Makefile target of that name, a package.json "build"
+script, or "go build" of the Go main package named like the file; and adds
+the output directory to the service's ignore list. Check what it wrote.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
