@@ -104,7 +104,11 @@ func (s *session) ensureCluster(ctx context.Context) error {
 	if s.cfg.Cluster.Ingress.IsEnabled() {
 		s.p.Line("cluster", "ensuring ingress controller %s and a default StorageClass...", cluster.IngressImage(s.cfg.Cluster))
 	}
-	stop = s.p.Progress("cluster", "installing the ingress controller and waiting for it")
+	what := "checking the default StorageClass"
+	if s.cfg.Cluster.Ingress.IsEnabled() {
+		what = "installing the ingress controller and waiting for it"
+	}
+	stop = s.p.Progress("cluster", what)
 	err = cluster.InstallAddons(ctx, kc.Core, kc.Dynamic, s.cfg.Cluster, s.ensureImage, cluster.AddonOptions{})
 	stop()
 	if err != nil {
