@@ -112,6 +112,22 @@ func TestUp(t *testing.T) {
 		}
 	})
 
+	t.Run("an edit of devloop.yaml is named, checked, and needs a restart", func(t *testing.T) {
+		cfgPath := filepath.Join(dir, "devloop.yaml")
+		m := up.mark()
+		writeFile(t, cfgPath, strings.Replace(helloConfig, "    ignore: [bin, \"*.md\"]", "    ignore: [bin, \"*.md\", tmp]", 1))
+		up.waitOutput("devloop.yaml changed (services.hello.ignore): restart devloop up to apply it", m, 30*time.Second)
+		m = up.mark()
+		writeFile(t, cfgPath, helloConfig+"  - nowhere\n")
+		up.waitOutput("devloop.yaml changed but does not load", m, 30*time.Second)
+		m = up.mark()
+		writeFile(t, cfgPath, "# back as it was\n"+helloConfig)
+		up.waitOutput("devloop.yaml changed, but not in anything that matters", m, 30*time.Second)
+		if strings.Contains(up.out.String()[m:], "building (") {
+			t.Fatalf("a devloop.yaml edit caused a build:\n%s", up.out.String()[m:])
+		}
+	})
+
 	t.Run("a broken build keeps the last good version serving and says why", func(t *testing.T) {
 		m := up.mark()
 		writeFile(t, filepath.Join(dir, "message.go"), "package main\n\nconst message = \"unterminated\n")

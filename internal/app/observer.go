@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/engine"
 	"github.com/devloop-dev/devloop/internal/ui"
 )
@@ -21,6 +22,9 @@ type observer struct {
 	// changed, if set, sees the state after every event and action (the live view).
 	changed func(s *engine.State)
 	wasBusy bool
+	// reload, if set, loads devloop.yaml again (for what changed in it).
+	reload  func() (*config.Config, error)
+	started *config.Config // the config the loop runs with
 }
 
 var _ engine.Observer = (*observer)(nil)
@@ -48,7 +52,7 @@ func (o *observer) Reduced(s *engine.State, ev engine.Event) {
 	switch e := ev.(type) {
 	case engine.Changed:
 		if e.Config {
-			o.p.Line("devloop", "devloop.yaml changed: restart devloop up to apply it (builds, syncs and applies go on with the config it started with)")
+			o.configChanged()
 		}
 	case engine.ImageDone:
 		switch {
@@ -87,6 +91,27 @@ func (o *observer) Reduced(s *engine.State, ev engine.Event) {
 			o.ready(s)
 		}
 	}
+}
+
+// configChanged says what changed in devloop.yaml, compared with the
+// config the loop runs with, and that a restart applies it.
+func (o *observer) configChanged() {
+	if o.reload == nil || o.started == nil {
+		o.p.Line("devloop", "devloop.yaml changed: restart devloop up to apply it (builds, syncs and applies go on with the config it started with)")
+		return
+	}
+	next, err := o.reload()
+	if err != nil {
+		o.p.Error("devloop", "devloop.yaml changed but does not load; devloop up goes on with the config it started with:\n%v", err)
+		return
+	}
+	keys := config.Diff(o.started, next)
+	if len(keys) == 0 {
+		o.p.Line("devloop", "devloop.yaml changed, but not in anything that matters (comments, formatting, order)")
+		return
+	}
+	o.p.Line("devloop", "devloop.yaml changed (%s): restart devloop up to apply it; until then builds, syncs and applies go on with the config it started with",
+		strings.Join(keys, ", "))
 }
 
 func (o *observer) summary(s *engine.State) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -109,7 +110,14 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	go func() { defer close(podsDone); status.watchPods(ctx, s) }()
 	defer func() { stop(); <-podsDone }()
 	var onceErr error
-	obs := &observer{p: p, base: s.cfg.Dir, changed: func(st *engine.State) { status.fromState(st, r.ingressURLs()) }}
+	obs := &observer{p: p, base: s.cfg.Dir, changed: func(st *engine.State) { status.fromState(st, r.ingressURLs()) },
+		started: s.cfg, reload: func() (*config.Config, error) {
+			next, err := config.Load(s.cfg.Path)
+			if err == nil {
+				config.ApplyEnv(next, os.Getenv)
+			}
+			return next, err
+		}}
 	obs.ready = func(st *engine.State) {
 		printURLs(s, r.ingressURLs())
 		if f.once {
