@@ -55,30 +55,50 @@ func TestDockerfileSourcesKeepInstructionText(t *testing.T) {
 func TestGitignored(t *testing.T) {
 	root := t.TempDir()
 	writeFiles(t, root, map[string]string{
-		".gitignore":     "# build output\nbin/\n/server\n*.log\n!keep.log\ndocs/**/gen\n",
-		"sub/.gitignore": "out\n",
-		"bin/app":        "x",
-		"server":         "x",
-		"src/server":     "x",
-		"sub/out/a":      "x",
-		"out/a":          "x",
+		".gitignore": "# build output\nbin/\n/server\n*.log\n!keep.log\ndocs/**/gen\nfoo**bar\n" +
+			"gen/[[:digit:]]*\nweird/[[:nope:]]\nlib/*\n!lib/keep\ndist/\n!dist/index.js\n",
+		"sub/.gitignore":   "out\n!/again.log\n",
+		"allow/.gitignore": "*\n!*/\n!VERSION\n",
+		"bin/app":          "x",
+		"server":           "x",
+		"src/server":       "x",
+		"sub/out/a":        "x",
+		"out/a":            "x",
 	})
 	for _, tc := range []struct {
 		path  string
 		isDir bool
 		want  bool
 	}{
-		{"bin/app", false, true},       // under an ignored directory
-		{"bin", true, true},            // the directory itself
-		{"bin", false, false},          // "bin/" matches directories only
-		{"server", false, true},        // anchored
-		{"src/server", false, false},   // anchored to the root only
-		{"a/b/x.log", false, true},     // unanchored, any depth
-		{"sub/out/a", false, true},     // a nested .gitignore
-		{"out/a", false, false},        // that one applies under sub/ only
-		{"docs/x/y/gen", false, true},  // **
-		{"docs/gen", false, true},      // ** matches no directory too
-		{"missing/file", false, false}, // nothing says so
+		{"bin/app", false, true},          // under an ignored directory
+		{"bin", true, true},               // the directory itself
+		{"bin", false, false},             // "bin/" matches directories only
+		{"server", false, true},           // anchored
+		{"src/server", false, false},      // anchored to the root only
+		{"a/b/x.log", false, true},        // unanchored, any depth
+		{"sub/out/a", false, true},        // a nested .gitignore
+		{"out/a", false, false},           // that one applies under sub/ only
+		{"docs/x/y/gen", false, true},     // **
+		{"docs/gen", false, true},         // ** matches no directory too
+		{"missing/file", false, false},    // nothing says so
+		{"keep.log", false, false},        // re-included
+		{"a/keep.log", false, false},      // re-included at any depth
+		{"sub/again.log", false, false},   // re-included by a deeper .gitignore
+		{"again.log", false, true},        // which applies under sub/ only
+		{"foozbar", false, true},          // ** next to no slash is *
+		{"foo/bar", false, false},         // which stays within a name
+		{"foo/x/bar", false, false},       //
+		{"gen/1.go", false, true},         // POSIX class
+		{"gen/a.go", false, false},        //
+		{"weird/x", false, false},         // an unknown class matches nothing
+		{"lib/a", false, true},            //
+		{"lib/keep", false, false},        // re-included (its directory is not ignored)
+		{"dist/index.js", false, true},    // no re-including below an ignored directory
+		{"allow/VERSION", false, false},   // an allow-list
+		{"allow/x/VERSION", false, false}, //
+		{"allow/notes", false, true},      //
+		{"allow/bin/app", false, true},    //
+		{"allow/bin", true, false},        // directories re-included by !*/
 	} {
 		if got := gitignored(root, filepath.Join(root, filepath.FromSlash(tc.path)), tc.isDir); got != tc.want {
 			t.Errorf("gitignored(%s, dir=%v) = %v, want %v", tc.path, tc.isDir, got, tc.want)

@@ -9,54 +9,77 @@ import (
 )
 
 // gitignored reports whether the file or directory p (absolute, under root)
-// is ignored by a .gitignore in root or in a directory between root and p.
+// is ignored by the .gitignore files in root and in the directories between
+// root and p.
 //
-// It is a heuristic for "this is build output", not git: it reads the
-// .gitignore files on the way down to p and understands the usual patterns
-// (anchored or not, trailing slash for directories, *, ?, [...] and **).
-// Negations ("!pattern") are skipped, so a re-included file still counts as
-// ignored; for telling generated files apart that is close enough.
+// It is a heuristic for "this is build output", not git, but it follows
+// git's rules for the usual patterns: anchored or not, a trailing slash for
+// directories, *, ?, [...] (POSIX classes included) and **, and negations:
+// the last pattern that matches decides (a deeper .gitignore after the ones
+// above it), "!pattern" re-includes, and nothing below an ignored directory
+// can be re-included.
 func gitignored(root, p string, isDir bool) bool {
 	r, err := filepath.Rel(root, p)
 	if err != nil || r == "." || strings.HasPrefix(r, "..") {
 		return false
 	}
 	parts := strings.Split(filepath.ToSlash(r), "/")
-	// The .gitignore in root applies to parts[0:], the one in root/parts[0]
-	// to parts[1:], and so on.
+	// files[k] are the patterns of the .gitignore in root/parts[:k]; they
+	// apply to parts[k:].
+	files := make([][]ignorePattern, len(parts))
 	dir := root
-	for k := 0; k < len(parts); k++ {
+	for k := range parts {
 		if k > 0 {
 			dir = filepath.Join(dir, parts[k-1])
 		}
-		data, err := os.ReadFile(filepath.Join(dir, ".gitignore"))
-		if err != nil {
-			continue
+		if data, err := os.ReadFile(filepath.Join(dir, ".gitignore")); err == nil {
+			files[k] = parseGitignore(data)
 		}
-		for _, pat := range parseGitignore(data) {
-			if pat.matches(parts[k:], isDir) {
-				return true
+	}
+	// Like git, walk down: an ignored directory hides everything below it.
+	for n := 1; n <= len(parts); n++ {
+		dir := n < len(parts) || isDir
+		ignored := false
+		for k := 0; k < n; k++ {
+			for _, pat := range files[k] {
+				if pat.match(parts[k:n], dir) {
+					ignored = !pat.negate
+				}
 			}
+		}
+		if ignored {
+			return true
 		}
 	}
 	return false
 }
 
 type ignorePattern struct {
-	re       *regexp.Regexp
-	anchored bool // matched against the path from the .gitignore's directory, not a name
+	re       *regexp.Regexp // nil: a pattern that matches nothing (malformed)
+	anchored bool           // matched against the path from the .gitignore's directory, not a name
 	dirOnly  bool
+	negate   bool // "!pattern": re-includes
 }
 
 func parseGitignore(data []byte) []ignorePattern {
 	var out []ignorePattern
 	for _, l := range strings.Split(string(data), "\n") {
-		l = strings.TrimRight(l, " \t\r")
-		if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, "!") {
+		l = strings.TrimSuffix(l, "\r")
+		// Trailing spaces are dropped unless escaped ("a\ ").
+		for strings.HasSuffix(l, " ") && !strings.HasSuffix(l, "\\ ") {
+			l = l[:len(l)-1]
+		}
+		if l == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
-		l = strings.TrimPrefix(l, `\`) // "\#file" is a literal "#file"
 		p := ignorePattern{}
+		if strings.HasPrefix(l, "!") {
+			p.negate = true
+			l = l[1:]
+		}
+		if strings.HasPrefix(l, `\#`) || strings.HasPrefix(l, `\!`) {
+			l = l[1:] // "\#file" and "\!file" are literal names
+		}
 		if strings.HasSuffix(l, "/") {
 			p.dirOnly = true
 			l = strings.TrimRight(l, "/")
@@ -68,63 +91,52 @@ func parseGitignore(data []byte) []ignorePattern {
 		if l == "" {
 			continue
 		}
-		re, err := regexp.Compile("^" + globRegexp(l) + "$")
-		if err != nil {
-			continue
-		}
-		p.re = re
+		p.re, _ = regexp.Compile("^" + globRegexp(l) + "$") // a class Go does not know matches nothing
 		out = append(out, p)
 	}
 	return out
 }
 
-// matches reports whether the path parts (relative to the pattern's
-// .gitignore directory; the last one is the file itself, a directory when
-// isDir) or one of its parent directories match.
-func (p ignorePattern) matches(parts []string, isDir bool) bool {
-	for n := 1; n <= len(parts); n++ {
-		dir := n < len(parts) || isDir
-		if p.dirOnly && !dir {
-			continue
-		}
-		subject := parts[n-1]
-		if p.anchored {
-			subject = path.Join(parts[:n]...)
-		}
-		if p.re.MatchString(subject) {
-			return true
-		}
+// match reports whether the path parts (relative to the pattern's
+// .gitignore directory) match the pattern; isDir tells whether the path is a
+// directory.
+func (p ignorePattern) match(parts []string, isDir bool) bool {
+	if p.re == nil || (p.dirOnly && !isDir) {
+		return false
 	}
-	return false
+	subject := parts[len(parts)-1]
+	if p.anchored {
+		subject = path.Join(parts...)
+	}
+	return p.re.MatchString(subject)
 }
 
 // globRegexp translates a gitignore glob into a regular expression body.
+// "**" is special only as a whole path segment ("**/a", "a/**", "a/**/b");
+// elsewhere it is a plain "*", as in git.
 func globRegexp(glob string) string {
 	var b strings.Builder
 	for i := 0; i < len(glob); i++ {
 		c := glob[i]
+		segStart := i == 0 || glob[i-1] == '/'
 		switch {
-		case strings.HasPrefix(glob[i:], "**/"):
+		case strings.HasPrefix(glob[i:], "**/") && segStart:
 			b.WriteString(`(?:.*/)?`)
 			i += 2
-		case strings.HasPrefix(glob[i:], "/**") && i+3 == len(glob):
-			b.WriteString(`/.*`)
-			i += 2
-		case strings.HasPrefix(glob[i:], "**"):
+		case glob[i:] == "**" && segStart:
 			b.WriteString(`.*`)
+			i++
+		case strings.HasPrefix(glob[i:], "**"):
+			b.WriteString(`[^/]*`)
 			i++
 		case c == '*':
 			b.WriteString(`[^/]*`)
 		case c == '?':
 			b.WriteString(`[^/]`)
 		case c == '[':
-			if j := strings.IndexByte(glob[i+1:], ']'); j >= 0 {
-				class := glob[i+1 : i+1+j]
-				if strings.HasPrefix(class, "!") {
-					class = "^" + class[1:]
-				}
-				b.WriteString("[" + strings.ReplaceAll(class, `\`, `\\`) + "]")
-				i += j + 1
+			if class, n := globClass(glob[i:]); n > 0 {
+				b.WriteString(class)
+				i += n - 1
 			} else {
 				b.WriteString(`\[`)
 			}
@@ -136,4 +148,44 @@ func globRegexp(glob string) string {
 		}
 	}
 	return b.String()
+}
+
+// globClass translates the bracket expression at the start of s ("[a-z]",
+// "[!0-9]", "[]x]", "[[:alpha:]_]") into a regular expression class and
+// returns it with the length it spans in s; n is 0 when s holds no complete
+// bracket expression (the "[" is then literal).
+func globClass(s string) (class string, n int) {
+	var b strings.Builder
+	b.WriteByte('[')
+	i := 1
+	if i < len(s) && (s[i] == '!' || s[i] == '^') {
+		b.WriteString("^/") // a negated class still never matches a slash
+		i++
+	}
+	for first := true; i < len(s); first = false {
+		switch c := s[i]; {
+		case c == ']' && !first:
+			b.WriteByte(']')
+			return b.String(), i + 1
+		case c == '[' && strings.HasPrefix(s[i:], "[:"):
+			end := strings.Index(s[i+2:], ":]")
+			if end < 0 {
+				b.WriteString(`\[`)
+				i++
+				continue
+			}
+			b.WriteString(s[i : i+2+end+2]) // Go knows the POSIX classes; an unknown one fails to compile
+			i += 2 + end + 2
+		case c == '\\' && i+1 < len(s):
+			b.WriteString(regexp.QuoteMeta(s[i+1 : i+2]))
+			i += 2
+		case c == '-' && !first && i+1 < len(s) && s[i+1] != ']':
+			b.WriteByte('-')
+			i++
+		default:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+			i++
+		}
+	}
+	return "", 0
 }
