@@ -37,10 +37,14 @@ var _ engine.Runner = (*runner)(nil)
 // status view is on (its table already shows each service's step and for
 // how long).
 func (r *runner) progress(prefix, what string) (stop func()) {
+	return r.progressFunc(prefix, func() string { return what })
+}
+
+func (r *runner) progressFunc(prefix string, what func() string) (stop func()) {
 	if r.live {
 		return func() {}
 	}
-	return r.s.p.Progress(prefix, what)
+	return r.s.p.ProgressFunc(prefix, what)
 }
 
 // Image runs the pre-build and the build, then loads the image into the nodes.
@@ -197,8 +201,14 @@ func (r *runner) Deploy(ctx context.Context, a engine.Action) (map[string]error,
 			continue
 		}
 		g.Go(func() error {
-			stop := r.progress("devloop", "waiting for "+k+" to roll out")
-			err := kube.WaitRollout(ctx, r.s.kc.Core, w, r.rolloutTimeout)
+			var wmu gosync.Mutex
+			waiting := "waiting for " + k + " to roll out"
+			stop := r.progressFunc("devloop", func() string { wmu.Lock(); defer wmu.Unlock(); return waiting })
+			err := kube.WaitRollout(ctx, r.s.kc.Core, w, r.rolloutTimeout, func(line string) {
+				wmu.Lock()
+				waiting = "waiting for " + k + ": " + line
+				wmu.Unlock()
+			})
 			stop()
 			if err == nil {
 				return nil

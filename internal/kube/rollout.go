@@ -45,15 +45,20 @@ func (e *RolloutError) Error() string {
 // early, with a *RolloutError, when the workload's current pods are in a
 // state that will not fix itself, and with a *RolloutError naming what is
 // still pending when timeout passes.
-func WaitRollout(ctx context.Context, cs kubernetes.Interface, w Workload, timeout time.Duration) error {
-	rw := rolloutWaiter{cs: cs, clock: clock.RealClock{}, poll: 2 * time.Second}
+//
+// report, if not nil, is called with a one-line account of what the rollout
+// is waiting for each time that changes ("0 of 1 updated replicas are
+// available; pod web-1: container "app" is running but not ready: ...").
+func WaitRollout(ctx context.Context, cs kubernetes.Interface, w Workload, timeout time.Duration, report func(string)) error {
+	rw := rolloutWaiter{cs: cs, clock: clock.RealClock{}, poll: 2 * time.Second, report: report}
 	return rw.wait(ctx, w, timeout)
 }
 
 type rolloutWaiter struct {
-	cs    kubernetes.Interface
-	clock clock.WithTicker
-	poll  time.Duration
+	cs     kubernetes.Interface
+	clock  clock.WithTicker
+	poll   time.Duration
+	report func(string) // may be nil
 }
 
 // state is the result of one look at a workload.
@@ -73,6 +78,7 @@ func (rw rolloutWaiter) wait(ctx context.Context, w Workload, timeout time.Durat
 	defer ticker.Stop()
 	wake := make(chan struct{}, 1)
 	watching := false
+	reported := ""
 	for {
 		st, err := rw.check(ctx, w)
 		if err != nil {
@@ -87,6 +93,12 @@ func (rw rolloutWaiter) wait(ctx context.Context, w Workload, timeout time.Durat
 		if rw.clock.Since(start) >= timeout {
 			return timeoutError(w, timeout, st)
 		}
+		if rw.report != nil {
+			if line := st.line(); line != reported {
+				reported = line
+				rw.report(line)
+			}
+		}
 		if !watching && st.pods != nil {
 			// Watches only wake us early; the ticker guarantees progress.
 			watching = true
@@ -99,6 +111,17 @@ func (rw rolloutWaiter) wait(ctx context.Context, w Workload, timeout time.Durat
 		case <-wake:
 		}
 	}
+}
+
+// line is what the rollout waits for, in one line: the controller's status
+// and the first pod problem, if any.
+func (st state) line() string {
+	l := strings.TrimSpace(st.msg)
+	if len(st.problems) > 0 {
+		p := st.problems[0]
+		l += "; pod " + p.pod + ": " + p.reason
+	}
+	return l
 }
 
 func timeoutError(w Workload, timeout time.Duration, st state) *RolloutError {

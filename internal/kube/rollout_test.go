@@ -260,7 +260,8 @@ func TestWaitRolloutTimeout(t *testing.T) {
 	}}}
 	cs := fake.NewClientset(d, rs, pod("web-new-1", "web", "new", appSpec("x", httpProbe), notReady))
 	fc := clocktesting.NewFakeClock(now)
-	rw := rolloutWaiter{cs: cs, clock: fc, poll: time.Second}
+	var reported []string
+	rw := rolloutWaiter{cs: cs, clock: fc, poll: time.Second, report: func(l string) { reported = append(reported, l) }}
 	done := make(chan error, 1)
 	go func() {
 		done <- rw.wait(context.Background(), Workload{Kind: "Deployment", Namespace: "dev", Name: "web"}, 30*time.Second)
@@ -274,6 +275,11 @@ func TestWaitRolloutTimeout(t *testing.T) {
 		"  pod web-new-1: container \"app\" is running but not ready: readiness probe (HTTP GET :8080/healthz) keeps failing"
 	if err == nil || err.Error() != want {
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
+	}
+	// What it waited for was reported once (the same state is not repeated).
+	wantReport := "0 of 1 updated replicas are available; pod web-new-1: container \"app\" is running but not ready: readiness probe (HTTP GET :8080/healthz) keeps failing"
+	if len(reported) != 1 || reported[0] != wantReport {
+		t.Errorf("reported %q, want [%q]", reported, wantReport)
 	}
 }
 

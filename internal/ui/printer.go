@@ -170,6 +170,12 @@ const (
 // long so far: "still <what> (15s so far)" under prefix, after 5 s and then
 // every 10 s, until the returned stop is called (stop is idempotent).
 func (p *Printer) Progress(prefix, what string) (stop func()) {
+	return p.ProgressFunc(prefix, func() string { return what })
+}
+
+// ProgressFunc is Progress with what asked for each time a line is printed
+// (it may say what the step is waiting for right now).
+func (p *Printer) ProgressFunc(prefix string, what func() string) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	begin := time.Now()
@@ -182,7 +188,7 @@ func (p *Printer) Progress(prefix, what string) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				p.Line(prefix, "still %s (%s so far)", what, time.Since(begin).Round(time.Second))
+				p.Line(prefix, "still %s (%s so far)", what(), time.Since(begin).Round(time.Second))
 				t.Reset(progressEvery)
 			}
 		}

@@ -109,3 +109,19 @@ func TestProgressSaysHowLongSoFar(t *testing.T) {
 		}
 	})
 }
+
+func TestProgressFuncAsksEachTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var b bytes.Buffer
+		p := NewPrinter(&b, false, false)
+		p.SetPrefixWidth(0)
+		n := 0
+		stop := p.ProgressFunc("d", func() string { n++; return fmt.Sprintf("waiting (look %d)", n) })
+		time.Sleep(progressFirst + progressEvery + time.Second)
+		stop()
+		want := "d │ still waiting (look 1) (5s so far)\nd │ still waiting (look 2) (15s so far)\n"
+		if b.String() != want {
+			t.Fatalf("got %q\nwant %q", b.String(), want)
+		}
+	})
+}
