@@ -28,6 +28,15 @@ func TestDockerfileSources(t *testing.T) {
 		{"cleaned paths", "FROM scratch\nCOPY ./bin/../bin/app /bin/x bin/dir/ /\n", []string{"2:bin/app", "2:bin/x", "2:bin/dir/"}},
 		{"crlf", "FROM scratch\r\nCOPY bin/app /app\r\n", []string{"2:bin/app"}},
 		{"not copy", "FROM scratch\nRUN cp bin/a /a\nCOPYRIGHT bin/a /a\n", nil},
+		// "<<" is a heredoc only as a whole word, outside quotes, in RUN, COPY and ADD.
+		{"shift is no heredoc", "FROM alpine\nRUN echo $((1 << SHIFT))\nCOPY bin/a /a\nSHIFT\nCOPY bin/b /b\n", []string{"3:bin/a", "5:bin/b"}},
+		{"shift without spaces is no heredoc", "FROM alpine\nRUN echo $((1<<SHIFT))\nCOPY bin/a /a\nSHIFT\n", []string{"3:bin/a"}},
+		{"quoted marker is no heredoc", "FROM alpine\nRUN echo \"<<EOF\" '<<END'\nCOPY bin/a /a\nEOF\nEND\nCOPY bin/b /b\n", []string{"3:bin/a", "6:bin/b"}},
+		{"marker in another instruction is no heredoc", "FROM alpine\nLABEL x=<<EOF\nCOPY bin/a /a\nEOF\n", []string{"3:bin/a"}},
+		{"unterminated heredoc skips nothing", "FROM alpine\nRUN cat <<EOF >/x\nCOPY bin/a /a\n", []string{"3:bin/a"}},
+		{"two heredocs, fd and quotes", "FROM alpine\nRUN 3<<\"A\" cat - <<-B\nCOPY bin/no1 /\nA\n\tCOPY bin/no2 /\n\tB\nCOPY bin/yes /\n", []string{"7:bin/yes"}},
+		{"onbuild heredoc", "FROM alpine\nONBUILD RUN <<EOF\nCOPY bin/no /\nEOF\nCOPY bin/yes /\n", []string{"5:bin/yes"}},
+		{"json array keeps spacing", "FROM scratch\nCOPY [\"bin/my  tool\", \"/a  b\"]\n", []string{"2:bin/my  tool"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
@@ -110,5 +119,26 @@ func TestGitignored(t *testing.T) {
 	_ = os.Remove(filepath.Join(root, ".gitignore"))
 	if gitignored(root, filepath.Join(root, "bin", "app"), false) {
 		t.Error("ignored without a .gitignore")
+	}
+}
+
+func TestRunsGoBuild(t *testing.T) {
+	for _, tc := range []struct {
+		name, dockerfile string
+		want             bool
+	}{
+		{"multi-stage", "FROM golang AS build\nRUN CGO_ENABLED=0 go build -o /out/app .\nFROM scratch\nCOPY --from=build /out/app /app\n", true},
+		{"go install", "FROM golang\nRUN --mount=type=cache,target=/root/.cache go install ./cmd/x\n", true},
+		{"path to go", "FROM golang\nRUN /usr/local/go/bin/go build .\n", true},
+		{"json form", "FROM golang\nRUN [\"go\", \"build\", \".\"]\n", true},
+		{"heredoc", "FROM golang\nRUN <<EOF\nset -e\ngo build -o /app .\nEOF\n", true},
+		{"prebuilt", "FROM scratch\nCOPY bin/app /app\n", false},
+		{"any go build in a RUN counts", "FROM rust\nRUN cargo build\nRUN echo go build\n", true},
+		{"not a run", "FROM scratch\nLABEL note=\"go build\"\nCOPY bin/app /app\n", false},
+		{"cargo", "FROM rust\nRUN cargo build --release\n", false},
+	} {
+		if got := runsGoBuild(parseDockerfile([]byte(tc.dockerfile))); got != tc.want {
+			t.Errorf("%s: runsGoBuild = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
