@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -69,10 +68,8 @@ type ServiceSummary struct {
 	Dockerfile string
 	// Workloads are the workloads running its image ("deployment/hello"); empty if none.
 	Workloads []string
-	// PreBuild is the inferred preBuild command ("" when none was inferred),
-	// run with PreBuildEnv on top of the environment.
-	PreBuild    string
-	PreBuildEnv map[string]string
+	// PreBuild is the inferred preBuild command ("" when none was inferred).
+	PreBuild string
 	// PreBuildFrom are the Dockerfile lines (1-based) of the COPY/ADD
 	// instructions PreBuild was inferred from.
 	PreBuildFrom []int
@@ -102,7 +99,7 @@ func (s Summary) Lines() []string {
 				lines = "lines"
 			}
 			out = append(out, fmt.Sprintf("  pre-build %s (inferred from %s %s %s, check it): %s", sv.Name, sv.Dockerfile,
-				lines, joinInts(sv.PreBuildFrom), envPrefix(sv.PreBuildEnv)+sv.PreBuild))
+				lines, joinInts(sv.PreBuildFrom), sv.PreBuild))
 		}
 		if sv.NoGoMod {
 			out = append(out, fmt.Sprintf("  pre-build %s: no go.mod in the build context or above it, and go build needs one (go mod init <module path>)", sv.Name))
@@ -122,20 +119,6 @@ func (s Summary) Lines() []string {
 		out = append(out, "  forward: "+f)
 	}
 	return out
-}
-
-// envPrefix renders env as shell assignments ("GOOS=linux "), sorted.
-func envPrefix(env map[string]string) string {
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k + "=" + shQuote(env[k]) + " ")
-	}
-	return b.String()
 }
 
 func joinInts(ns []int) string {
@@ -233,7 +216,7 @@ func Generate(dir string, opts Options) ([]byte, Summary, error) {
 		}
 		ss := ServiceSummary{Name: s.name, Image: img, Dockerfile: s.dfShown, Workloads: s.workloads}
 		if pb := s.preBuild; pb != nil {
-			ss.PreBuild, ss.PreBuildEnv, ss.HostBuilt, ss.NoGoMod = pb.run, pb.env, pb.unknown, pb.noGoMod
+			ss.PreBuild, ss.HostBuilt, ss.NoGoMod = pb.run, pb.unknown, pb.noGoMod
 			for _, cs := range pb.from {
 				ss.PreBuildFrom = append(ss.PreBuildFrom, cs.line)
 			}

@@ -95,9 +95,14 @@ func TestWriteHelloExample(t *testing.T) {
 	if pb == nil {
 		t.Fatalf("no preBuild inferred:\n%s", data)
 	}
-	wantRun := "CGO_ENABLED=0 go build -trimpath -o bin/hello . && CGO_ENABLED=0 go build -trimpath -o bin/toolbox ./toolbox"
-	if pb.Run != wantRun || len(pb.Env) != 1 || pb.Env["GOOS"] != "linux" || pb.Dir != dir {
-		t.Errorf("preBuild = %+v, want run %q with GOOS=linux in %s", pb, wantRun, dir)
+	// GOOS=linux goes on each go command (the image runs Linux), not in
+	// preBuild.env, which would apply to every command of the chain.
+	wantRun := "GOOS=linux CGO_ENABLED=0 go build -trimpath -o bin/hello . && GOOS=linux CGO_ENABLED=0 go build -trimpath -o bin/toolbox ./toolbox"
+	if pb.Run != wantRun || len(pb.Env) != 0 || pb.Dir != dir {
+		t.Errorf("preBuild = %+v, want run %q without env in %s", pb, wantRun, dir)
+	}
+	if !strings.Contains(string(data), "# GOOS=linux: the image runs Linux whatever the host is.") {
+		t.Errorf("no note on GOOS=linux:\n%s", data)
 	}
 	if strings.Join(s.Ignore, ",") != "bin" {
 		t.Errorf("ignore = %q, want [bin]", s.Ignore)
@@ -117,8 +122,8 @@ func TestWriteHelloExample(t *testing.T) {
 	if sum.Services[0].PreBuild != wantRun || len(sum.Services[0].PreBuildFrom) != 3 || len(sum.Services[0].HostBuilt) != 0 {
 		t.Errorf("summary service = %+v", sum.Services[0])
 	}
-	lines := strings.Join(sum.Lines(), "\n")
-	if !strings.Contains(lines, "  pre-build hello (inferred from Dockerfile lines ") || !strings.Contains(lines, ", check it): GOOS=linux "+wantRun) {
+	lines := strings.Join(sum.Lines(), "\n") + "\n"
+	if !strings.Contains(lines, "  pre-build hello (inferred from Dockerfile lines ") || !strings.Contains(lines, ", check it): "+wantRun+"\n") {
 		t.Errorf("summary lines lack the inferred pre-build:\n%s", lines)
 	}
 }

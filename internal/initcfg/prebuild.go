@@ -1,8 +1,10 @@
 package initcfg
 
 import (
+	"bytes"
 	"encoding/json"
 	"go/build"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -24,11 +26,13 @@ var outputDirs = map[string]bool{"bin": true, "dist": true, "build": true, "out"
 type preBuildPlan struct {
 	// run is the inferred preBuild command; "" when nothing was inferred.
 	run string
-	env map[string]string
+	// goos is set when run builds Go for Linux (GOOS=linux on each go command).
+	goos bool
 	// from are the COPY/ADD instructions run was inferred from, in file order.
 	from []copySource
-	// ignore are the top entries (e.g. "bin") of the outputs run writes:
-	// watching them would rebuild forever.
+	// ignore are the patterns (relative to the build context) for the
+	// outputs run writes, each output itself or its output directory (e.g.
+	// "bin"): watching them would rebuild forever.
 	ignore []string
 	// unknown are the host-built-looking sources nothing was inferred for.
 	unknown []string
@@ -39,10 +43,14 @@ type preBuildPlan struct {
 
 // hostSource is one host-built-looking output the Dockerfile copies.
 type hostSource struct {
-	path  string // relative to the context, slash-separated, without a trailing slash
-	dir   bool   // a directory (spelled with a slash or one on disk)
-	glob  bool
-	lines []copySource
+	path string // relative to the context, slash-separated, without a trailing slash
+	dir  bool   // a directory (spelled with a slash or one on disk)
+	// binary is set when the path exists and is an executable binary
+	// (an earlier build); go build may overwrite only such a file.
+	binary bool
+	exists bool
+	glob   bool
+	lines  []copySource
 }
 
 // inferPreBuild looks for COPY/ADD sources of df that are built on the host
@@ -54,13 +62,16 @@ type hostSource struct {
 // target/ and no .gitignore says otherwise. Its producer is, in order of
 // preference: a Makefile target named exactly like it (the project's own
 // recipe), `npm run build` for dist/ and build/ when package.json has a build
-// script, or `go build` when the context is a Go program and a main package
-// matches the output's name.
+// script, or `go build` when the context is a Go program, a main package
+// matches the output's name, the output is missing or an executable binary
+// (never a file go build would clobber, like a gitignored secret) and the
+// Dockerfile does not compile Go itself (a multi-stage build).
 func inferPreBuild(root string, df dockerfile) *preBuildPlan {
 	data, err := os.ReadFile(df.path)
 	if err != nil {
 		return nil
 	}
+	instrs := parseDockerfile(data)
 	ctx := df.dir
 	top := gitTop(root)
 	haveIgnores := false
@@ -75,31 +86,34 @@ func inferPreBuild(root string, df dockerfile) *preBuildPlan {
 
 	var srcs []*hostSource
 	byPath := map[string]*hostSource{}
-	for _, cs := range dockerfileSources(data) {
-		if hs := byPath[cs.path]; hs != nil {
-			hs.lines = append(hs.lines, cs)
-			continue
-		}
-		// For a glob, judge the directory before its first wildcard.
-		check, glob := cs.path, false
-		if i := strings.IndexAny(cs.path, "*?["); i >= 0 {
-			glob = true
-			check = strings.TrimSuffix(path.Dir(cs.path[:i]+"x"), "/")
-			if check == "." {
-				continue // a top-level glob (*.jar): nothing to judge by
+	for _, in := range instrs {
+		for _, cs := range instructionSources(in) {
+			if hs := byPath[cs.path]; hs != nil {
+				hs.lines = append(hs.lines, cs)
+				continue
 			}
+			// For a glob, judge the directory before its first wildcard.
+			check, glob := cs.path, false
+			if i := strings.IndexAny(cs.path, "*?["); i >= 0 {
+				glob = true
+				check = strings.TrimSuffix(path.Dir(cs.path[:i]+"x"), "/")
+				if check == "." {
+					continue // a top-level glob (*.jar): nothing to judge by
+				}
+			}
+			abs := filepath.Join(ctx, filepath.FromSlash(check))
+			fi, statErr := os.Stat(abs)
+			exists := statErr == nil
+			isDir := cs.dir || (exists && fi.IsDir()) || glob
+			hostBuilt := !exists || gitignored(top, abs, isDir) || (outputDirs[first(cs.path)] && !haveIgnores)
+			if !hostBuilt {
+				continue
+			}
+			hs := &hostSource{path: cs.path, dir: cs.dir || (exists && fi.IsDir() && !glob), glob: glob, exists: exists, lines: []copySource{cs}}
+			hs.binary = exists && !hs.dir && !glob && isExecutableBinary(abs, fi)
+			byPath[cs.path] = hs
+			srcs = append(srcs, hs)
 		}
-		abs := filepath.Join(ctx, filepath.FromSlash(check))
-		fi, statErr := os.Stat(abs)
-		exists := statErr == nil
-		isDir := cs.dir || (exists && fi.IsDir()) || glob
-		hostBuilt := !exists || gitignored(top, abs, isDir) || (outputDirs[first(cs.path)] && !haveIgnores)
-		if !hostBuilt {
-			continue
-		}
-		hs := &hostSource{path: cs.path, dir: cs.dir || (exists && fi.IsDir() && !glob), glob: glob, lines: []copySource{cs}}
-		byPath[cs.path] = hs
-		srcs = append(srcs, hs)
 	}
 	if len(srcs) == 0 {
 		return nil
@@ -110,6 +124,7 @@ func inferPreBuild(root string, df dockerfile) *preBuildPlan {
 	npm := npmBuild(ctx)
 	var makeOut, npmOut []string
 	var goCands []*hostSource
+	goInDocker := runsGoBuild(instrs)
 	producedBy := map[string]bool{}
 	for _, hs := range srcs {
 		switch {
@@ -119,7 +134,8 @@ func inferPreBuild(root string, df dockerfile) *preBuildPlan {
 		case !hs.glob && npm != "" && (first(hs.path) == "dist" || first(hs.path) == "build"):
 			npmOut = append(npmOut, hs.path)
 			producedBy[hs.path] = true
-		case !hs.glob && !hs.dir && !strings.Contains(path.Base(hs.path), ".") && !outputDirs[hs.path]:
+		case !hs.glob && !hs.dir && !strings.Contains(path.Base(hs.path), ".") && !outputDirs[hs.path] &&
+			(!hs.exists || hs.binary) && !goInDocker:
 			goCands = append(goCands, hs)
 		}
 	}
@@ -138,15 +154,16 @@ func inferPreBuild(root string, df dockerfile) *preBuildPlan {
 		}
 		sort.Strings(outs)
 		for _, o := range outs {
-			// CGO_ENABLED=0: a static binary runs in any base image,
-			// scratch and distroless included.
-			cmds = append(cmds, "CGO_ENABLED=0 go build -trimpath -o "+shQuote(o)+" "+shQuote(pkgs[o]))
+			// GOOS=linux on each go command, not in preBuild.env: the
+			// image runs Linux whatever the host is, but other commands
+			// (a Makefile's go run) must build for the host. GOARCH is left
+			// to the host, which is the Docker engine's architecture on
+			// Docker Desktop and on Linux. CGO_ENABLED=0: a static binary
+			// runs in any base image, scratch and distroless included.
+			cmds = append(cmds, "GOOS=linux CGO_ENABLED=0 go build -trimpath -o "+shQuote(o)+" "+shQuote(pkgs[o]))
 			producedBy[o] = true
 		}
-		// The image runs Linux whatever the host is (GOARCH is left to
-		// the host, which is the Docker engine's architecture on Docker
-		// Desktop and on Linux).
-		plan.env = map[string]string{"GOOS": "linux"}
+		plan.goos = true
 		plan.noGoMod = !goModAbove(ctx)
 	}
 	plan.run = strings.Join(cmds, " && ")
@@ -168,13 +185,67 @@ func inferPreBuild(root string, df dockerfile) *preBuildPlan {
 				plan.from = append(plan.from, cs)
 			}
 		}
-		if f := first(hs.path); !seenIgnore[f] {
-			seenIgnore[f] = true
-			plan.ignore = append(plan.ignore, f)
+		// The output itself, or its output directory: never a source
+		// directory it sits in (cmd/api/api must not stop cmd/ being watched).
+		ig := hs.path
+		if f := first(hs.path); outputDirs[f] {
+			ig = f
+		}
+		if pat, ok := ignorePatternFor(ig); ok && !seenIgnore[pat] {
+			seenIgnore[pat] = true
+			plan.ignore = append(plan.ignore, pat)
 		}
 	}
 	sort.Slice(plan.from, func(i, j int) bool { return plan.from[i].line < plan.from[j].line })
 	return plan
+}
+
+// ignorePatternFor returns the service ignore pattern (.dockerignore syntax,
+// relative to the build context) that matches exactly the path p (and what
+// is below it); ok is false when none can (leading or trailing spaces, which
+// ignore files trim).
+func ignorePatternFor(p string) (string, bool) {
+	if p == "" || strings.TrimSpace(p) != p {
+		return "", false
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if strings.IndexByte(`*?[]\`, c) >= 0 || (i == 0 && (c == '!' || c == '#')) {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(c)
+	}
+	return b.String(), true
+}
+
+// isExecutableBinary reports whether the file p (fi its FileInfo) is a
+// compiled program: ELF, Mach-O or PE, or an executable file that is not
+// text.
+func isExecutableBinary(p string, fi fs.FileInfo) bool {
+	if !fi.Mode().IsRegular() {
+		return false
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, 8000)
+	n, _ := io.ReadFull(f, buf)
+	buf = buf[:n]
+	for _, magic := range []string{
+		"\x7fELF",
+		"\xfe\xed\xfa\xce", "\xfe\xed\xfa\xcf", "\xce\xfa\xed\xfe", "\xcf\xfa\xed\xfe", // Mach-O
+		"\xca\xfe\xba\xbe", // Mach-O universal
+		"MZ",               // PE
+	} {
+		if bytes.HasPrefix(buf, []byte(magic)) {
+			return true
+		}
+	}
+	// Like git, text is what has no NUL byte near the start.
+	return fi.Mode()&0o111 != 0 && n > 0 && bytes.IndexByte(buf, 0) >= 0
 }
 
 // first returns the first element of a slash-separated path.
@@ -204,9 +275,11 @@ func gitTop(dir string) string {
 //
 // An output bin/X is built from a main package in the directory X, cmd/X, or
 // the only directory named X further down. The context's own package (".")
-// goes to at most one output: the only one left, or the one named like the
-// context directory or the module. Giving it to several would build the same
-// program under several names, which is never what the Dockerfile means.
+// goes to at most one output, under an output directory (bin/, dist/, ...) or
+// named like the context directory or the module: the only such one, or the
+// first one so named. Giving it to several would build the same program
+// under several names, which is never what the Dockerfile means, and giving
+// it to any other file (credentials, VERSION) would overwrite that.
 func goPackages(root, ctx string, cands []*hostSource) map[string]string {
 	if len(cands) == 0 {
 		return nil
@@ -226,16 +299,23 @@ func goPackages(root, ctx string, cands []*hostSource) map[string]string {
 		}
 	}
 	if ctxMain && len(rest) > 0 {
-		pick := ""
-		if len(rest) == 1 {
-			pick = rest[0]
-		} else {
-			for _, o := range rest {
-				if b := path.Base(o); b == filepath.Base(ctx) || (module != "" && b == path.Base(module)) {
-					pick = o
-					break
-				}
+		var eligible, named []string
+		for _, o := range rest {
+			b := path.Base(o)
+			isNamed := b == filepath.Base(ctx) || (module != "" && b == path.Base(module))
+			if isNamed {
+				named = append(named, o)
 			}
+			if isNamed || (strings.Contains(o, "/") && outputDirs[first(o)]) {
+				eligible = append(eligible, o)
+			}
+		}
+		pick := ""
+		switch {
+		case len(eligible) == 1:
+			pick = eligible[0]
+		case len(named) > 0:
+			pick = named[0]
 		}
 		if pick != "" {
 			out[pick] = "."
@@ -282,7 +362,8 @@ func isMainPackage(dir string) bool {
 	c := build.Default
 	c.GOOS, c.CgoEnabled = "linux", false
 	p, err := c.ImportDir(dir, 0)
-	return err == nil && p.Name == "main"
+	// Test files alone (package main_test) make no program.
+	return err == nil && p.Name == "main" && len(p.GoFiles)+len(p.CgoFiles) > 0
 }
 
 // findMainPackage returns "./name" or "./cmd/name" when that directory of ctx

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 var plainScalar = regexp.MustCompile(`^[A-Za-z0-9._/*-]+$`)
@@ -56,38 +57,22 @@ func renderPreBuild(b *bytes.Buffer, s *service) {
 		fmt.Fprintf(b, "      # Inferred by devloop init from these lines of %s (check it). preBuild runs\n", s.dfShown)
 		b.WriteString("      # on the host, in the build context, before every image build:\n")
 		for _, cs := range pb.from {
-			t := cs.text
-			if len(t) > 100 {
-				t = t[:97] + "..."
-			}
-			fmt.Fprintf(b, "      #   %d: %s\n", cs.line, t)
+			fmt.Fprintf(b, "      #   %d: %s\n", cs.line, commentText(cs.text, 100))
 		}
 		b.WriteString("      preBuild:\n")
 		fmt.Fprintf(b, "        run: %s\n", text(pb.run))
-		if len(pb.env) > 0 {
-			b.WriteString("        env:\n")
-			keys := make([]string, 0, len(pb.env))
-			for k := range pb.env {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				note := ""
-				if k == "GOOS" {
-					note = "  # the image runs on Linux whatever the host is"
-				}
-				fmt.Fprintf(b, "          %s: %s%s\n", q(k), q(pb.env[k]), note)
-			}
+		if pb.goos {
+			b.WriteString("        # GOOS=linux: the image runs Linux whatever the host is.\n")
 		}
 		if pb.noGoMod {
 			b.WriteString("      # No go.mod in the build context or above it: go build needs one (go mod init <module path>).\n")
 		}
 		if len(pb.unknown) > 0 {
-			fmt.Fprintf(b, "      # The Dockerfile also copies %s, which %s built on the host: add the\n", strings.Join(pb.unknown, ", "), looks(pb.unknown))
+			fmt.Fprintf(b, "      # The Dockerfile also copies %s, which %s built on the host: add the\n", commentText(strings.Join(pb.unknown, ", "), 0), looks(pb.unknown))
 			fmt.Fprintf(b, "      # command that builds %s to preBuild.run (and its output directory to ignore).\n", it(pb.unknown))
 		}
 	} else {
-		fmt.Fprintf(b, "      # The Dockerfile copies %s, which %s built on the host: add the command that\n", strings.Join(pb.unknown, ", "), looks(pb.unknown))
+		fmt.Fprintf(b, "      # The Dockerfile copies %s, which %s built on the host: add the command that\n", commentText(strings.Join(pb.unknown, ", "), 0), looks(pb.unknown))
 		fmt.Fprintf(b, "      # builds %s as preBuild (and add its output directory to the service's ignore list):\n", it(pb.unknown))
 		b.WriteString("      # preBuild:\n")
 		fmt.Fprintf(b, "      #   run: <the command that builds %s>\n", it(pb.unknown))
@@ -102,6 +87,25 @@ func renderPreBuild(b *bytes.Buffer, s *service) {
 			fmt.Fprintf(b, "      - %s%s\n", q(p), note)
 		}
 	}
+}
+
+// commentText makes s safe in a YAML comment line (valid UTF-8, printable)
+// and, when max > 0, cuts it to at most max characters (runes, never inside
+// one), "..." included.
+func commentText(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t':
+			return ' '
+		case r == utf8.RuneError || !unicode.IsPrint(r):
+			return '?' // invalid UTF-8, and what YAML may not carry
+		}
+		return r
+	}, s)
+	if r := []rune(s); max > 3 && len(r) > max {
+		s = string(r[:max-3]) + "..."
+	}
+	return s
 }
 
 func looks(paths []string) string {
