@@ -90,14 +90,14 @@ func (rw rolloutWaiter) wait(ctx context.Context, w Workload, timeout time.Durat
 		if st.failure != nil {
 			return st.failure
 		}
-		if rw.clock.Since(start) >= timeout {
-			return timeoutError(w, timeout, st)
-		}
 		if rw.report != nil {
 			if line := st.line(); line != reported {
 				reported = line
 				rw.report(line)
 			}
+		}
+		if rw.clock.Since(start) >= timeout {
+			return timeoutError(w, timeout, st)
 		}
 		if !watching && st.pods != nil {
 			// Watches only wake us early; the ticker guarantees progress.
