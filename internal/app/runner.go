@@ -202,11 +202,11 @@ func (r *runner) Deploy(ctx context.Context, a engine.Action) (map[string]error,
 		}
 		g.Go(func() error {
 			var wmu gosync.Mutex
-			waiting := "waiting for " + k + " to roll out"
+			waiting := "waiting for " + w.String() + " to roll out"
 			stop := r.progressFunc("devloop", func() string { wmu.Lock(); defer wmu.Unlock(); return waiting })
 			err := kube.WaitRollout(ctx, r.s.kc.Core, w, r.rolloutTimeout, func(line string) {
 				wmu.Lock()
-				waiting = "waiting for " + k + ": " + line
+				waiting = "waiting for " + w.String() + ": " + line
 				wmu.Unlock()
 			})
 			stop()

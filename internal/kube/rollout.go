@@ -279,6 +279,13 @@ func (rw rolloutWaiter) check(ctx context.Context, w Workload) (state, error) {
 		// Pods may still be the previous revision's; don't blame them.
 		return st, nil
 	}
+	if w.Kind == "Deployment" && keep != nil && strings.HasSuffix(st.msg, "old replicas are pending termination") {
+		// kubectl's wording; but while a surge pod is not ready the old
+		// pod is not terminating at all: the new one is what is awaited.
+		if n := rw.unreadyPods(ctx, w.Namespace, podSel, keep); n > 0 {
+			st.msg = fmt.Sprintf("%d new pod(s) not ready yet (the old ones keep serving until they are)", n)
+		}
+	}
 	for _, p := range rw.podProblems(ctx, d, w.Namespace, podSel, keep) {
 		if p.fatal && st.failure == nil {
 			st.failure = &RolloutError{Workload: w, Reason: p.reason,

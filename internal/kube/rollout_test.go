@@ -336,3 +336,27 @@ func TestUnreadyPodsCountsContainersThatJustStarted(t *testing.T) {
 		})
 	}
 }
+
+// While a surge pod is not ready yet, kubectl's "old replicas are pending
+// termination" is misleading: the new pod is what the rollout waits for.
+func TestRolloutWaitsForTheNewPodNotTheOld(t *testing.T) {
+	d, rs := rollingDeployment("web", 1)
+	d.Status.Replicas = 2 // the old pod and the surge pod
+	starting := corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{
+		Name: "app", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(now.Add(-3 * time.Second))}},
+	}}}
+	ready := corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{
+		Name: "app", Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(now.Add(-time.Hour))}},
+	}}}
+	cs := fake.NewClientset(d, rs,
+		pod("web-new-1", "web", "new", appSpec("x", httpProbe), starting),
+		pod("web-old-1", "web", "old", appSpec("x", httpProbe), ready))
+	rw := rolloutWaiter{cs: cs, clock: clocktesting.NewFakeClock(now), poll: time.Second}
+	st, err := rw.check(context.Background(), Workload{Kind: "Deployment", Namespace: "dev", Name: "web"})
+	if err != nil || st.done || st.failure != nil {
+		t.Fatalf("check = %+v, %v", st, err)
+	}
+	if want := "1 new pod(s) not ready yet (the old ones keep serving until they are)"; st.msg != want {
+		t.Errorf("msg %q, want %q", st.msg, want)
+	}
+}
