@@ -258,12 +258,21 @@ func first(p string) string {
 // directory with a .git), or dir itself outside one: .gitignore files above
 // the project directory still apply to it.
 func gitTop(dir string) string {
+	if d := ancestorWith(dir, ".git"); d != "" {
+		return d
+	}
+	return dir
+}
+
+// ancestorWith returns the nearest of dir and its ancestors that holds name,
+// or "" when none does.
+func ancestorWith(dir, name string) string {
 	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
+		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
 			return d
 		}
 		if d == filepath.Dir(d) {
-			return dir
+			return ""
 		}
 	}
 }
@@ -345,14 +354,7 @@ var moduleLine = regexp.MustCompile(`(?m)^\s*module\s+(\S+)`)
 // goModAbove reports whether go build run in ctx finds a go.mod (in ctx or
 // any ancestor, like the go command looks).
 func goModAbove(ctx string) bool {
-	for d := ctx; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return true
-		}
-		if d == filepath.Dir(d) {
-			return false
-		}
-	}
+	return ancestorWith(ctx, "go.mod") != ""
 }
 
 // isMainPackage reports whether dir holds a main package when built for
