@@ -279,14 +279,15 @@ func (rw rolloutWaiter) check(ctx context.Context, w Workload) (state, error) {
 		// Pods may still be the previous revision's; don't blame them.
 		return st, nil
 	}
-	if w.Kind == "Deployment" && keep != nil && strings.HasSuffix(st.msg, "old replicas are pending termination") {
+	pods := rw.currentPods(ctx, w.Namespace, podSel, keep)
+	if w.Kind == "Deployment" && keep != nil && strings.HasSuffix(st.msg, oldPendingTermination) {
 		// kubectl's wording; but while a surge pod is not ready the old
 		// pod is not terminating at all: the new one is what is awaited.
-		if n := rw.unreadyPods(ctx, w.Namespace, podSel, keep); n > 0 {
+		if n := rw.countUnready(pods); n > 0 {
 			st.msg = fmt.Sprintf("%d new pod(s) not ready yet (the old ones keep serving until they are)", n)
 		}
 	}
-	for _, p := range rw.podProblems(ctx, d, w.Namespace, podSel, keep) {
+	for _, p := range d.pods(ctx, pods) {
 		if p.fatal && st.failure == nil {
 			st.failure = &RolloutError{Workload: w, Reason: p.reason,
 				Detail: strings.Join(append([]string{"pod: " + p.pod}, p.detail...), "\n")}
@@ -300,14 +301,16 @@ func (rw rolloutWaiter) check(ctx context.Context, w Workload) (state, error) {
 // unreadyPods counts the current, non-terminating pods with a container
 // that is not ready.
 func (rw rolloutWaiter) unreadyPods(ctx context.Context, ns string, sel labels.Selector, keep func(*corev1.Pod) bool) int {
-	list, err := rw.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
-	if err != nil {
-		return 0
-	}
+	return rw.countUnready(rw.currentPods(ctx, ns, sel, keep))
+}
+
+// countUnready counts the non-terminating pods with a container that is not
+// ready (see unreadyPods).
+func (rw rolloutWaiter) countUnready(pods []corev1.Pod) int {
 	n := 0
-	for i := range list.Items {
-		p := &list.Items[i]
-		if p.DeletionTimestamp != nil || (keep != nil && !keep(p)) {
+	for i := range pods {
+		p := &pods[i]
+		if p.DeletionTimestamp != nil {
 			continue
 		}
 		probed := map[string]bool{}
@@ -345,6 +348,12 @@ func ownedBy(uid types.UID) func(*corev1.Pod) bool {
 }
 
 func (rw rolloutWaiter) podProblems(ctx context.Context, d diagnoser, ns string, sel labels.Selector, keep func(*corev1.Pod) bool) []problem {
+	return d.pods(ctx, rw.currentPods(ctx, ns, sel, keep))
+}
+
+// currentPods lists the pods sel matches that keep keeps (all when keep is
+// nil); none when the list fails.
+func (rw rolloutWaiter) currentPods(ctx context.Context, ns string, sel labels.Selector, keep func(*corev1.Pod) bool) []corev1.Pod {
 	list, err := rw.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return nil
@@ -355,7 +364,7 @@ func (rw rolloutWaiter) podProblems(ctx context.Context, d diagnoser, ns string,
 			pods = append(pods, list.Items[i])
 		}
 	}
-	return d.pods(ctx, pods)
+	return pods
 }
 
 // currentDeploymentPods returns a filter for the pods of the deployment's
@@ -391,6 +400,10 @@ type rolloutFailed struct{ reason string }
 func (e *rolloutFailed) Error() string { return e.reason }
 
 // deploymentStatus mirrors kubectl's DeploymentStatusViewer.
+// oldPendingTermination ends deploymentStatus's message (kubectl's wording)
+// while old pods remain; check rewords it when a new pod is what is awaited.
+const oldPendingTermination = "old replicas are pending termination"
+
 func deploymentStatus(d *appsv1.Deployment) (string, bool, error) {
 	if d.Generation > d.Status.ObservedGeneration {
 		return "waiting for the deployment spec update to be observed", false, nil
@@ -404,7 +417,7 @@ func deploymentStatus(d *appsv1.Deployment) (string, bool, error) {
 		return fmt.Sprintf("%d out of %d new replicas have been updated", d.Status.UpdatedReplicas, *d.Spec.Replicas), false, nil
 	}
 	if d.Status.Replicas > d.Status.UpdatedReplicas {
-		return fmt.Sprintf("%d old replicas are pending termination", d.Status.Replicas-d.Status.UpdatedReplicas), false, nil
+		return fmt.Sprintf("%d %s", d.Status.Replicas-d.Status.UpdatedReplicas, oldPendingTermination), false, nil
 	}
 	if d.Status.AvailableReplicas < d.Status.UpdatedReplicas {
 		return fmt.Sprintf("%d of %d updated replicas are available", d.Status.AvailableReplicas, d.Status.UpdatedReplicas), false, nil
