@@ -137,12 +137,18 @@ func (g *globals) loadConfig(p *ui.Printer) (*config.Config, error) {
 			path = filepath.Join(dir, "devloop.yaml")
 		}
 	}
+	cfg, err := loadConfigFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, withHint(fmt.Errorf("config file %s does not exist", path),
+			"create one (see devloop.example.yaml), or run devloop without -f to use the bundled example")
+	}
+	return cfg, err
+}
+
+// loadConfigFile loads the config at path with the environment's overrides.
+func loadConfigFile(path string) (*config.Config, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, withHint(fmt.Errorf("config file %s does not exist", path),
-				"create one (see devloop.example.yaml), or run devloop without -f to use the bundled example")
-		}
 		return nil, err
 	}
 	config.ApplyEnv(cfg, os.Getenv)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -111,13 +110,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	defer func() { stop(); <-podsDone }()
 	var onceErr error
 	obs := &observer{p: p, base: s.cfg.Dir, changed: func(st *engine.State) { status.fromState(st, r.ingressURLs()) },
-		started: s.cfg, reload: func() (*config.Config, error) {
-			next, err := config.Load(s.cfg.Path)
-			if err == nil {
-				config.ApplyEnv(next, os.Getenv)
-			}
-			return next, err
-		}}
+		started: s.cfg, reload: func() (*config.Config, error) { return loadConfigFile(s.cfg.Path) }}
 	obs.ready = func(st *engine.State) {
 		printURLs(s, r.ingressURLs())
 		if f.once {
