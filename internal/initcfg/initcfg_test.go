@@ -55,6 +55,23 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 
 func allFree(int) bool { return true }
 
+// writeAndLoad runs Write in dir and loads what it wrote back with
+// internal/config (which a generated file must always pass), returning the
+// loaded config, the file's text and the summary.
+func writeAndLoad(t *testing.T, dir string, opts Options) (*config.Config, []byte, Summary) {
+	t.Helper()
+	path, sum, err := Write(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	return cfg, data, sum
+}
+
 func findService(cfg *config.Config, name string) *config.Service {
 	for i := range cfg.Services {
 		if cfg.Services[i].Name == name {
@@ -67,15 +84,7 @@ func findService(cfg *config.Config, name string) *config.Service {
 func TestWriteHelloExample(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "hello")
 	copyExample(t, dir)
-	path, sum, err := Write(dir, Options{PortFree: allFree})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := os.ReadFile(path)
+	cfg, data, sum := writeAndLoad(t, dir, Options{PortFree: allFree})
 	if cfg.Name != "hello" || len(cfg.Services) != 1 {
 		t.Fatalf("name %q, %d services:\n%s", cfg.Name, len(cfg.Services), data)
 	}
@@ -172,15 +181,7 @@ spec:
 		"docs/notes.yaml": "title: not a manifest\n",
 	})
 	busy := map[int]bool{18080: true, 18082: true}
-	path, sum, err := Write(dir, Options{PortFree: func(p int) bool { return !busy[p] }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := os.ReadFile(path)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, data)
-	}
+	cfg, data, sum := writeAndLoad(t, dir, Options{PortFree: func(p int) bool { return !busy[p] }})
 	if cfg.Name != "shop-app" {
 		t.Errorf("name = %q", cfg.Name)
 	}
@@ -219,15 +220,7 @@ spec:
 func TestDockerfileWithoutManifestGetsComment(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "solo")
 	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM scratch\n", "worker/worker.Dockerfile": "FROM scratch\n"})
-	path, _, err := Write(dir, Options{PortFree: allFree})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := os.ReadFile(path)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, data)
-	}
+	cfg, data, _ := writeAndLoad(t, dir, Options{PortFree: allFree})
 	if len(cfg.Services) != 2 || cfg.Services[0].Name != "solo" || cfg.Services[1].Name != "worker" || len(cfg.Manifests) != 0 {
 		t.Fatalf("config = %+v", cfg)
 	}
@@ -269,12 +262,8 @@ func TestWriteErrors(t *testing.T) {
 func TestForceOverwrites(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "app")
 	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM scratch\n", "devloop.yaml": "name: mine\n"})
-	path, _, err := Write(dir, Options{PortFree: allFree, Force: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg, err := config.Load(path); err != nil || cfg.Name != "app" {
-		t.Fatalf("cfg=%+v err=%v", cfg, err)
+	if cfg, _, _ := writeAndLoad(t, dir, Options{PortFree: allFree, Force: true}); cfg.Name != "app" {
+		t.Fatalf("cfg=%+v", cfg)
 	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 2 {

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/devloop-dev/devloop/internal/config"
 	dsync "github.com/devloop-dev/devloop/internal/sync"
 )
 
@@ -319,15 +318,7 @@ func TestInferPreBuild(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			path, sum, err := Write(dir, Options{PortFree: allFree})
-			if err != nil {
-				t.Fatal(err)
-			}
-			data, _ := os.ReadFile(path)
-			cfg, err := config.Load(path)
-			if err != nil {
-				t.Fatalf("%v\n%s", err, data)
-			}
+			cfg, data, sum := writeAndLoad(t, dir, Options{PortFree: allFree})
 			s := cfg.Services[0]
 			run := ""
 			if s.Build.PreBuild != nil {
@@ -428,14 +419,7 @@ func TestPreBuildInSubdirectoryContext(t *testing.T) {
 		"services/web/Dockerfile":  "FROM nginx\nCOPY static /usr/share/nginx/html\n",
 		"services/web/static/a.js": "",
 	})
-	path, _, err := Write(dir, Options{PortFree: allFree})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, _, _ := writeAndLoad(t, dir, Options{PortFree: allFree})
 	api, web := findService(cfg, "api"), findService(cfg, "web")
 	if api == nil || web == nil {
 		t.Fatalf("services = %+v", cfg.Services)
