@@ -22,7 +22,7 @@ type observer struct {
 	// changed, if set, sees the state after every event and action (the live view).
 	changed func(s *engine.State)
 	wasBusy bool
-	// reload, if set, loads devloop.yaml again (for what changed in it).
+	// reload loads devloop.yaml again, to say what changed in it.
 	reload  func() (*config.Config, error)
 	started *config.Config // the config the loop runs with
 }
@@ -96,10 +96,6 @@ func (o *observer) Reduced(s *engine.State, ev engine.Event) {
 // configChanged says what changed in devloop.yaml, compared with the
 // config the loop runs with, and that a restart applies it.
 func (o *observer) configChanged() {
-	if o.reload == nil || o.started == nil {
-		o.p.Line("devloop", "devloop.yaml changed: restart devloop up to apply it (builds, syncs and applies go on with the config it started with)")
-		return
-	}
 	next, err := o.reload()
 	if err != nil {
 		o.p.Error("devloop", "devloop.yaml changed but does not load; devloop up goes on with the config it started with:\n%v", err)
