@@ -20,6 +20,7 @@ import (
 
 	"github.com/devloop-dev/devloop/examples"
 	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/project"
 	"github.com/devloop-dev/devloop/internal/ui"
 )
 
@@ -115,6 +116,30 @@ func (g *globals) printer() *ui.Printer {
 		return ui.NewPrinter(g.liveOut, tty && !g.noColor, false)
 	}
 	return ui.NewPrinter(g.streams.Out, tty && !g.noColor, !tty)
+}
+
+// newDeps makes the external systems a command uses (tests replace it).
+var newDeps = project.NewDeps
+
+// deps returns the external systems, with kind's progress printed under "cluster".
+func (g *globals) deps(p *ui.Printer) *project.Deps {
+	return newDeps(p.Writer("cluster"), g.verbosity)
+}
+
+// load loads the config and makes the printer, its prefixes as wide as the
+// longest service name.
+func (g *globals) load() (*config.Config, *ui.Printer, error) {
+	p := g.printer()
+	cfg, err := g.loadConfig(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	width := len("devloop")
+	for _, s := range cfg.Services {
+		width = max(width, len(s.Name))
+	}
+	p.SetPrefixWidth(width)
+	return cfg, p, nil
 }
 
 // loadConfig loads the config named by -f. When -f was not given and

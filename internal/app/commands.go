@@ -1,19 +1,69 @@
 package app
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"runtime"
 	"runtime/debug"
-	"strings"
-	gosync "sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/devloop-dev/devloop/internal/build"
+	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/project"
+	"github.com/devloop-dev/devloop/internal/ui"
 )
+
+type upFlags struct {
+	once           bool
+	plain          bool
+	noLogs         bool
+	rolloutTimeout time.Duration
+	parallel       int
+}
+
+func newUpCommand(g *globals) *cobra.Command {
+	f := &upFlags{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Create or adopt the cluster, build, deploy, forward, tail logs, and rebuild on every change",
+		Long: `Create (or adopt) the kind cluster and its ingress, build every service's
+image, load it into the cluster, apply the manifests, wait for the rollouts,
+then keep port-forwards and one log stream alive and rebuild or live-sync
+whatever changes, until Ctrl-C. Ctrl-C leaves the cluster and the apps
+running; the next 'devloop up' adopts them without rebuilding what did not
+change. 'devloop down' removes them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// In a terminal, a status table is redrawn in place below the output.
+			var live *ui.Live
+			if !f.plain && !f.once && ui.IsTerminal(g.streams.Out) {
+				// A config error is printed plainly, before any table appears.
+				if _, err := g.loadConfig(nil); err != nil {
+					return err
+				}
+				live = ui.NewLive(g.streams.Out, !g.noColor)
+				g.liveOut = live
+				defer func() { _ = live.Stop() }()
+			}
+			cfg, p, err := g.load()
+			if err != nil {
+				return err
+			}
+			o := project.UpOptions{Out: p, Once: f.once, NoLogs: f.noLogs, RolloutTimeout: f.rolloutTimeout, Parallel: f.parallel,
+				Reload: func() (*config.Config, error) { return loadConfigFile(cfg.Path) }}
+			if live != nil {
+				o.Live = live
+			}
+			return project.Up(cmd.Context(), cfg, g.deps(p), o)
+		},
+	}
+	cmd.Flags().BoolVar(&f.once, "once", false, "exit when everything is ready (non-zero if anything failed) instead of watching")
+	cmd.Flags().BoolVar(&f.noLogs, "no-logs", false, "do not tail container logs")
+	cmd.Flags().BoolVar(&f.plain, "plain", false, "plain lines only, no live status table (the default when output is not a terminal)")
+	cmd.Flags().DurationVar(&f.rolloutTimeout, "rollout-timeout", 3*time.Minute, "how long a rollout may take before devloop explains why it is stuck")
+	cmd.Flags().IntVar(&f.parallel, "parallel", 2, "how many images to build at once")
+	return cmd
+}
 
 func newDownCommand(g *globals) *cobra.Command {
 	var deleteCluster bool
@@ -22,44 +72,15 @@ func newDownCommand(g *globals) *cobra.Command {
 		Short: "Remove what devloop deployed (and, with --cluster, the cluster itself)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDown(cmd.Context(), g, deleteCluster)
+			cfg, p, err := g.load()
+			if err != nil {
+				return err
+			}
+			return project.Down(cmd.Context(), cfg, g.deps(p), p, deleteCluster)
 		},
 	}
 	cmd.Flags().BoolVar(&deleteCluster, "cluster", false, "also delete the kind cluster")
 	return cmd
-}
-
-func runDown(ctx context.Context, g *globals, deleteCluster bool) error {
-	s, err := newSession(g)
-	if err != nil {
-		return err
-	}
-	name := s.cfg.Cluster.Name
-	ok, err := s.openExistingCluster()
-	if err != nil {
-		return err
-	}
-	if !ok {
-		s.p.Line("devloop", "cluster %q does not exist: nothing to remove", name)
-		return nil
-	}
-	deleted, err := s.applier.DeleteAll(ctx)
-	if err != nil {
-		return fmt.Errorf("removing what devloop deployed for %s: %w", s.cfg.Name, err)
-	}
-	if len(deleted) == 0 {
-		s.p.Line("devloop", "nothing deployed by devloop for project %q", s.cfg.Name)
-	} else {
-		s.p.Line("devloop", "removed %s", strings.Join(deleted, ", "))
-	}
-	if deleteCluster {
-		begin := time.Now()
-		if err := s.clusterManager().Delete(ctx, name); err != nil {
-			return err
-		}
-		s.p.Line("cluster", "deleted cluster %q in %s", name, since(begin))
-	}
-	return nil
 }
 
 func newBuildCommand(g *globals) *cobra.Command {
@@ -68,79 +89,15 @@ func newBuildCommand(g *globals) *cobra.Command {
 		Use:   "build [service...]",
 		Short: "Build every service's image once and load it into the cluster if it exists (no deploy, no loop)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runBuild(cmd.Context(), g, args, parallel)
+			cfg, p, err := g.load()
+			if err != nil {
+				return err
+			}
+			return project.Build(cmd.Context(), cfg, g.deps(p), p, args, parallel)
 		},
 	}
 	cmd.Flags().IntVar(&parallel, "parallel", 2, "how many images to build at once")
 	return cmd
-}
-
-func runBuild(ctx context.Context, g *globals, names []string, parallel int) error {
-	s, err := newSession(g)
-	if err != nil {
-		return err
-	}
-	svcs := s.cfg.Services
-	if len(names) > 0 {
-		svcs = nil
-		for _, n := range names {
-			svc, ok := s.service(n)
-			if !ok {
-				return fmt.Errorf("no service %q in %s", n, s.cfg.Path)
-			}
-			svcs = append(svcs, svc)
-		}
-	}
-	if err := s.openDocker(ctx); err != nil {
-		return err
-	}
-	// BuildAll calls out from its build goroutines.
-	var (
-		mu      gosync.Mutex
-		writers []io.Closer
-	)
-	out := func(svc string) io.Writer {
-		w := s.p.Writer(svc)
-		mu.Lock()
-		writers = append(writers, w)
-		mu.Unlock()
-		return w
-	}
-	stop := s.p.Progress("build", fmt.Sprintf("building %d image(s)", len(svcs)))
-	imgs, buildErr := build.BuildAll(ctx, s.builder, svcs, parallel, out)
-	stop()
-	for _, w := range writers {
-		_ = w.Close()
-	}
-	exists, err := s.clusterManager().Exists(s.cfg.Cluster.Name)
-	if err != nil {
-		return err
-	}
-	for _, svc := range svcs {
-		img, ok := imgs[svc.Name]
-		if !ok {
-			continue
-		}
-		s.p.Line(svc.Name, "built %s", img.Ref())
-		if !exists {
-			continue
-		}
-		res, err := s.loader.Load(ctx, s.cfg.Cluster.Name, img.Ref(), s.p.Writer(svc.Name))
-		if err != nil {
-			return fmt.Errorf("loading %s into cluster %q: %w", img.Ref(), s.cfg.Cluster.Name, err)
-		}
-		for _, n := range res.Nodes {
-			if n.Skipped {
-				s.p.Line(svc.Name, "node %s already has %s", n.Name, img.Ref())
-			} else {
-				s.p.Line(svc.Name, "loaded into node %s in %s (%s sent)", n.Name, n.Duration.Round(time.Millisecond), humanBytes(n.Bytes))
-			}
-		}
-	}
-	if !exists {
-		s.p.Line("devloop", "cluster %q does not exist: images were built but not loaded ('devloop up' creates it)", s.cfg.Cluster.Name)
-	}
-	return buildErr
 }
 
 func newVersionCommand(g *globals) *cobra.Command {

@@ -1,14 +1,13 @@
 package app
 
 import (
-	"context"
+	"errors"
 	"fmt"
 
-	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/devloop-dev/devloop/internal/doctor"
-	"github.com/devloop-dev/devloop/internal/kube"
+	"github.com/devloop-dev/devloop/internal/project"
 	"github.com/devloop-dev/devloop/internal/status"
 )
 
@@ -22,40 +21,26 @@ func newStatusCommand(g *globals) *cobra.Command {
 			if output != "table" && output != "json" {
 				return fmt.Errorf("--output must be table or json, not %q", output)
 			}
-			return runStatus(cmd.Context(), g, output)
+			cfg, p, err := g.load()
+			if err != nil {
+				return err
+			}
+			rep, err := project.Status(cmd.Context(), cfg, g.deps(p))
+			if rep.Project == "" {
+				return err // nothing known to print
+			}
+			if output == "json" {
+				if werr := status.WriteJSON(g.streams.Out, rep); werr != nil {
+					return werr
+				}
+			} else {
+				status.PrintTable(g.streams.Out, rep, p.Color())
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd
-}
-
-func runStatus(ctx context.Context, g *globals, output string) error {
-	s, err := newSession(g)
-	if err != nil {
-		return err
-	}
-	objs, err := kube.Render(s.cfg)
-	if err != nil {
-		return err
-	}
-	running, err := s.openExistingCluster()
-	if err != nil {
-		return err
-	}
-	var rep status.Report
-	if running {
-		rep, err = status.Collect(ctx, s.kc.Core, s.cfg, objs)
-	} else {
-		rep, err = status.Collect(ctx, nil, s.cfg, objs)
-	}
-	if output == "json" {
-		if werr := status.WriteJSON(g.streams.Out, rep); werr != nil {
-			return werr
-		}
-	} else {
-		status.PrintTable(g.streams.Out, rep, s.p.Color())
-	}
-	return err
 }
 
 func newDoctorCommand(g *globals) *cobra.Command {
@@ -64,37 +49,44 @@ func newDoctorCommand(g *globals) *cobra.Command {
 		Short: "Check the machine (Docker, disk, inotify, ports, kubeconfig) and the manifests (probes, resources, root, :latest, references)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDoctor(cmd.Context(), g)
+			cfg, p, err := g.load()
+			if err != nil {
+				return err
+			}
+			results := project.Doctor(cmd.Context(), cfg, g.deps(p))
+			doctor.Print(g.streams.Out, results, p.Color())
+			if doctor.Worst(results) == doctor.Fail {
+				return fmt.Errorf("doctor found problems (see FAIL above)")
+			}
+			return nil
 		},
 	}
 }
 
-func runDoctor(ctx context.Context, g *globals) error {
-	s, err := newSession(g)
-	if err != nil {
-		return err
+func newLogsCommand(g *globals) *cobra.Command {
+	o := project.LogsOptions{}
+	cmd := &cobra.Command{
+		Use:   "logs [service]",
+		Short: "Stream the logs of every container devloop deployed (or one service's), without the loop",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, p, err := g.load()
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				o.Service = args[0]
+			}
+			err = project.Logs(cmd.Context(), cfg, g.deps(p), p, o)
+			var none *project.ErrNoCluster
+			if errors.As(err, &none) {
+				return withHint(err, "run devloop up first")
+			}
+			return err
+		},
 	}
-	dockerVersion := func(ctx context.Context) (string, string, error) {
-		if err := s.openDocker(ctx); err != nil {
-			return "", "", err
-		}
-		v, err := s.docker.ServerVersion(ctx, client.ServerVersionOptions{})
-		if err != nil {
-			return "", "", err
-		}
-		return v.Version, v.APIVersion, nil
-	}
-	env := doctor.DefaultEnv(dockerVersion, s.clusterManager().Exists)
-	results := doctor.Machine(ctx, env, s.cfg)
-	objs, rerr := kube.Render(s.cfg)
-	if rerr != nil {
-		results = append(results, doctor.Result{Level: doctor.Fail, Check: "manifests", Message: rerr.Error(), Fix: "fix the manifest named above"})
-	} else {
-		results = append(results, doctor.Manifests(objs, s.cfg)...)
-	}
-	doctor.Print(g.streams.Out, results, s.p.Color())
-	if doctor.Worst(results) == doctor.Fail {
-		return fmt.Errorf("doctor found problems (see FAIL above)")
-	}
-	return nil
+	cmd.Flags().DurationVar(&o.Since, "since", 0, "only lines newer than this (e.g. 5m); default: from each container's start")
+	cmd.Flags().BoolVar(&o.Follow, "follow", true, "keep streaming (--follow=false prints what is there and exits)")
+	return cmd
 }
+

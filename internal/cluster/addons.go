@@ -26,12 +26,6 @@ import (
 )
 
 const (
-	// TraefikImage is the pinned Traefik v3 image of the ingress controller
-	// (cluster.ingress.image overrides it). When the local Docker engine has
-	// it, devloop loads it into the nodes; otherwise the node pulls it. v3.6.12
-	// because it is the newest v3 that builds from the Go module proxy alone
-	// (e2e/images/README.md says why), which is what our offline e2e runs.
-	TraefikImage = "docker.io/traefik:v3.6.12"
 	// IngressNamespace is where the ingress controller runs.
 	IngressNamespace = "devloop-ingress"
 	// IngressDeployment is the ingress controller's Deployment name.
@@ -86,15 +80,7 @@ func InstallAddons(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Int
 	if !spec.Ingress.IsEnabled() {
 		return nil
 	}
-	return InstallIngress(ctx, cs, dyn, IngressImage(spec), ensure, opts)
-}
-
-// IngressImage is the controller image for spec: cluster.ingress.image or TraefikImage.
-func IngressImage(spec config.Cluster) string {
-	if spec.Ingress.Image != "" {
-		return spec.Ingress.Image
-	}
-	return TraefikImage
+	return InstallIngress(ctx, cs, dyn, spec.Ingress.Image, ensure, opts)
 }
 
 // EnsureDefaultStorageClass applies kind's local-path provisioner and its

@@ -171,7 +171,7 @@ func TestInstallAddonsIdempotent(t *testing.T) {
 	dyn := newRecordingDynamic(rec)
 	var ensured []string
 	ensure := func(ctx context.Context, ref string) error { ensured = append(ensured, ref); return nil }
-	spec := config.Cluster{Name: "cx-a"}
+	spec := config.Cluster{Name: "cx-a"}.WithDefaults()
 
 	if err := InstallAddons(context.Background(), cs, dyn, spec, ensure, AddonOptions{PollInterval: time.Millisecond}); err != nil {
 		t.Fatal(err)
@@ -188,14 +188,14 @@ func TestInstallAddonsIdempotent(t *testing.T) {
 			t.Errorf("patch options = %+v", o)
 		}
 	}
-	if !slices.Equal(ensured, []string{TraefikImage}) {
+	if !slices.Equal(ensured, []string{config.DefaultIngressImage}) {
 		t.Errorf("ensured = %v", ensured)
 	}
 	var d map[string]interface{}
 	if err := json.Unmarshal([]byte(first[5]), &d); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(first[5], `"image":"`+TraefikImage+`"`) {
+	if !strings.Contains(first[5], `"image":"`+config.DefaultIngressImage+`"`) {
 		t.Errorf("deployment apply lacks the image: %s", first[5])
 	}
 
@@ -236,9 +236,9 @@ func TestInstallAddonsImageOverrideAndDisabled(t *testing.T) {
 func TestInstallAddonsEnsureFailure(t *testing.T) {
 	cs := fake.NewClientset(defaultStorageClass())
 	rec := &applyRecorder{}
-	err := InstallAddons(context.Background(), cs, newRecordingDynamic(rec), config.Cluster{},
+	err := InstallAddons(context.Background(), cs, newRecordingDynamic(rec), config.Cluster{}.WithDefaults(),
 		func(context.Context, string) error { return errors.New("image not in docker") }, AddonOptions{})
-	if err == nil || !strings.Contains(err.Error(), TraefikImage) || !strings.Contains(err.Error(), "image not in docker") {
+	if err == nil || !strings.Contains(err.Error(), config.DefaultIngressImage) || !strings.Contains(err.Error(), "image not in docker") {
 		t.Fatalf("err = %v", err)
 	}
 	if len(rec.applies) != 0 {
@@ -284,12 +284,12 @@ func TestInstallIngressTimeoutExplains(t *testing.T) {
 			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "failed to pull docker.io/traefik"}}}}},
 	}
 	cs := fake.NewClientset(d, pod)
-	err := InstallIngress(context.Background(), cs, newRecordingDynamic(&applyRecorder{}), TraefikImage, nil,
+	err := InstallIngress(context.Background(), cs, newRecordingDynamic(&applyRecorder{}), config.DefaultIngressImage, nil,
 		AddonOptions{Timeout: 20 * time.Millisecond, PollInterval: time.Millisecond})
 	if err == nil {
 		t.Fatal("want timeout error")
 	}
-	for _, s := range []string{"did not become available", TraefikImage, "traefik-abc", "ErrImagePull", "local Docker engine"} {
+	for _, s := range []string{"did not become available", config.DefaultIngressImage, "traefik-abc", "ErrImagePull", "local Docker engine"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q lacks %q", err, s)
 		}
@@ -297,7 +297,7 @@ func TestInstallIngressTimeoutExplains(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err = InstallIngress(ctx, cs, newRecordingDynamic(&applyRecorder{}), TraefikImage, nil, AddonOptions{})
+	err = InstallIngress(ctx, cs, newRecordingDynamic(&applyRecorder{}), config.DefaultIngressImage, nil, AddonOptions{})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: err = %v", err)
 	}

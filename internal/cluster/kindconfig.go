@@ -9,14 +9,6 @@ import (
 )
 
 const (
-	// DefaultName is the cluster name used when the config leaves it empty.
-	DefaultName = "devloop"
-	// DefaultHTTPPort is the host port mapped to the node's port 80.
-	DefaultHTTPPort = 8080
-	// DefaultHTTPSPort is the host port mapped to the node's port 443.
-	DefaultHTTPSPort = 8443
-	// DefaultListenAddress is the host address the ingress ports bind to.
-	DefaultListenAddress = "127.0.0.1"
 	// IngressReadyLabel is the node label the ingress controller is pinned to.
 	IngressReadyLabel = "ingress-ready"
 
@@ -32,24 +24,6 @@ const (
 	// Older kubelets (>= 1.31) accept the field and default to the same.
 	cgroupV1Patch = "kind: KubeletConfiguration\nfailCgroupV1: false\n"
 )
-
-// withDefaults fills what devloop.yaml may leave empty. The config loader
-// already defaults these; doing it here keeps this package safe on its own.
-func withDefaults(spec config.Cluster) config.Cluster {
-	if spec.Name == "" {
-		spec.Name = DefaultName
-	}
-	if spec.Ingress.HTTPPort == 0 {
-		spec.Ingress.HTTPPort = DefaultHTTPPort
-	}
-	if spec.Ingress.HTTPSPort == 0 {
-		spec.Ingress.HTTPSPort = DefaultHTTPSPort
-	}
-	if spec.Ingress.ListenAddress == "" {
-		spec.Ingress.ListenAddress = DefaultListenAddress
-	}
-	return spec
-}
 
 // NodeImage returns the node image a new cluster would use: spec.NodeImage,
 // else kindest/node:<KubernetesVersion>, else kind's default image.

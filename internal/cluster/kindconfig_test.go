@@ -73,7 +73,7 @@ func TestKindConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := kindConfig(withDefaults(tt.spec), tt.opts)
+			cfg := kindConfig(tt.spec.WithDefaults(), tt.opts)
 			if cfg.Name != tt.wantClusterN {
 				t.Errorf("Name = %q, want %q", cfg.Name, tt.wantClusterN)
 			}

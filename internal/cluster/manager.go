@@ -137,7 +137,6 @@ func (m *Manager) RESTConfig(name string) (*rest.Config, error) {
 // kind-<name> (current-context is left alone). If ctx is cancelled while
 // creating, the half-made cluster is deleted and ctx's error returned.
 func (m *Manager) Ensure(ctx context.Context, spec config.Cluster) (*Info, error) {
-	spec = withDefaults(spec)
 	name := spec.Name
 	exists, err := m.Exists(name)
 	if err != nil {

@@ -96,6 +96,9 @@ const (
 	DefaultHTTPPort      = 8080
 	DefaultHTTPSPort     = 8443
 	DefaultListenAddress = "127.0.0.1"
+	// DefaultIngressImage is the pinned Traefik v3 ingress controller image.
+	// The e2e harness builds exactly this name offline (e2e/images/VERSIONS).
+	DefaultIngressImage = "docker.io/traefik:v3.6.12"
 )
 
 // abs resolves p against dir unless it is already absolute, and cleans it.
@@ -109,13 +112,8 @@ func abs(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-// setDefaults fills in defaults and makes every path absolute. Empty
-// required values stay empty for validation to report.
-func setDefaults(cfg *Config) {
-	if cfg.Namespace == "" {
-		cfg.Namespace = DefaultNamespace
-	}
-	c := &cfg.Cluster
+// WithDefaults returns c with every empty setting defaulted.
+func (c Cluster) WithDefaults() Cluster {
 	if c.Name == "" {
 		c.Name = DefaultClusterName
 	}
@@ -133,6 +131,19 @@ func setDefaults(cfg *Config) {
 	if in.ListenAddress == "" {
 		in.ListenAddress = DefaultListenAddress
 	}
+	if in.Image == "" {
+		in.Image = DefaultIngressImage
+	}
+	return c
+}
+
+// setDefaults fills in defaults and makes every path absolute. Empty
+// required values stay empty for validation to report.
+func setDefaults(cfg *Config) {
+	if cfg.Namespace == "" {
+		cfg.Namespace = DefaultNamespace
+	}
+	cfg.Cluster = cfg.Cluster.WithDefaults()
 	for i := range cfg.Services {
 		s := &cfg.Services[i]
 		if s.Image == "" {

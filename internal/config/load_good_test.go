@@ -43,7 +43,7 @@ manifests:
 		Namespace: "default",
 		Cluster: Cluster{
 			Name:    "devloop",
-			Ingress: Ingress{Enabled: &tr, HTTPPort: 8080, HTTPSPort: 8443, ListenAddress: "127.0.0.1"},
+			Ingress: Ingress{Enabled: &tr, Image: DefaultIngressImage, HTTPPort: 8080, HTTPSPort: 8443, ListenAddress: "127.0.0.1"},
 		},
 		Services: []Service{{
 			Name:  "web",

@@ -40,7 +40,7 @@ type Cluster struct {
 type Ingress struct {
 	// Enabled defaults to true.
 	Enabled *bool `json:"enabled,omitempty"`
-	// Image overrides the controller image (default: the pinned Traefik v3 image).
+	// Image is the controller image. Default DefaultIngressImage (pinned Traefik v3).
 	Image string `json:"image,omitempty"`
 	// HTTPPort is the host port mapped to the node's port 80. Default 8080.
 	HTTPPort int `json:"httpPort,omitempty"`
@@ -48,6 +48,16 @@ type Ingress struct {
 	HTTPSPort int `json:"httpsPort,omitempty"`
 	// ListenAddress is the host address the ports bind to. Default 127.0.0.1.
 	ListenAddress string `json:"listenAddress,omitempty"`
+}
+
+// Service returns the service named name.
+func (c *Config) Service(name string) (Service, bool) {
+	for _, s := range c.Services {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Service{}, false
 }
 
 // IsEnabled reports whether the ingress controller is wanted.

@@ -105,10 +105,7 @@ func nsOr(ns string, cfg *config.Config) string {
 	if ns != "" {
 		return ns
 	}
-	if cfg.Namespace != "" {
-		return cfg.Namespace
-	}
-	return "default"
+	return cfg.Namespace
 }
 
 // podTemplateOf returns the pod template of a built-in workload; nil for
@@ -158,18 +155,11 @@ func podTemplateOf(o *unstructured.Unstructured) (tmpl *corev1.PodTemplateSpec, 
 // serviceImage returns the name of the devloop service that builds image, or "".
 func serviceImage(cfg *config.Config, image string) string {
 	for _, s := range cfg.Services {
-		if kube.SameRepo(imageOf(s), image) {
+		if kube.SameRepo(s.Image, image) {
 			return s.Name
 		}
 	}
 	return ""
-}
-
-func imageOf(s config.Service) string {
-	if s.Image != "" {
-		return s.Image
-	}
-	return s.Name
 }
 
 func lintPodTemplate(p podOwner, cfg *config.Config) []Result {
@@ -283,15 +273,15 @@ func lintUnusedServices(owners []podOwner, cfg *config.Config) []Result {
 		used := false
 		for _, p := range owners {
 			for _, c := range append(append([]corev1.Container(nil), p.tmpl.Spec.InitContainers...), p.tmpl.Spec.Containers...) {
-				if kube.SameRepo(c.Image, imageOf(s)) {
+				if kube.SameRepo(c.Image, s.Image) {
 					used = true
 				}
 			}
 		}
 		if !used {
 			out = append(out, Result{Level: Warn, Check: checkImages,
-				Message: fmt.Sprintf("service %s: no workload in the manifests uses image %q, so nothing runs what devloop builds", s.Name, imageOf(s)),
-				Fix:     fmt.Sprintf("set a container's image to %q in the manifests, or set services[].image to the repository they use", imageOf(s))})
+				Message: fmt.Sprintf("service %s: no workload in the manifests uses image %q, so nothing runs what devloop builds", s.Name, s.Image),
+				Fix:     fmt.Sprintf("set a container's image to %q in the manifests, or set services[].image to the repository they use", s.Image)})
 		}
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devloop-dev/devloop/internal/build"
 	"github.com/devloop-dev/devloop/internal/config"
 )
 
@@ -21,8 +22,8 @@ func testConfig(names ...string) *config.Config {
 	return cfg
 }
 
-func art(repo, tag string) *Artifact {
-	return &Artifact{Repo: repo, Ref: repo + ":" + tag, ID: "sha256:" + tag}
+func art(repo, tag string) *build.Image {
+	return &build.Image{Service: repo, Repo: repo, Tag: tag, ID: "sha256:" + tag}
 }
 
 // run applies Plan's actions as started (like the loop does) and returns them.
@@ -47,11 +48,11 @@ func TestPlanFirstRunBuildsAllThenDeploysOnce(t *testing.T) {
 	if got, want := kinds(step(s)), []string{"image:a", "image:b"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("first plan = %v, want %v", got, want)
 	}
-	Reduce(s, ImageDone{Service: "a", Gen: 1, Artifact: art("a", "1")})
+	Reduce(s, ImageDone{Service: "a", Gen: 1, Image: art("a", "1")})
 	if acts := step(s); len(acts) != 0 {
 		t.Fatalf("deploy must wait for every first image, got %v", kinds(acts))
 	}
-	Reduce(s, ImageDone{Service: "b", Gen: 1, Artifact: art("b", "1")})
+	Reduce(s, ImageDone{Service: "b", Gen: 1, Image: art("b", "1")})
 	acts := step(s)
 	if len(acts) != 1 || acts[0].Kind != ActionDeploy || !acts[0].All {
 		t.Fatalf("want one full deploy, got %+v", acts)
@@ -61,7 +62,7 @@ func TestPlanFirstRunBuildsAllThenDeploysOnce(t *testing.T) {
 	}
 	Reduce(s, DeployDone{Gen: acts[0].Gen})
 	for _, n := range []string{"a", "b"} {
-		if s.Services[n].Phase != PhaseReady || s.Services[n].Deployed.Ref != n+":1" {
+		if s.Services[n].Phase != PhaseReady || s.Services[n].Deployed.Ref() != n+":1" {
 			t.Fatalf("%s: phase %s deployed %v", n, s.Services[n].Phase, s.Services[n].Deployed)
 		}
 	}
@@ -79,7 +80,7 @@ func settled(t *testing.T, names ...string) *State {
 	s := NewState(testConfig(names...), time.Unix(0, 0))
 	step(s)
 	for _, n := range names {
-		Reduce(s, ImageDone{Service: n, Gen: 1, Artifact: art(n, "1")})
+		Reduce(s, ImageDone{Service: n, Gen: 1, Image: art(n, "1")})
 	}
 	acts := step(s)
 	Reduce(s, DeployDone{Gen: acts[0].Gen})
@@ -99,13 +100,13 @@ func TestChangeRebuildsOnlyAffectedService(t *testing.T) {
 	if !reflect.DeepEqual(acts[0].Paths, []string{"/src/b/main.go"}) {
 		t.Fatalf("reasons = %v", acts[0].Paths)
 	}
-	Reduce(s, ImageDone{Service: "b", Gen: acts[0].Gen, Artifact: art("b", "2")})
+	Reduce(s, ImageDone{Service: "b", Gen: acts[0].Gen, Image: art("b", "2")})
 	acts = step(s)
 	if len(acts) != 1 || acts[0].Kind != ActionDeploy || acts[0].All || !reflect.DeepEqual(acts[0].Services, []string{"b"}) {
 		t.Fatalf("want a deploy rolling only b, got %+v", acts)
 	}
 	Reduce(s, DeployDone{Gen: acts[0].Gen})
-	if s.Services["b"].Deployed.Ref != "b:2" || s.Services["a"].Deployed.Ref != "a:1" {
+	if s.Services["b"].Deployed.Ref() != "b:2" || s.Services["a"].Deployed.Ref() != "a:1" {
 		t.Fatalf("deployed: a=%v b=%v", s.Services["a"].Deployed, s.Services["b"].Deployed)
 	}
 }
@@ -114,7 +115,7 @@ func TestSameContentRebuildDoesNotDeploy(t *testing.T) {
 	s := settled(t, "a")
 	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/x"}}})
 	acts := step(s)
-	Reduce(s, ImageDone{Service: "a", Gen: acts[0].Gen, Artifact: art("a", "1")})
+	Reduce(s, ImageDone{Service: "a", Gen: acts[0].Gen, Image: art("a", "1")})
 	if acts := step(s); len(acts) != 0 {
 		t.Fatalf("identical image must not redeploy, got %v", kinds(acts))
 	}
@@ -150,10 +151,10 @@ func TestChangeDuringBuildSupersedesIt(t *testing.T) {
 
 func TestStaleResultsAreDropped(t *testing.T) {
 	s := settled(t, "a")
-	Reduce(s, ImageDone{Service: "a", Gen: 99, Artifact: art("a", "x")})
+	Reduce(s, ImageDone{Service: "a", Gen: 99, Image: art("a", "x")})
 	Reduce(s, DeployDone{Gen: 99, Err: errors.New("boom")})
 	Reduce(s, SyncDone{Service: "a", Gen: 99, Err: errors.New("boom")})
-	if s.Services["a"].Built.Ref != "a:1" || s.Services["a"].Phase != PhaseReady || s.Services["a"].LastError != "" {
+	if s.Services["a"].Built.Ref() != "a:1" || s.Services["a"].Phase != PhaseReady || s.Services["a"].LastError != "" {
 		t.Fatalf("stale results changed state: %+v", s.Services["a"])
 	}
 }
@@ -167,7 +168,7 @@ func TestFailedBuildKeepsLastGoodAndRetriesOnNextChange(t *testing.T) {
 	if ss.Phase != PhaseFailed || ss.LastError != "main.go:3: syntax error" {
 		t.Fatalf("after failure: %+v", ss)
 	}
-	if ss.Deployed.Ref != "a:1" {
+	if ss.Deployed.Ref() != "a:1" {
 		t.Fatalf("last good version lost: %v", ss.Deployed)
 	}
 	if acts := step(s); len(acts) != 0 {
@@ -178,10 +179,10 @@ func TestFailedBuildKeepsLastGoodAndRetriesOnNextChange(t *testing.T) {
 	if got := kinds(acts); !reflect.DeepEqual(got, []string{"image:a"}) {
 		t.Fatalf("next save should retry, got %v", got)
 	}
-	Reduce(s, ImageDone{Service: "a", Gen: acts[0].Gen, Artifact: art("a", "2")})
+	Reduce(s, ImageDone{Service: "a", Gen: acts[0].Gen, Image: art("a", "2")})
 	d := step(s)[0]
 	Reduce(s, DeployDone{Gen: d.Gen})
-	if ss.Phase != PhaseReady || ss.LastError != "" || ss.Deployed.Ref != "a:2" {
+	if ss.Phase != PhaseReady || ss.LastError != "" || ss.Deployed.Ref() != "a:2" {
 		t.Fatalf("after recovery: %+v", ss)
 	}
 }
@@ -191,14 +192,14 @@ func TestRolloutFailureIsPerService(t *testing.T) {
 	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/x"}, "b": {"/y"}}})
 	acts := step(s)
 	for _, a := range acts {
-		Reduce(s, ImageDone{Service: a.Service, Gen: a.Gen, Artifact: art(a.Service, "2")})
+		Reduce(s, ImageDone{Service: a.Service, Gen: a.Gen, Image: art(a.Service, "2")})
 	}
 	d := step(s)[0]
 	Reduce(s, DeployDone{Gen: d.Gen, Failed: map[string]error{"a": errors.New("CrashLoopBackOff")}})
-	if s.Services["a"].Phase != PhaseFailed || s.Services["a"].Deployed.Ref != "a:1" {
+	if s.Services["a"].Phase != PhaseFailed || s.Services["a"].Deployed.Ref() != "a:1" {
 		t.Fatalf("a: %+v", s.Services["a"])
 	}
-	if s.Services["b"].Phase != PhaseReady || s.Services["b"].Deployed.Ref != "b:2" {
+	if s.Services["b"].Phase != PhaseReady || s.Services["b"].Deployed.Ref() != "b:2" {
 		t.Fatalf("b: %+v", s.Services["b"])
 	}
 }
@@ -219,12 +220,12 @@ func TestOneDeployAtATime(t *testing.T) {
 	s := settled(t, "a", "b")
 	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/x"}}})
 	a := step(s)[0]
-	Reduce(s, ImageDone{Service: "a", Gen: a.Gen, Artifact: art("a", "2")})
+	Reduce(s, ImageDone{Service: "a", Gen: a.Gen, Image: art("a", "2")})
 	d1 := step(s)[0]
 	// b finishes a build while a's deploy runs: it must wait.
 	Reduce(s, Changed{Rebuild: map[string][]string{"b": {"/y"}}})
 	b := step(s)[0]
-	Reduce(s, ImageDone{Service: "b", Gen: b.Gen, Artifact: art("b", "2")})
+	Reduce(s, ImageDone{Service: "b", Gen: b.Gen, Image: art("b", "2")})
 	if acts := step(s); len(acts) != 0 {
 		t.Fatalf("second deploy started during the first: %v", kinds(acts))
 	}
@@ -285,7 +286,7 @@ type fakeRunner struct {
 	deploys []Action
 }
 
-func (f *fakeRunner) Image(ctx context.Context, svc config.Service, reasons []string, progress func(Phase)) (*Artifact, error) {
+func (f *fakeRunner) Image(ctx context.Context, svc config.Service, reasons []string, progress func(Phase)) (*build.Image, error) {
 	f.mu.Lock()
 	f.builds[svc.Name]++
 	n := f.builds[svc.Name]

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"golang.org/x/sync/semaphore"
+	"k8s.io/utils/clock"
 
+	"github.com/devloop-dev/devloop/internal/build"
 	"github.com/devloop-dev/devloop/internal/config"
 )
 
@@ -16,7 +18,7 @@ import (
 type Runner interface {
 	// Image runs the pre-build, builds the image and loads it into the
 	// cluster's nodes. progress moves the service to another phase (loading).
-	Image(ctx context.Context, svc config.Service, reasons []string, progress func(Phase)) (*Artifact, error)
+	Image(ctx context.Context, svc config.Service, reasons []string, progress func(Phase)) (*build.Image, error)
 	// Sync copies paths into the service's running containers. fallback=true
 	// means it could not (no tar, no running pod) and a rebuild is needed.
 	Sync(ctx context.Context, svc config.Service, paths []string) (fallback bool, err error)
@@ -33,14 +35,11 @@ type Observer interface {
 	Started(s *State, a Action)
 }
 
-// Clock is the loop's source of time.
-type Clock func() time.Time
-
 // Loop is the one goroutine that owns State.
 type Loop struct {
 	runner   Runner
 	observer Observer
-	now      Clock
+	clock    clock.PassiveClock
 	state    *State
 	events   chan Event
 	images   *semaphore.Weighted
@@ -53,8 +52,9 @@ type Loop struct {
 type Options struct {
 	// ParallelImages bounds concurrent builds (default 2).
 	ParallelImages int64
-	Clock          Clock
-	Observer       Observer
+	// Clock is the source of State.Now (default: the real clock).
+	Clock    clock.PassiveClock
+	Observer Observer
 }
 
 // New makes a loop for cfg.
@@ -63,14 +63,14 @@ func New(cfg *config.Config, r Runner, o Options) *Loop {
 		o.ParallelImages = 2
 	}
 	if o.Clock == nil {
-		o.Clock = time.Now
+		o.Clock = clock.RealClock{}
 	}
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
 	}
 	return &Loop{
-		runner: r, observer: o.Observer, now: o.Clock,
-		state:   NewState(cfg, o.Clock()),
+		runner: r, observer: o.Observer, clock: o.Clock,
+		state:   NewState(cfg, o.Clock.Now()),
 		events:  make(chan Event, 64),
 		images:  semaphore.NewWeighted(o.ParallelImages),
 		cancels: map[string]context.CancelFunc{},
@@ -102,7 +102,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case ev := <-l.events:
-			l.state.Now = l.now()
+			l.state.Now = l.clock.Now()
 			Reduce(l.state, ev)
 			l.observer.Reduced(l.state, ev)
 			l.plan(actx)
@@ -157,7 +157,7 @@ func (l *Loop) start(ctx context.Context, a Action) {
 			if err != nil && actx.Err() != nil && ctx.Err() == nil {
 				err = ErrSuperseded
 			}
-			post(ImageDone{Service: a.Service, Gen: a.Gen, Artifact: art, Err: err, Took: time.Since(begin)})
+			post(ImageDone{Service: a.Service, Gen: a.Gen, Image: art, Err: err, Took: time.Since(begin)})
 		}()
 	case ActionSync:
 		svc := l.service(a.Service)
@@ -178,7 +178,7 @@ func (l *Loop) start(ctx context.Context, a Action) {
 	}
 }
 
-func (l *Loop) runImage(ctx context.Context, svc config.Service, a Action, post func(Event)) (*Artifact, error) {
+func (l *Loop) runImage(ctx context.Context, svc config.Service, a Action, post func(Event)) (*build.Image, error) {
 	if err := l.images.Acquire(ctx, 1); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"github.com/devloop-dev/devloop/internal/build"
 	"time"
 )
 
@@ -21,6 +22,11 @@ type Changed struct {
 	Config bool
 }
 
+// Empty reports whether the change affects nothing.
+func (c Changed) Empty() bool {
+	return len(c.Rebuild) == 0 && len(c.Sync) == 0 && !c.Manifests && !c.Config
+}
+
 // ActionStarted records that the loop started an action Plan asked for.
 type ActionStarted struct{ Action Action }
 
@@ -33,11 +39,11 @@ type Progress struct {
 
 // ImageDone reports the end of a build-and-load action.
 type ImageDone struct {
-	Service  string
-	Gen      int
-	Artifact *Artifact
-	Err      error
-	Took     time.Duration
+	Service string
+	Gen     int
+	Image   *build.Image
+	Err     error
+	Took    time.Duration
 }
 
 // SyncDone reports the end of a live sync.
@@ -60,21 +66,12 @@ type DeployDone struct {
 	Took   time.Duration
 }
 
-// ConfigReloaded carries a new, valid config whose changes can be applied
-// without a restart; Restart lists the keys that changed but need one.
-type ConfigReloaded struct {
-	Restart []string
-	// Changed lists services whose build, sync or ignore settings changed.
-	Changed []string
-}
-
-func (Changed) isEvent()        {}
-func (ActionStarted) isEvent()  {}
-func (Progress) isEvent()       {}
-func (ImageDone) isEvent()      {}
-func (SyncDone) isEvent()       {}
-func (DeployDone) isEvent()     {}
-func (ConfigReloaded) isEvent() {}
+func (Changed) isEvent()       {}
+func (ActionStarted) isEvent() {}
+func (Progress) isEvent()      {}
+func (ImageDone) isEvent()     {}
+func (SyncDone) isEvent()      {}
+func (DeployDone) isEvent()    {}
 
 // ErrSuperseded is the error a build reports when a newer change cancelled it.
 var ErrSuperseded = errors.New("superseded by a newer change")
@@ -97,13 +94,6 @@ func Reduce(s *State, ev Event) {
 		reduceSyncDone(s, e)
 	case DeployDone:
 		reduceDeployDone(s, e)
-	case ConfigReloaded:
-		for _, name := range e.Changed {
-			if ss := s.Services[name]; ss != nil {
-				markDirty(ss, []string{"devloop.yaml"})
-			}
-		}
-		s.ManifestsDirty = true
 	}
 }
 
@@ -133,9 +123,6 @@ func reduceChanged(s *State, e Changed) {
 	if e.Manifests {
 		s.ManifestsDirty = true
 	}
-	if e.Config {
-		s.ConfigChanged = true
-	}
 }
 
 func reduceStarted(s *State, a Action) {
@@ -157,7 +144,7 @@ func reduceStarted(s *State, a Action) {
 		s.deployGen = a.Gen
 		s.ManifestsDirty = false
 		s.DeployingServices = a.Services
-		s.deploying = map[string]*Artifact{}
+		s.deploying = map[string]*build.Image{}
 		for _, name := range a.Services {
 			ss := s.Services[name]
 			s.deploying[name] = ss.Built
@@ -194,8 +181,8 @@ func reduceImageDone(s *State, e ImageDone) {
 	}
 	ss.Builds++
 	ss.LastError = ""
-	ss.Built = e.Artifact
-	if ss.Deployed != nil && ss.Deployed.Ref == e.Artifact.Ref {
+	ss.Built = e.Image
+	if ss.Deployed != nil && ss.Deployed.Ref() == e.Image.Ref() {
 		// Same content as what runs: nothing to roll.
 		s.setPhase(ss, PhaseReady)
 		return

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/devloop-dev/devloop/internal/build"
 	"github.com/devloop-dev/devloop/internal/config"
 )
 
@@ -28,13 +29,6 @@ const (
 	PhaseReady     Phase = "ready"     // the latest build (or sync) is running
 	PhaseFailed    Phase = "failed"    // the last attempt failed; the last good version keeps running
 )
-
-// Artifact is a built image as the engine sees it.
-type Artifact struct {
-	Repo string // image repository from the config (what manifests say)
-	Ref  string // content-tagged reference, e.g. hello:devloop-0123456789abcdef
-	ID   string // image ID (sha256:...)
-}
 
 // ServiceState is everything the loop knows about one service.
 type ServiceState struct {
@@ -58,8 +52,8 @@ type ServiceState struct {
 
 	// Built is the newest successfully built and loaded artifact; it is what the
 	// next deploy substitutes. Deployed is the one the last successful rollout ran.
-	Built    *Artifact
-	Deployed *Artifact
+	Built    *build.Image
+	Deployed *build.Image
 	// NeedsDeploy: Built differs from what the cluster was last told to run.
 	NeedsDeploy bool
 
@@ -85,12 +79,10 @@ type State struct {
 	deployGen int
 	// DeployingServices are the services whose new images the in-flight deploy rolls out.
 	DeployingServices []string
-	deploying         map[string]*Artifact
+	deploying         map[string]*build.Image
 	// InitialDeployDone: the first apply succeeded; before it, a deploy waits
 	// for every service's first build so the first apply has all images.
 	InitialDeployDone bool
-	// ConfigChanged: devloop.yaml changed; a restart is needed for most keys.
-	ConfigChanged bool
 	// Now is the time of the event being reduced (from the injected clock).
 	Now time.Time
 }
@@ -151,7 +143,7 @@ func (s *State) Images() map[string]string {
 	m := map[string]string{}
 	for _, ss := range s.Services {
 		if ss.Built != nil {
-			m[ss.Built.Repo] = ss.Built.Ref
+			m[ss.Built.Repo] = ss.Built.Ref()
 		}
 	}
 	return m

@@ -64,6 +64,18 @@ type Result struct {
 	Nodes []NodeResult
 }
 
+// Sent returns how many bytes were streamed in all and into how many nodes
+// (nodes that already had the image are not counted).
+func (r Result) Sent() (bytes int64, nodes int) {
+	for _, n := range r.Nodes {
+		if !n.Skipped {
+			nodes++
+			bytes += n.Bytes
+		}
+	}
+	return bytes, nodes
+}
+
 // Option configures a Loader.
 type Option func(*Loader)
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	dsync "github.com/devloop-dev/devloop/internal/sync"
+	dsync "github.com/devloop-dev/devloop/internal/watch"
 )
 
 const (

@@ -143,6 +143,18 @@ func (r ApplyResult) Lines() []string {
 	return out
 }
 
+// ChangedLines renders, one object per line, what the apply changed (every
+// line but the "unchanged" ones).
+func (r ApplyResult) ChangedLines() []string {
+	var out []string
+	for _, l := range r.Lines() {
+		if !strings.HasSuffix(l, " "+string(Unchanged)) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // Changed returns the objects that were created or configured.
 func (r ApplyResult) Changed() []ObjectRef {
 	var out []ObjectRef
@@ -190,9 +202,6 @@ func NewApplier(c *Clients, project, namespace string) *Applier {
 }
 
 func newApplier(api ResourceAPI, mapper meta.RESTMapper, core kubernetes.Interface, project, namespace string) *Applier {
-	if namespace == "" {
-		namespace = "default"
-	}
 	return &Applier{api: api, mapper: mapper, core: core, project: project, namespace: namespace,
 		crdPoll: 250 * time.Millisecond, crdTimeout: 60 * time.Second}
 }

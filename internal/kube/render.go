@@ -51,9 +51,6 @@ func Source(obj *unstructured.Unstructured) string {
 // cfg.Namespace. Each object carries SourceAnnotation.
 func Render(cfg *config.Config) ([]*unstructured.Unstructured, error) {
 	ns := cfg.Namespace
-	if ns == "" {
-		ns = "default"
-	}
 	var out []*unstructured.Unstructured
 	for _, m := range cfg.Manifests {
 		objs, err := renderPath(m)

@@ -140,15 +140,15 @@ func TestRenderErrors(t *testing.T) {
 	}
 }
 
-func TestRenderDefaultNamespace(t *testing.T) {
+func TestRenderConfigNamespace(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"d.yaml": deployYAML})
-	objs, err := Render(&config.Config{Manifests: []string{filepath.Join(dir, "d.yaml")}})
+	objs, err := Render(&config.Config{Namespace: "team", Manifests: []string{filepath.Join(dir, "d.yaml")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ns := objs[0].GetNamespace(); ns != "default" {
-		t.Errorf("namespace = %q, want default", ns)
+	if ns := objs[0].GetNamespace(); ns != "team" {
+		t.Errorf("namespace = %q, want the config's (team)", ns)
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 )
@@ -49,8 +48,15 @@ func (e *RolloutError) Error() string {
 // report, if not nil, is called with a one-line account of what the rollout
 // is waiting for each time that changes ("0 of 1 updated replicas are
 // available; pod web-1: container "app" is running but not ready: ...").
+//
+// Deployer.WaitRollout is the same, woken by the session's shared informers
+// instead of polling alone.
 func WaitRollout(ctx context.Context, cs kubernetes.Interface, w Workload, timeout time.Duration, report func(string)) error {
-	rw := rolloutWaiter{cs: cs, clock: clock.RealClock{}, poll: 2 * time.Second, report: report}
+	return waitRollout(ctx, cs, nil, w, timeout, report)
+}
+
+func waitRollout(ctx context.Context, cs kubernetes.Interface, wake Waker, w Workload, timeout time.Duration, report func(string)) error {
+	rw := rolloutWaiter{cs: cs, clock: clock.RealClock{}, poll: 2 * time.Second, report: report, wake: wake}
 	return rw.wait(ctx, w, timeout)
 }
 
@@ -59,6 +65,7 @@ type rolloutWaiter struct {
 	clock  clock.WithTicker
 	poll   time.Duration
 	report func(string) // may be nil
+	wake   Waker        // may be nil: poll only
 }
 
 // state is the result of one look at a workload.
@@ -66,7 +73,6 @@ type state struct {
 	msg      string          // what we are waiting for
 	done     bool            // rolled out
 	failure  *RolloutError   // failed for good
-	pods     labels.Selector // pods to watch for changes (nil: unknown yet)
 	problems []problem       // non-fatal problems, shown on timeout
 }
 
@@ -76,8 +82,13 @@ func (rw rolloutWaiter) wait(ctx context.Context, w Workload, timeout time.Durat
 	start := rw.clock.Now()
 	ticker := rw.clock.NewTicker(rw.poll)
 	defer ticker.Stop()
-	wake := make(chan struct{}, 1)
-	watching := false
+	var wake <-chan struct{}
+	if rw.wake != nil {
+		// Informer events only wake us early; the ticker guarantees progress.
+		ch, unsubscribe := rw.wake.Subscribe()
+		defer unsubscribe()
+		wake = ch
+	}
 	reported := ""
 	for {
 		st, err := rw.check(ctx, w)
@@ -98,11 +109,6 @@ func (rw rolloutWaiter) wait(ctx context.Context, w Workload, timeout time.Durat
 		}
 		if rw.clock.Since(start) >= timeout {
 			return timeoutError(w, timeout, st)
-		}
-		if !watching && st.pods != nil {
-			// Watches only wake us early; the ticker guarantees progress.
-			watching = true
-			rw.watch(ctx, w, st.pods, wake)
 		}
 		select {
 		case <-ctx.Done():
@@ -132,49 +138,6 @@ func timeoutError(w Workload, timeout time.Duration, st state) *RolloutError {
 	return &RolloutError{Workload: w,
 		Reason: fmt.Sprintf("timed out after %s: %s", timeout, strings.TrimSpace(st.msg)),
 		Detail: strings.Join(detail, "\n")}
-}
-
-// watch starts best-effort watches on the workload and its pods that
-// signal wake on every event.
-func (rw rolloutWaiter) watch(ctx context.Context, w Workload, pods labels.Selector, wake chan<- struct{}) {
-	nameSel := metav1.ListOptions{FieldSelector: "metadata.name=" + w.Name}
-	var watchers []func() (watch.Interface, error)
-	watchers = append(watchers, func() (watch.Interface, error) {
-		return rw.cs.CoreV1().Pods(w.Namespace).Watch(ctx, metav1.ListOptions{LabelSelector: pods.String()})
-	})
-	switch w.Kind {
-	case "Deployment":
-		watchers = append(watchers, func() (watch.Interface, error) { return rw.cs.AppsV1().Deployments(w.Namespace).Watch(ctx, nameSel) })
-	case "StatefulSet":
-		watchers = append(watchers, func() (watch.Interface, error) { return rw.cs.AppsV1().StatefulSets(w.Namespace).Watch(ctx, nameSel) })
-	case "DaemonSet":
-		watchers = append(watchers, func() (watch.Interface, error) { return rw.cs.AppsV1().DaemonSets(w.Namespace).Watch(ctx, nameSel) })
-	case "Job":
-		watchers = append(watchers, func() (watch.Interface, error) { return rw.cs.BatchV1().Jobs(w.Namespace).Watch(ctx, nameSel) })
-	}
-	for _, start := range watchers {
-		wi, err := start()
-		if err != nil {
-			continue
-		}
-		go func() {
-			defer wi.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case _, ok := <-wi.ResultChan():
-					if !ok {
-						return
-					}
-					select {
-					case wake <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}()
-	}
 }
 
 // check looks at the workload once.
@@ -274,7 +237,6 @@ func (rw rolloutWaiter) check(ctx context.Context, w Workload) (state, error) {
 	if st.done || podSel == nil || podSel.Empty() {
 		return st, nil
 	}
-	st.pods = podSel
 	if !observed {
 		// Pods may still be the previous revision's; don't blame them.
 		return st, nil

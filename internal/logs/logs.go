@@ -10,6 +10,7 @@ package logs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -82,6 +83,10 @@ type Options struct {
 	OnChange func(TailStatus)
 	// Streamer opens log streams. Default: the pods/log API through cs.
 	Streamer LogStreamer
+	// Informers is the session's shared informer factory (kube.Informers:
+	// the namespace, the project label); with Follow, new pods and
+	// restarts are seen through its pod informer. Required with Follow.
+	Informers informers.SharedInformerFactory
 	// MaxLineBytes splits longer lines. Default 16 KiB.
 	MaxLineBytes int
 	// SilenceTimeout re-checks a stream of a running container that has
@@ -172,11 +177,11 @@ func (m *Manager) Run(ctx context.Context) error {
 		return nil
 	}
 
-	factory := informers.NewSharedInformerFactoryWithOptions(m.cs, 0,
-		informers.WithNamespace(m.opts.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = m.opts.Selector.String() }))
-	inf := factory.Core().V1().Pods().Informer()
-	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if m.opts.Informers == nil {
+		return errors.New("logs: following needs the session's informers")
+	}
+	inf := m.opts.Informers.Core().V1().Pods().Informer()
+	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { m.podUpdated(asPod(obj)) },
 		UpdateFunc: func(_, obj any) { m.podUpdated(asPod(obj)) },
 		DeleteFunc: func(obj any) { m.podDeleted(asPod(obj)) },
@@ -184,9 +189,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watching pods in %s: %w", m.opts.Namespace, err)
 	}
-	factory.Start(ctx.Done())
+	m.opts.Informers.Start(ctx.Done())
 	<-ctx.Done()
-	factory.Shutdown()
+	// The factory is shared and outlives the tails: stop listening only.
+	_ = inf.RemoveEventHandler(reg)
 	return nil
 }
 

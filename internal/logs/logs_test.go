@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -84,6 +85,11 @@ func start(t *testing.T, opts Options, pods ...*corev1.Pod) *harness {
 		opts.Selector = labels.SelectorFromSet(labels.Set{"devloop.dev/project": "hello"})
 	}
 	opts.OnChange = func(s TailStatus) { h.mu.Lock(); h.statuses = append(h.statuses, s); h.mu.Unlock() }
+	sel := opts.Selector.String()
+	factory := informers.NewSharedInformerFactoryWithOptions(h.cs, 0, informers.WithNamespace(ns),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sel }))
+	t.Cleanup(factory.Shutdown)
+	opts.Informers = factory
 	h.m = New(h.cs, h.out, opts)
 	return h
 }

@@ -30,11 +30,11 @@ import (
 type Spec struct {
 	// Name is for display, e.g. the service name.
 	Name string
-	// Address is the local bind address. Default 127.0.0.1.
+	// Address is the local bind address (config defaults it to 127.0.0.1).
 	Address string
 	// LocalPort is the local port to listen on.
 	LocalPort int
-	// Namespace of Resource. Default "default".
+	// Namespace of Resource (the namespace of the shared informer factory).
 	Namespace string
 	// Resource is "service/x", "deployment/x", "statefulset/x" or "pod/x".
 	Resource string
@@ -107,7 +107,8 @@ type Manager struct {
 	cancel   context.CancelFunc
 	changed  chan struct{} // closed and replaced whenever the caches change
 	forwards map[string]*forward
-	nss      map[string]*nsCache
+	factory  informers.SharedInformerFactory
+	kinds    map[string]bool // informers taken from factory
 	tunnels  map[string]*tunnel       // by pod key
 	dialing  map[string]chan struct{} // pod key → closed when a dial ends
 	wg       sync.WaitGroup
@@ -125,15 +126,12 @@ type forward struct {
 	reported bool
 }
 
-type nsCache struct {
-	factory informers.SharedInformerFactory
-	stop    chan struct{}
-	kinds   map[string]bool
-}
-
 // New returns a Manager. cfg and cs reach the cluster; cfg is only used by
-// the default Dialer.
-func New(cfg *rest.Config, cs kubernetes.Interface, opts Options) *Manager {
+// the default Dialer. factory is the session's shared informer factory
+// (kube.Informers: the project's namespace, its label); the Manager takes
+// the pod, Service, Deployment and StatefulSet informers it needs from it,
+// and its owner shuts it down.
+func New(cfg *rest.Config, cs kubernetes.Interface, factory informers.SharedInformerFactory, opts Options) *Manager {
 	m := &Manager{
 		cs:       cs,
 		clock:    opts.Clock,
@@ -145,7 +143,8 @@ func New(cfg *rest.Config, cs kubernetes.Interface, opts Options) *Manager {
 		done:     make(chan struct{}),
 		changed:  make(chan struct{}),
 		forwards: map[string]*forward{},
-		nss:      map[string]*nsCache{},
+		factory:  factory,
+		kinds:    map[string]bool{},
 		tunnels:  map[string]*tunnel{},
 		dialing:  map[string]chan struct{}{},
 	}
@@ -165,13 +164,9 @@ func New(cfg *rest.Config, cs kubernetes.Interface, opts Options) *Manager {
 	return m
 }
 
+// normalize names an unnamed spec after its resource. Address and
+// Namespace come defaulted from the config.
 func normalize(s Spec) Spec {
-	if s.Address == "" {
-		s.Address = "127.0.0.1"
-	}
-	if s.Namespace == "" {
-		s.Namespace = "default"
-	}
 	if s.Name == "" {
 		s.Name = s.Resource
 	}
@@ -278,44 +273,36 @@ func (m *Manager) listen(s Spec) (net.Listener, error) {
 	return nil, fmt.Errorf("listening on %s: %w", s.addr(), err)
 }
 
-// ensureCaches starts (once per namespace) the informers the specs need
-// and waits for them to sync.
+// ensureCaches takes from the shared factory the informers the specs need
+// (pods always), starts them and waits for them to sync.
 func (m *Manager) ensureCaches(ctx context.Context, want map[string]Spec) error {
-	var toSync []*nsCache
+	m.mu.Lock()
+	need := []string{"pod"}
 	for _, s := range want {
 		kind, _, _ := splitResource(s.Resource)
-		m.mu.Lock()
-		nc := m.nss[s.Namespace]
-		if nc == nil {
-			nc = &nsCache{
-				factory: informers.NewSharedInformerFactoryWithOptions(m.cs, 0, informers.WithNamespace(s.Namespace)),
-				stop:    make(chan struct{}),
-				kinds:   map[string]bool{},
-			}
-			m.nss[s.Namespace] = nc
-			m.addHandler(nc.factory.Core().V1().Pods().Informer(), true)
-			nc.kinds["pod"] = true
-		}
-		if !nc.kinds[kind] {
-			nc.kinds[kind] = true
-			switch kind {
-			case "service":
-				m.addHandler(nc.factory.Core().V1().Services().Informer(), false)
-			case "deployment":
-				m.addHandler(nc.factory.Apps().V1().Deployments().Informer(), false)
-			case "statefulset":
-				m.addHandler(nc.factory.Apps().V1().StatefulSets().Informer(), false)
-			}
-		}
-		nc.factory.Start(nc.stop)
-		m.mu.Unlock()
-		toSync = append(toSync, nc)
+		need = append(need, kind)
 	}
-	for _, nc := range toSync {
-		for typ, ok := range nc.factory.WaitForCacheSync(ctx.Done()) {
-			if !ok {
-				return fmt.Errorf("waiting for %v cache to sync: %w", typ, context.Cause(ctx))
-			}
+	for _, kind := range need {
+		if m.kinds[kind] {
+			continue
+		}
+		m.kinds[kind] = true
+		switch kind {
+		case "pod":
+			m.addHandler(m.factory.Core().V1().Pods().Informer(), true)
+		case "service":
+			m.addHandler(m.factory.Core().V1().Services().Informer(), false)
+		case "deployment":
+			m.addHandler(m.factory.Apps().V1().Deployments().Informer(), false)
+		case "statefulset":
+			m.addHandler(m.factory.Apps().V1().StatefulSets().Informer(), false)
+		}
+	}
+	m.factory.Start(m.done)
+	m.mu.Unlock()
+	for typ, ok := range m.factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("waiting for %v cache to sync: %w", typ, context.Cause(ctx))
 		}
 	}
 	return nil
@@ -441,13 +428,12 @@ func (m *Manager) refresh() {
 	}
 }
 
-// resolveLocked resolves spec against its namespace's caches. m.mu is held.
+// resolveLocked resolves spec against the caches. m.mu is held.
 func (m *Manager) resolveLocked(spec Spec) (target, error) {
-	nc := m.nss[spec.Namespace]
-	if nc == nil {
+	if !m.kinds["pod"] {
 		return target{}, nil
 	}
-	return resolve(nc.factory, spec)
+	return resolve(m.factory, spec)
 }
 
 // Status returns the state of every forward, in no particular order.
@@ -701,8 +687,8 @@ func (m *Manager) stopForward(fw *forward) {
 	}
 }
 
-// Close stops every forward, tunnel and informer, and waits for all of
-// the Manager's goroutines to end.
+// Close stops every forward and tunnel (and the informers it started from
+// the shared factory), and waits for all of the Manager's goroutines to end.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	if m.closed {
@@ -720,10 +706,6 @@ func (m *Manager) Close() {
 	for _, t := range m.tunnels {
 		tunnels = append(tunnels, t)
 	}
-	nss := make([]*nsCache, 0, len(m.nss))
-	for _, nc := range m.nss {
-		nss = append(nss, nc)
-	}
 	m.mu.Unlock()
 
 	for _, fw := range fws {
@@ -731,10 +713,6 @@ func (m *Manager) Close() {
 	}
 	for _, t := range tunnels {
 		t.close()
-	}
-	for _, nc := range nss {
-		close(nc.stop)
-		nc.factory.Shutdown()
 	}
 	m.wg.Wait()
 }

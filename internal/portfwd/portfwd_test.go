@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -60,7 +61,9 @@ func newFixture(t *testing.T, objs ...k8sruntime.Object) *fixture {
 		f.mu.Unlock()
 		return true, w, err
 	})
-	f.m = New(nil, f.cs, Options{
+	factory := informers.NewSharedInformerFactoryWithOptions(f.cs, 0, informers.WithNamespace(ns))
+	t.Cleanup(factory.Shutdown)
+	f.m = New(nil, f.cs, factory, Options{
 		Clock:  f.clock,
 		Dialer: f.dialer,
 		Logf: func(format string, args ...any) {
@@ -195,7 +198,7 @@ func roundTrip(t *testing.T, local int, msg string) (string, error) {
 }
 
 func svcSpec(local int) Spec {
-	return Spec{Name: "hello", LocalPort: local, Namespace: ns, Resource: "service/hello", Port: 80}
+	return Spec{Name: "hello", Address: "127.0.0.1", LocalPort: local, Namespace: ns, Resource: "service/hello", Port: 80}
 }
 
 func TestConnectionGoesToReadyPod(t *testing.T) {
@@ -412,8 +415,8 @@ func TestDeploymentAndPodResources(t *testing.T) {
 	f.dialer.serve(t, "hello-a")
 	l1, l2 := freePort(t), freePort(t)
 	err := f.reconcile(
-		Spec{Name: "dep", LocalPort: l1, Namespace: ns, Resource: "deployment/hello", Port: 8080},
-		Spec{Name: "pod", LocalPort: l2, Namespace: ns, Resource: "pod/hello-a", Port: 9000},
+		Spec{Name: "dep", Address: "127.0.0.1", LocalPort: l1, Namespace: ns, Resource: "deployment/hello", Port: 8080},
+		Spec{Name: "pod", Address: "127.0.0.1", LocalPort: l2, Namespace: ns, Resource: "pod/hello-a", Port: 9000},
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -549,7 +552,9 @@ func TestCloseLeaksNoGoroutines(t *testing.T) {
 	f := newFixture(t, service(80, intstr.FromInt32(8080)), pod("hello-a"), pod("hello-b", ready(false)))
 	f.dialer.serve(t, "hello-a")
 	before := runtime.NumGoroutine()
-	m := New(nil, f.cs, Options{Clock: f.clock, Dialer: f.dialer})
+	factory := informers.NewSharedInformerFactoryWithOptions(f.cs, 0, informers.WithNamespace(ns))
+	t.Cleanup(factory.Shutdown)
+	m := New(nil, f.cs, factory, Options{Clock: f.clock, Dialer: f.dialer})
 	local := freePort(t)
 	if err := m.Reconcile(context.Background(), []Spec{svcSpec(local)}); err != nil {
 		t.Fatal(err)

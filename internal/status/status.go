@@ -6,18 +6,13 @@ package status
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
-	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/devloop-dev/devloop/internal/cluster"
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/kube"
 )
@@ -65,72 +60,47 @@ type Forward struct {
 // NotDeployed is the problem reported for a workload missing from the cluster.
 const NotDeployed = "not deployed (run devloop up)"
 
-// Collect builds the Report of cfg's services from the rendered manifests
-// objs and the cluster behind cs. cs is nil when the cluster is not running:
-// the report then says so and is built from cfg and objs alone. Objects
-// without a namespace are taken to be in cfg.Namespace. On error (the
-// cluster could not be read) the returned Report still holds everything
-// known from cfg and objs.
-func Collect(ctx context.Context, cs kubernetes.Interface, cfg *config.Config, objs []*unstructured.Unstructured) (Report, error) {
+// Collect builds the Report of cfg's services from their manifests m
+// (kube.Prepare: which workloads run which service) and the cluster behind
+// cs. cs is nil when the cluster is not running: the report then says so
+// and is built from cfg and m alone. On error (the cluster could not be
+// read) the returned Report still holds everything known from cfg and m.
+func Collect(ctx context.Context, cs kubernetes.Interface, cfg *config.Config, m *kube.Manifests) (Report, error) {
 	r := Report{
 		Project:        cfg.Name,
 		Cluster:        cfg.Cluster.Name,
-		Context:        "kind-" + cfg.Cluster.Name, // kind's context naming, as cluster.ContextName
+		Context:        cluster.ContextName(cfg.Cluster.Name),
 		ClusterRunning: cs != nil,
 		Services:       []Service{},
-		Ingress:        IngressURLs(objs, cfg),
+		Ingress:        m.IngressURLs,
 		Forwards:       forwards(cfg),
 	}
-	templates, err := workloadTemplates(objs, cfg)
-	if err != nil {
-		return r, err
-	}
 	for _, svc := range cfg.Services {
-		r.Services = append(r.Services, Service{Name: svc.Name, Workloads: []string{}, Problems: []string{}})
-	}
-	for i, svc := range cfg.Services {
-		s := &r.Services[i]
-		repo := imageOf(svc)
-		var mine []workloadTemplate
-		for _, t := range templates {
-			if t.usesRepo(repo) {
-				mine = append(mine, t)
-				s.Workloads = append(s.Workloads, t.w.String())
+		s := Service{Name: svc.Name, Workloads: []string{}, Problems: []string{}}
+		var mine []kube.Workload
+		for _, w := range m.Services[svc.Name] {
+			switch w.Kind {
+			case "Deployment", "StatefulSet", "DaemonSet":
+				mine = append(mine, w)
+				s.Workloads = append(s.Workloads, w.String())
 			}
 		}
 		if len(mine) == 0 {
-			s.Problems = append(s.Problems, fmt.Sprintf("no Deployment, StatefulSet or DaemonSet in the manifests uses image %q", repo))
-			continue
+			s.Problems = append(s.Problems, fmt.Sprintf("no Deployment, StatefulSet or DaemonSet in the manifests uses image %q", svc.Image))
 		}
-		for _, t := range mine {
+		for _, w := range mine {
 			if cs == nil {
-				s.Desired += t.desired
+				s.Desired += m.Replicas(w)
 				continue
 			}
-			if err := collectWorkload(ctx, cs, s, t, repo, len(mine) > 1); err != nil {
+			if err := collectWorkload(ctx, cs, &s, m, w, svc.Image, len(mine) > 1); err != nil {
+				r.Services = append(r.Services, s)
 				return r, err
 			}
 		}
+		r.Services = append(r.Services, s)
 	}
 	return r, nil
-}
-
-func imageOf(s config.Service) string {
-	if s.Image != "" {
-		return s.Image
-	}
-	return s.Name
-}
-
-// workloadTemplate is a Deployment, StatefulSet or DaemonSet of the manifests.
-type workloadTemplate struct {
-	w       kube.Workload
-	spec    corev1.PodSpec
-	desired int
-}
-
-func (t workloadTemplate) usesRepo(repo string) bool {
-	return imageIn(t.spec, repo) != ""
 }
 
 // imageIn returns the first image of spec's containers (then init
@@ -144,53 +114,6 @@ func imageIn(spec corev1.PodSpec, repo string) string {
 		}
 	}
 	return ""
-}
-
-// workloadTemplates returns the manifests' Deployments, StatefulSets and
-// DaemonSets, with their pod specs and desired replicas (1 for a DaemonSet:
-// a kind cluster usually has one node).
-func workloadTemplates(objs []*unstructured.Unstructured, cfg *config.Config) ([]workloadTemplate, error) {
-	var out []workloadTemplate
-	for _, o := range objs {
-		ws := kube.WorkloadsOf([]*unstructured.Unstructured{o})
-		if len(ws) == 0 || o.GroupVersionKind().Group != "apps" {
-			continue
-		}
-		w := ws[0]
-		if w.Namespace == "" {
-			w.Namespace = namespace(cfg)
-		}
-		t := workloadTemplate{w: w, desired: 1}
-		var err error
-		switch w.Kind {
-		case "Deployment":
-			var d appsv1.Deployment
-			err = runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d)
-			t.spec, t.desired = d.Spec.Template.Spec, replicas(d.Spec.Replicas)
-		case "StatefulSet":
-			var s appsv1.StatefulSet
-			err = runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &s)
-			t.spec, t.desired = s.Spec.Template.Spec, replicas(s.Spec.Replicas)
-		case "DaemonSet":
-			var d appsv1.DaemonSet
-			err = runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d)
-			t.spec = d.Spec.Template.Spec
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading %s from the manifests (%s): %w", w, kube.Source(o), err)
-		}
-		out = append(out, t)
-	}
-	return out, nil
-}
-
-func namespace(cfg *config.Config) string {
-	if cfg.Namespace != "" {
-		return cfg.Namespace
-	}
-	return "default"
 }
 
 func replicas(r *int32) int {
@@ -234,21 +157,21 @@ func getLive(ctx context.Context, cs kubernetes.Interface, w kube.Workload) (liv
 
 // collectWorkload adds workload t's live state to s. prefix names the
 // workload in problems when a service has several.
-func collectWorkload(ctx context.Context, cs kubernetes.Interface, s *Service, t workloadTemplate, repo string, prefix bool) error {
+func collectWorkload(ctx context.Context, cs kubernetes.Interface, s *Service, m *kube.Manifests, w kube.Workload, repo string, prefix bool) error {
 	name := func(msg string) string {
 		if prefix {
-			return t.w.String() + ": " + msg
+			return w.String() + ": " + msg
 		}
 		return msg
 	}
-	l, err := getLive(ctx, cs, t.w)
+	l, err := getLive(ctx, cs, w)
 	if apierrors.IsNotFound(err) {
-		s.Desired += t.desired
+		s.Desired += m.Replicas(w)
 		s.Problems = append(s.Problems, name(NotDeployed))
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("reading %s in namespace %s: %w", t.w, t.w.Namespace, err)
+		return fmt.Errorf("reading %s in namespace %s: %w", w, w.Namespace, err)
 	}
 	s.Desired += l.desired
 	s.Ready += l.ready
@@ -257,17 +180,17 @@ func collectWorkload(ctx context.Context, cs kubernetes.Interface, s *Service, t
 	}
 	sel, err := metav1.LabelSelectorAsSelector(l.selector)
 	if err != nil {
-		return fmt.Errorf("reading the selector of %s: %w", t.w, err)
+		return fmt.Errorf("reading the selector of %s: %w", w, err)
 	}
 	if sel.Empty() {
 		return nil // matches every pod in the namespace: nothing sensible to count
 	}
-	pods, err := cs.CoreV1().Pods(t.w.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	pods, err := cs.CoreV1().Pods(w.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
-		return fmt.Errorf("listing the pods of %s: %w", t.w, err)
+		return fmt.Errorf("listing the pods of %s: %w", w, err)
 	}
 	s.Restarts += restarts(pods.Items)
-	for _, p := range kube.Diagnose(ctx, cs, t.w.Namespace, sel) {
+	for _, p := range kube.Diagnose(ctx, cs, w.Namespace, sel) {
 		s.Problems = append(s.Problems, name(p))
 	}
 	return nil
@@ -285,46 +208,6 @@ func restarts(pods []corev1.Pod) int {
 	return n
 }
 
-// IngressURLs returns one URL per distinct Ingress rule host, in manifest
-// order; a rule without a host answers on "localhost". None when the
-// ingress controller is disabled.
-func IngressURLs(objs []*unstructured.Unstructured, cfg *config.Config) []string {
-	out := []string{}
-	if !cfg.Cluster.Ingress.IsEnabled() {
-		return out
-	}
-	seen := map[string]bool{}
-	for _, o := range objs {
-		if o.GetKind() != "Ingress" || o.GroupVersionKind().Group != "networking.k8s.io" {
-			continue
-		}
-		rules, _, _ := unstructured.NestedSlice(o.Object, "spec", "rules")
-		for _, r := range rules {
-			rm, _ := r.(map[string]any)
-			host, _ := rm["host"].(string)
-			if host == "" {
-				host = "localhost"
-			}
-			u := httpURL(host, cfg.Cluster.Ingress.HTTPPort)
-			if !seen[u] {
-				seen[u] = true
-				out = append(out, u)
-			}
-		}
-	}
-	return out
-}
-
-func httpURL(host string, port int) string {
-	if port == 80 || port == 0 {
-		if strings.Contains(host, ":") {
-			host = "[" + host + "]"
-		}
-		return "http://" + host + "/"
-	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/"
-}
-
 // forwards lists cfg's port-forwards; a forward bound to every address is
 // shown on 127.0.0.1.
 func forwards(cfg *config.Config) []Forward {
@@ -332,14 +215,10 @@ func forwards(cfg *config.Config) []Forward {
 	for _, s := range cfg.Services {
 		for _, pf := range s.PortForwards {
 			addr := pf.Address
-			if addr == "" || addr == "0.0.0.0" || addr == "::" {
+			if addr == "0.0.0.0" || addr == "::" {
 				addr = config.DefaultListenAddress
 			}
-			resource := pf.Resource
-			if resource == "" {
-				resource = "service/" + s.Name
-			}
-			out = append(out, Forward{Name: s.Name, URL: httpURL(addr, pf.Local), Target: fmt.Sprintf("%s:%d", resource, pf.Port)})
+			out = append(out, Forward{Name: s.Name, URL: kube.HTTPURL(addr, pf.Local), Target: fmt.Sprintf("%s:%d", pf.Resource, pf.Port)})
 		}
 	}
 	return out

@@ -3,19 +3,20 @@ package status
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
-	"sigs.k8s.io/yaml"
 
 	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/kube"
 )
 
 const manifests = `
@@ -78,17 +79,20 @@ spec:
     - http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: hello, port: {number: 80}}}}]}
 `
 
-func parse(t *testing.T, docs string) []*unstructured.Unstructured {
+// prepare writes the fixture manifests to a file of cfg's and prepares them
+// as devloop does (render, no images built, labels).
+func prepare(t *testing.T, cfg *config.Config) *kube.Manifests {
 	t.Helper()
-	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split(docs, "\n---\n") {
-		var m map[string]any
-		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
-			t.Fatalf("parsing fixture: %v\n%s", err, doc)
-		}
-		out = append(out, &unstructured.Unstructured{Object: m})
+	path := filepath.Join(t.TempDir(), "manifests.yaml")
+	if err := os.WriteFile(path, []byte(manifests), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	return out
+	cfg.Manifests = []string{path}
+	m, err := kube.Prepare(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func testConfig() *config.Config {
@@ -102,7 +106,7 @@ func testConfig() *config.Config {
 				{Local: 18081, Port: 8080, Resource: "deployment/hello", Address: "0.0.0.0"},
 			}},
 			{Name: "agent", Image: "example.com/team/agent"},
-			{Name: "docs"}, // image defaults to the name; no workload uses it
+			{Name: "docs", Image: "docs"}, // no workload uses it
 		},
 	}
 }
@@ -140,7 +144,7 @@ func crashLooping(p *corev1.Pod) *corev1.Pod {
 }
 
 func TestCollectClusterNotRunning(t *testing.T) {
-	r, err := Collect(context.Background(), nil, testConfig(), parse(t, manifests))
+	r, err := Collect(context.Background(), nil, testConfig(), prepare(t, testConfig()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +194,7 @@ func TestCollectLive(t *testing.T) {
 		pod("jobs", "hello-x", "hello", 9),  // nor another namespace's
 		pod("default", "agent-1", "agent", 0),
 	)
-	r, err := Collect(context.Background(), cs, testConfig(), parse(t, manifests))
+	r, err := Collect(context.Background(), cs, testConfig(), prepare(t, testConfig()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +223,7 @@ func TestCollectLive(t *testing.T) {
 func TestCollectNotDeployed(t *testing.T) {
 	cfg := testConfig()
 	cfg.Services = cfg.Services[1:2] // agent only: one workload, so the problem is not prefixed
-	r, err := Collect(context.Background(), fake.NewClientset(), cfg, parse(t, manifests))
+	r, err := Collect(context.Background(), fake.NewClientset(), cfg, prepare(t, cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +237,7 @@ func TestCollectAPIError(t *testing.T) {
 	cs := fake.NewClientset()
 	boom := errors.New("connection refused")
 	cs.PrependReactor("get", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, boom })
-	r, err := Collect(context.Background(), cs, testConfig(), parse(t, manifests))
+	r, err := Collect(context.Background(), cs, testConfig(), prepare(t, testConfig()))
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "reading deployment/hello in namespace default") {
 		t.Fatalf("err = %v, want the wrapped API error", err)
 	}
@@ -246,29 +250,11 @@ func TestIngressDisabled(t *testing.T) {
 	cfg := testConfig()
 	off := false
 	cfg.Cluster.Ingress.Enabled = &off
-	r, err := Collect(context.Background(), nil, cfg, parse(t, manifests))
+	r, err := Collect(context.Background(), nil, cfg, prepare(t, cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(r.Ingress) != 0 || r.Ingress == nil {
 		t.Errorf("ingress = %#v, want empty (not nil)", r.Ingress)
-	}
-}
-
-func TestHTTPURL(t *testing.T) {
-	tests := []struct {
-		host string
-		port int
-		want string
-	}{
-		{"hello.localhost", 8080, "http://hello.localhost:8080/"},
-		{"hello.localhost", 80, "http://hello.localhost/"},
-		{"::1", 18080, "http://[::1]:18080/"},
-		{"::1", 80, "http://[::1]/"},
-	}
-	for _, tt := range tests {
-		if got := httpURL(tt.host, tt.port); got != tt.want {
-			t.Errorf("httpURL(%q, %d) = %q, want %q", tt.host, tt.port, got, tt.want)
-		}
 	}
 }

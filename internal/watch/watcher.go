@@ -1,4 +1,4 @@
-package sync
+package watch
 
 import (
 	"context"
@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"k8s.io/utils/clock"
+
+	"github.com/devloop-dev/devloop/internal/paths"
 )
 
 // Root is one file or directory to watch, with the matcher deciding which
@@ -22,6 +25,10 @@ import (
 type Root struct {
 	// Path is an absolute file or directory. It need not exist yet.
 	Path string
+	// Name says whose root this is (a service's name); changes carry the
+	// names of the roots that want them, so routing never matches again.
+	// Empty for roots routed by path alone (manifests, devloop.yaml).
+	Name string
 	// Ignore decides which paths under Path are ignored; nil means DefaultIgnore.
 	Ignore PathMatcher
 }
@@ -34,11 +41,10 @@ func (r Root) ignore() PathMatcher {
 }
 
 // Wants reports whether a change to absPath concerns this root: absPath is
-// the root or below it, and not ignored. The engine uses it to route a batch
-// to the services whose roots it touches.
+// the root or below it, and not ignored.
 func (r Root) Wants(absPath string) bool {
 	p := filepath.Clean(absPath)
-	return isUnder(p, filepath.Clean(r.Path)) && !r.ignore().Matches(p)
+	return paths.Under(p, filepath.Clean(r.Path)) && !r.ignore().Matches(p)
 }
 
 // WatchOptions configures NewWatcher.
@@ -50,8 +56,15 @@ type WatchOptions struct {
 	Quiet time.Duration
 	// Cap bounds how long a batch may keep growing. Default DefaultCap.
 	Cap time.Duration
-	// Clock defaults to RealClock.
-	Clock Clock
+	// Clock defaults to the real clock (tests run in testing/synctest).
+	Clock clock.Clock
+}
+
+// Change is one changed path of a batch and the names of the roots that
+// want it (its services; empty when only unnamed roots do).
+type Change struct {
+	Path  string
+	Roots []string
 }
 
 // ErrWatchLimit is matched (errors.Is) by the error returned when the kernel
@@ -113,7 +126,7 @@ type Watcher struct {
 	watched map[string]bool // owned by the run goroutine after NewWatcher returns
 
 	raw    chan fsChange
-	events <-chan []string
+	events <-chan []Change
 	errs   chan error
 
 	ctx    context.Context
@@ -168,15 +181,15 @@ func newWatcher(ctx context.Context, opts WatchOptions, be backend) (*Watcher, e
 			return nil, err
 		}
 	}
-	w.events = coalesce(ctx, opts.Clock, opts.Quiet, opts.Cap, w.raw, &changeSet{})
+	w.events = coalesce(ctx, opts.Clock, opts.Quiet, opts.Cap, w.raw, &changeSet{classify: w.wanters})
 	go w.run()
 	return w, nil
 }
 
-// Events delivers batches of absolute changed paths (deduplicated, sorted).
-// A batch containing a root path means "anything under it may have changed"
+// Events delivers batches of changes (one per absolute path, sorted by
+// path). A change of a root path means "anything under it may have changed"
 // (sent after an event-queue overflow). Closed after Close.
-func (w *Watcher) Events() <-chan []string { return w.events }
+func (w *Watcher) Events() <-chan []Change { return w.events }
 
 // Errors delivers non-fatal watch errors. Closed after Close.
 func (w *Watcher) Errors() <-chan error { return w.errs }
@@ -229,7 +242,7 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 			}
 		}
 	}
-	if w.relevant(p) {
+	if w.underRoot(p) {
 		w.send(fsChange{path: p, op: ev.Op})
 	}
 }
@@ -261,14 +274,30 @@ func (w *Watcher) reportError(err error) {
 	}
 }
 
-// relevant reports whether a change to p should be reported.
-func (w *Watcher) relevant(p string) bool {
+// underRoot is the cheap first look at an event: is p (under) a root at all.
+// Whether a root ignores it is decided once per path and batch, by wanters.
+func (w *Watcher) underRoot(p string) bool {
 	for _, r := range w.roots {
-		if r.Wants(p) {
+		if paths.Under(p, r.Path) {
 			return true
 		}
 	}
 	return false
+}
+
+// wanters returns the names of the roots that want a change to p, and
+// whether any root (named or not) does.
+func (w *Watcher) wanters(p string) (names []string, wanted bool) {
+	for _, r := range w.roots {
+		if r.Wants(p) {
+			wanted = true
+			if r.Name != "" && !slices.Contains(names, r.Name) {
+				names = append(names, r.Name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names, wanted
 }
 
 // wantDir reports whether directory d must be watched: it is (under) a root
@@ -276,10 +305,10 @@ func (w *Watcher) relevant(p string) bool {
 // down to a root that does not exist (yet).
 func (w *Watcher) wantDir(d string) bool {
 	for i, r := range w.roots {
-		if isUnder(d, r.Path) && !r.ignore().MatchesEntireDir(d) {
+		if paths.Under(d, r.Path) && !r.ignore().MatchesEntireDir(d) {
 			return true
 		}
-		if d != r.Path && isUnder(r.Path, d) && isUnder(d, w.anchors[i]) {
+		if d != r.Path && paths.Under(r.Path, d) && paths.Under(d, w.anchors[i]) {
 			return true
 		}
 	}
@@ -317,7 +346,7 @@ func (w *Watcher) addTree(d string, emit bool) error {
 				errs = append(errs, err)
 			}
 		}
-		if emit && w.relevant(c) {
+		if emit && w.underRoot(c) {
 			w.send(fsChange{path: c, op: fsnotify.Create})
 		}
 	}
@@ -330,59 +359,58 @@ func (w *Watcher) unwatchTree(p string) {
 		return
 	}
 	for d := range w.watched {
-		if isUnder(d, p) {
+		if paths.Under(d, p) {
 			_ = w.be.Remove(d) // usually already gone with the directory
 			delete(w.watched, d)
 		}
 	}
 }
 
-// changeSet accumulates raw changes and drops, at flush time, paths whose
-// first change in the batch was a creation and which no longer exist: the
-// temp file of an atomic save (write temp, rename over the real file) was
-// born and died within the batch, so it is no change at all.
+// changeSet accumulates raw changes, asking classify once per path and
+// batch which roots want it (a path no root wants is dropped), and drops, at
+// flush time, paths whose first change in the batch was a creation and which
+// no longer exist: the temp file of an atomic save (write temp, rename over
+// the real file) was born and died within the batch, so it is no change.
 type changeSet struct {
-	first map[string]fsnotify.Op
-	lstat func(string) (fs.FileInfo, error) // nil: os.Lstat
+	classify func(string) ([]string, bool)
+	lstat    func(string) (fs.FileInfo, error) // nil: os.Lstat
+	first    map[string]fsnotify.Op
+	roots    map[string][]string
 }
 
-func (s *changeSet) add(c fsChange) {
+// add records c and reports whether it belongs to the batch.
+func (s *changeSet) add(c fsChange) bool {
 	if s.first == nil {
-		s.first = map[string]fsnotify.Op{}
+		s.first, s.roots = map[string]fsnotify.Op{}, map[string][]string{}
 	}
-	if _, ok := s.first[c.path]; !ok {
-		s.first[c.path] = c.op
+	if _, ok := s.first[c.path]; ok {
+		return true
 	}
+	names, wanted := s.classify(c.path)
+	if !wanted {
+		return false
+	}
+	s.first[c.path], s.roots[c.path] = c.op, names
+	return true
 }
 
-func (s *changeSet) flush() []string {
+func (s *changeSet) flush() []Change {
 	lstat := s.lstat
 	if lstat == nil {
 		lstat = os.Lstat
 	}
-	out := make([]string, 0, len(s.first))
+	out := make([]Change, 0, len(s.first))
 	for p, op := range s.first {
 		if op.Has(fsnotify.Create) {
 			if _, err := lstat(p); errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
 		}
-		out = append(out, p)
+		out = append(out, Change{Path: p, Roots: s.roots[p]})
 	}
-	s.first = nil
-	slices.Sort(out)
+	s.first, s.roots = nil, nil
+	slices.SortFunc(out, func(a, b Change) int { return strings.Compare(a.Path, b.Path) })
 	return out
-}
-
-// isUnder reports whether p is dir or below it (both clean).
-func isUnder(p, dir string) bool {
-	if p == dir {
-		return true
-	}
-	if dir == string(filepath.Separator) {
-		return strings.HasPrefix(p, dir)
-	}
-	return strings.HasPrefix(p, dir+string(filepath.Separator))
 }
 
 // nearestExistingAncestor returns the closest strict ancestor of p that exists.

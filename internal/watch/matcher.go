@@ -1,7 +1,7 @@
 // Package sync watches source trees for changes, decides which changes
 // matter (dockerignore semantics plus editor temp files), debounces them into
 // batches, and live-syncs changed files into running containers.
-package sync
+package watch
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	gosync "sync"
+	"sync"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -81,7 +81,7 @@ func (DefaultIgnore) MatchesEntireDir(absPath string) bool {
 type Matcher struct {
 	dir string // absolute, cleaned context directory
 
-	mu gosync.Mutex // patternmatcher compiles lazily and is not concurrency-safe
+	mu sync.Mutex // patternmatcher compiles lazily and is not concurrency-safe
 	pm *patternmatcher.PatternMatcher
 }
 

@@ -1,4 +1,4 @@
-package sync
+package livesync
 
 import (
 	"archive/tar"
@@ -12,9 +12,10 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	gosync "sync"
+	"sync"
 
 	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/paths"
 )
 
 // Execer runs a command in a container, streaming stdin/stdout/stderr. A
@@ -62,7 +63,7 @@ func PlanSync(rules []config.SyncRule, changed []string) (files []FileCopy, rest
 func PlanSyncWith(rules []config.SyncRule, changed []string, lstat func(string) (fs.FileInfo, error)) (files []FileCopy, rest []string) {
 	for _, p := range changed {
 		p = filepath.Clean(p)
-		rule, ok := ruleFor(rules, p)
+		rule, ok := RuleFor(rules, p)
 		if !ok {
 			rest = append(rest, p)
 			continue
@@ -88,9 +89,10 @@ func PlanSyncWith(rules []config.SyncRule, changed []string, lstat func(string) 
 	return files, rest
 }
 
-func ruleFor(rules []config.SyncRule, p string) (config.SyncRule, bool) {
+// RuleFor returns the first rule whose Src is p or contains it.
+func RuleFor(rules []config.SyncRule, p string) (config.SyncRule, bool) {
 	for _, r := range rules {
-		if r.Src != "" && r.Dest != "" && isUnder(p, filepath.Clean(r.Src)) {
+		if r.Src != "" && r.Dest != "" && paths.Under(p, filepath.Clean(r.Src)) {
 			return r, true
 		}
 	}
@@ -276,7 +278,7 @@ func isNoTar(err error, stderr string) bool {
 // limitedBuffer keeps the last 4 KiB written to it, for error messages. It
 // is safe for concurrent writes (stdout and stderr may share one).
 type limitedBuffer struct {
-	mu gosync.Mutex
+	mu sync.Mutex
 	b  bytes.Buffer
 }
 

@@ -1,11 +1,14 @@
-package sync
+package watch
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 // The coalescer tests run inside synctest bubbles: time there is virtual and
@@ -14,8 +17,45 @@ import (
 // instantly; they are not synchronisation by waiting. synctest.Wait then
 // guarantees the coalescer goroutine has processed everything sent so far.
 
+// startCoalesce runs the coalescer on plain paths that every root wants
+// and returns its input and its output as paths.
+func startCoalesce(ctx context.Context, quiet, capDur time.Duration) (chan<- string, <-chan []Change) {
+	in, raw := make(chan string), make(chan fsChange)
+	acc := &changeSet{classify: func(string) ([]string, bool) { return nil, true }}
+	out := coalesce(ctx, nil, quiet, capDur, raw, acc)
+	go func() {
+		defer close(raw)
+		for {
+			var p string
+			select {
+			case v, ok := <-in:
+				if !ok {
+					return
+				}
+				p = v
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case raw <- fsChange{path: p, op: fsnotify.Write}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return in, out
+}
+
+func changePaths(b []Change) []string {
+	var out []string
+	for _, c := range b {
+		out = append(out, c.Path)
+	}
+	return out
+}
+
 // recvNow returns a batch if one is ready right now (after synctest.Wait).
-func recvNow(t *testing.T, out <-chan []string) ([]string, bool) {
+func recvNow(t *testing.T, out <-chan []Change) ([]string, bool) {
 	t.Helper()
 	synctest.Wait()
 	select {
@@ -23,7 +63,7 @@ func recvNow(t *testing.T, out <-chan []string) ([]string, bool) {
 		if !ok {
 			t.Fatalf("output closed")
 		}
-		return b, true
+		return changePaths(b), true
 	default:
 		return nil, false
 	}
@@ -31,8 +71,7 @@ func recvNow(t *testing.T, out <-chan []string) ([]string, bool) {
 
 func TestCoalesceQuiet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		in := make(chan string)
-		out := Coalesce(t.Context(), RealClock{}, 150*time.Millisecond, 10*time.Second, in)
+		in, out := startCoalesce(t.Context(), 150*time.Millisecond, 10*time.Second)
 		in <- "/b"
 		time.Sleep(50 * time.Millisecond)
 		in <- "/a"
@@ -62,9 +101,8 @@ func TestCoalesceQuiet(t *testing.T) {
 
 func TestCoalesceCap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		in := make(chan string)
 		quiet, capDur := 150*time.Millisecond, time.Second
-		out := Coalesce(t.Context(), RealClock{}, quiet, capDur, in)
+		in, out := startCoalesce(t.Context(), quiet, capDur)
 		start := time.Now()
 		var batches [][]string
 		var times []time.Duration
@@ -88,8 +126,7 @@ func TestCoalesceCap(t *testing.T) {
 
 func TestCoalesceSlowConsumerMerges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		in := make(chan string)
-		out := Coalesce(t.Context(), RealClock{}, 150*time.Millisecond, 10*time.Second, in)
+		in, out := startCoalesce(t.Context(), 150*time.Millisecond, 10*time.Second)
 		in <- "/x"
 		time.Sleep(time.Second) // batch [/x] is due; nobody receives
 		in <- "/a"              // input is still accepted
@@ -106,12 +143,11 @@ func TestCoalesceSlowConsumerMerges(t *testing.T) {
 
 func TestCoalesceInputClosedFlushes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		in := make(chan string)
-		out := Coalesce(t.Context(), RealClock{}, time.Hour, time.Hour, in)
+		in, out := startCoalesce(t.Context(), time.Hour, time.Hour)
 		in <- "/a"
 		close(in)
 		b, ok := <-out
-		if !ok || !slices.Equal(b, []string{"/a"}) {
+		if !ok || !slices.Equal(changePaths(b), []string{"/a"}) {
 			t.Errorf("batch = %v, %v; want [/a] flushed on close", b, ok)
 		}
 		if _, ok := <-out; ok {
@@ -123,8 +159,7 @@ func TestCoalesceInputClosedFlushes(t *testing.T) {
 func TestCoalesceContextCancelCloses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
-		in := make(chan string)
-		out := Coalesce(ctx, RealClock{}, 0, 0, in) // defaults
+		in, out := startCoalesce(ctx, 0, 0) // defaults
 		in <- "/a"
 		cancel()
 		for range out { // must terminate
@@ -132,16 +167,15 @@ func TestCoalesceContextCancelCloses(t *testing.T) {
 	})
 }
 
-func TestMergeSorted(t *testing.T) {
-	tests := []struct{ a, b, want []string }{
-		{nil, nil, nil},
-		{[]string{"a"}, nil, []string{"a"}},
-		{nil, []string{"a"}, []string{"a"}},
-		{[]string{"a", "c"}, []string{"b", "c", "d"}, []string{"a", "b", "c", "d"}},
+func TestMergeChanges(t *testing.T) {
+	a := []Change{{Path: "a", Roots: []string{"web"}}, {Path: "c", Roots: []string{"api"}}}
+	b := []Change{{Path: "b"}, {Path: "c", Roots: []string{"web", "api"}}, {Path: "d"}}
+	got := mergeChanges(a, b)
+	want := []Change{{Path: "a", Roots: []string{"web"}}, {Path: "b"}, {Path: "c", Roots: []string{"api", "web"}}, {Path: "d"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("mergeChanges = %+v, want %+v", got, want)
 	}
-	for _, tt := range tests {
-		if got := mergeSorted(tt.a, tt.b); !slices.Equal(got, tt.want) {
-			t.Errorf("mergeSorted(%v, %v) = %v, want %v", tt.a, tt.b, got, tt.want)
-		}
+	if got := mergeChanges(nil, b); !reflect.DeepEqual(got, b) {
+		t.Errorf("mergeChanges(nil, b) = %+v, want b", got)
 	}
 }

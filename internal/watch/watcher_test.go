@@ -1,4 +1,4 @@
-package sync
+package watch
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	gosync "sync"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -83,10 +83,11 @@ func (f *watchFixture) waitFor(rels ...string) [][]string {
 	deadline := time.After(20 * time.Second)
 	for len(want) > 0 {
 		select {
-		case b, ok := <-f.w.Events():
+		case cb, ok := <-f.w.Events():
 			if !ok {
 				f.t.Fatalf("events closed while waiting for %v", rels)
 			}
+			b := changePaths(cb)
 			got = append(got, b)
 			f.batches = append(f.batches, b)
 			for _, p := range b {
@@ -331,7 +332,7 @@ type fakeBackend struct {
 	errs   chan error
 	addErr func(path string) error
 
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	added []string
 }
 
@@ -376,8 +377,8 @@ func TestWatcherOverflowRescansRoots(t *testing.T) {
 	}
 	be.errs <- fmt.Errorf("reading events: %w", fsnotify.ErrEventOverflow)
 	select {
-	case got := <-w.Events():
-		if want := []string{a, b}; !slices.Equal(got, want) {
+	case cb := <-w.Events():
+		if got, want := changePaths(cb), []string{a, b}; !slices.Equal(got, want) {
 			t.Errorf("batch after overflow = %v, want the roots %v", got, want)
 		}
 	case <-time.After(10 * time.Second):

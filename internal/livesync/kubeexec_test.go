@@ -1,10 +1,10 @@
-package sync
+package livesync
 
 import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 
 	"k8s.io/client-go/kubernetes"
@@ -14,7 +14,7 @@ import (
 // TestKubeExecerRequest checks the exec request the executer sends (path and
 // query) and that a refused upgrade surfaces as an error after falling back.
 func TestKubeExecerRequest(t *testing.T) {
-	var mu gosync.Mutex
+	var mu sync.Mutex
 	var reqs []*http.Request
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()

@@ -1,0 +1,317 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/devloop-dev/devloop/internal/config"
+)
+
+// Manifests are a project's rendered manifests with the built images
+// substituted and devloop's labels on every object: what an apply sends,
+// and which workloads run which service. Everything that asks "which pods
+// are this service's" (rollouts, status, logs, live sync, the live view)
+// asks it here.
+type Manifests struct {
+	Objects []*unstructured.Unstructured
+	// Services maps each service of the config to the workloads whose pod
+	// templates run its image (sorted by Key). Every service has an entry.
+	Services map[string][]Workload
+	// Workloads are every workload of the manifests, in manifest order.
+	Workloads []Workload
+	// IngressURLs has one URL per distinct Ingress rule host, in manifest
+	// order (none when the ingress controller is disabled).
+	IngressURLs []string
+
+	repos    map[string]string // service → normalised image repository
+	order    []string          // services in config order
+	replicas map[string]int    // Workload.Key → desired pods
+}
+
+// Prepare renders cfg's manifests, substitutes images (image repository →
+// built ref; services without a built image keep what the manifests say)
+// and labels everything for cfg's project. It reads files only: a manifest
+// that does not parse fails here, before anything is sent to a cluster.
+func Prepare(cfg *config.Config, images map[string]string) (*Manifests, error) {
+	objs, err := Render(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := Substitute(objs, images); err != nil {
+		return nil, err
+	}
+	Label(objs, cfg.Name)
+	m := &Manifests{Objects: objs, Services: map[string][]Workload{}, Workloads: WorkloadsOf(objs),
+		IngressURLs: ingressURLs(objs, cfg.Cluster.Ingress), repos: map[string]string{}, replicas: map[string]int{}}
+	for _, o := range objs {
+		m.replicas[workloadOf(o).Key()] = desiredPods(o)
+	}
+	for _, svc := range cfg.Services {
+		m.order = append(m.order, svc.Name)
+		m.repos[svc.Name] = normalizeRepo(svc.Image)
+		ws := []Workload{}
+		for _, k := range workloadsRunning(objs, svc.Image) {
+			w, err := ParseWorkloadKey(k)
+			if err != nil {
+				return nil, err
+			}
+			ws = append(ws, w)
+		}
+		m.Services[svc.Name] = ws
+	}
+	return m, nil
+}
+
+// Replicas is how many pods the manifests ask w to run (1 when unset, 1 for
+// a DaemonSet: a kind cluster has few nodes).
+func (m *Manifests) Replicas(w Workload) int { return m.replicas[w.Key()] }
+
+// ServiceOf names the service whose image one of pod's containers runs, or
+// "" when none does.
+func (m *Manifests) ServiceOf(pod *corev1.Pod) string {
+	for _, name := range m.order {
+		if len(m.ContainersOf(name, pod)) > 0 {
+			return name
+		}
+	}
+	return ""
+}
+
+// ContainersOf returns the containers (init containers first) of pod that
+// run service svc's image.
+func (m *Manifests) ContainersOf(svc string, pod *corev1.Pod) []string {
+	repo, ok := m.repos[svc]
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range list {
+			if normalizeRepo(c.Image) == repo {
+				out = append(out, c.Name)
+			}
+		}
+	}
+	return out
+}
+
+func workloadOf(o *unstructured.Unstructured) Workload {
+	return Workload{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}
+}
+
+// desiredPods reads spec.replicas of a workload object (default 1).
+func desiredPods(o *unstructured.Unstructured) int {
+	if n, found, err := unstructured.NestedInt64(o.Object, "spec", "replicas"); found && err == nil {
+		return int(n)
+	}
+	return 1
+}
+
+// workloadsRunning returns the keys of the workloads whose pod templates
+// use image repository repo (sorted).
+func workloadsRunning(objs []*unstructured.Unstructured, repo string) []string {
+	want := normalizeRepo(repo)
+	var out []string
+	for _, o := range objs {
+		tmpl, ok := podTemplate(o)
+		if !ok {
+			continue
+		}
+		for _, field := range []string{"initContainers", "containers"} {
+			list, _, _ := unstructured.NestedSlice(tmpl, "spec", field)
+			for _, c := range list {
+				cm, _ := c.(map[string]any)
+				if img, _ := cm["image"].(string); img != "" && normalizeRepo(img) == want {
+					out = appendUnique(out, workloadOf(o).Key())
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ingressURLs returns one URL per distinct Ingress rule host, in manifest
+// order; a rule without a host answers on "localhost".
+func ingressURLs(objs []*unstructured.Unstructured, in config.Ingress) []string {
+	out := []string{}
+	if !in.IsEnabled() {
+		return out
+	}
+	seen := map[string]bool{}
+	for _, o := range objs {
+		if o.GetKind() != "Ingress" || o.GroupVersionKind().Group != "networking.k8s.io" {
+			continue
+		}
+		rules, _, _ := unstructured.NestedSlice(o.Object, "spec", "rules")
+		for _, r := range rules {
+			rm, _ := r.(map[string]any)
+			host, _ := rm["host"].(string)
+			if host == "" {
+				host = "localhost"
+			}
+			u := HTTPURL(host, in.HTTPPort)
+			if !seen[u] {
+				seen[u] = true
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+// HTTPURL is http://host:port/ (no port for 80), with IPv6 hosts bracketed.
+func HTTPURL(host string, port int) string {
+	if port == 80 || port == 0 {
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		return "http://" + host + "/"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/"
+}
+
+// Deployer runs the deploy pipeline of one project against one cluster:
+// Prepare → Apply (server-side, with prune) → wait for the rollouts.
+type Deployer struct {
+	cfg     *config.Config
+	applier *Applier
+	cs      kubernetes.Interface
+	wake    Waker
+}
+
+// Waker lets rollout waits sleep until something changes in the cluster
+// instead of polling: Subscribe returns a channel that receives (without
+// blocking the sender) whenever a watched pod or workload changes.
+type Waker interface {
+	Subscribe() (ch <-chan struct{}, cancel func())
+}
+
+// NewDeployer returns the deployer for cfg's project on the cluster behind
+// c. wake (the session's shared informers) wakes rollout waits early; nil
+// means they poll.
+func NewDeployer(cfg *config.Config, c *Clients, wake Waker) *Deployer {
+	return &Deployer{cfg: cfg, applier: NewApplier(c, cfg.Name, cfg.Namespace), cs: c.Core, wake: wake}
+}
+
+// DeployOptions say which rollouts a deploy waits for.
+type DeployOptions struct {
+	// Services whose workloads to wait for; All waits for every workload.
+	Services []string
+	All      bool
+	// Timeout bounds each rollout.
+	Timeout time.Duration
+	// Waiting is called as the wait for w starts; the returned report is
+	// given each new one-line account of what the wait is waiting for, and
+	// done is called when it ends. Either may be nil.
+	Waiting func(w Workload) (report func(string), done func())
+}
+
+// Deployed is the result of one deploy.
+type Deployed struct {
+	Manifests *Manifests
+	Applied   ApplyResult
+	// Failed maps a service to why the rollout of one of its workloads failed.
+	Failed map[string]error
+	// OthersFailed are rollout failures of workloads that run no service's
+	// image (a database, say).
+	OthersFailed []error
+}
+
+// Deploy prepares cfg's manifests with images, applies them and waits for
+// the rollouts opts asks for. An error is a failure before or during the
+// apply (nothing was rolled); rollout failures are in the result.
+func (d *Deployer) Deploy(ctx context.Context, images map[string]string, opts DeployOptions) (*Deployed, error) {
+	m, err := Prepare(d.cfg, images)
+	if err != nil {
+		return nil, err
+	}
+	res, err := d.applier.Apply(ctx, m.Objects)
+	if err != nil {
+		return nil, err
+	}
+	out := &Deployed{Manifests: m, Applied: res, Failed: map[string]error{}}
+	owners := map[string][]string{} // workload key → services that run it
+	var wait []Workload
+	add := func(w Workload, svc string) {
+		k := w.Key()
+		if _, ok := owners[k]; !ok {
+			wait = append(wait, w)
+			owners[k] = nil
+		}
+		if svc != "" {
+			owners[k] = append(owners[k], svc)
+		}
+	}
+	for _, svc := range opts.Services {
+		for _, w := range m.Services[svc] {
+			add(w, svc)
+		}
+	}
+	if opts.All {
+		for _, w := range m.Workloads {
+			add(w, "")
+		}
+	}
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for _, w := range wait {
+		if w.Kind == "Job" || w.Kind == "CronJob" || w.Kind == "ReplicaSet" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var report func(string)
+			if opts.Waiting != nil {
+				r, done := opts.Waiting(w)
+				report = r
+				if done != nil {
+					defer done()
+				}
+			}
+			err := d.WaitRollout(ctx, w, opts.Timeout, report)
+			if err == nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(owners[w.Key()]) == 0 {
+				out.OthersFailed = append(out.OthersFailed, err)
+			}
+			for _, svc := range owners[w.Key()] {
+				out.Failed[svc] = errors.Join(out.Failed[svc], err)
+			}
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// WaitRollout waits for w as the package-level WaitRollout does, woken by
+// the deployer's shared informers.
+func (d *Deployer) WaitRollout(ctx context.Context, w Workload, timeout time.Duration, report func(string)) error {
+	return waitRollout(ctx, d.cs, d.wake, w, timeout, report)
+}
+
+// DeleteAll deletes everything devloop applied for the project (its inventory).
+func (d *Deployer) DeleteAll(ctx context.Context) ([]string, error) {
+	deleted, err := d.applier.DeleteAll(ctx)
+	if err != nil {
+		return deleted, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
+	}
+	return deleted, nil
+}

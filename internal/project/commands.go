@@ -1,0 +1,241 @@
+package project
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/devloop-dev/devloop/internal/build"
+	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/doctor"
+	"github.com/devloop-dev/devloop/internal/kube"
+	"github.com/devloop-dev/devloop/internal/logs"
+	"github.com/devloop-dev/devloop/internal/status"
+	"github.com/devloop-dev/devloop/internal/ui"
+)
+
+// Build builds the named services' images (all when names is empty), at
+// most parallel at a time, and loads each built one into the cluster when
+// the cluster exists. A failed build does not stop the others; the error
+// joins every failure.
+func Build(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, names []string, parallel int) error {
+	svcs := cfg.Services
+	if len(names) > 0 {
+		svcs = nil
+		for _, n := range names {
+			svc, ok := cfg.Service(n)
+			if !ok {
+				return fmt.Errorf("no service %q in %s", n, cfg.Path)
+			}
+			svcs = append(svcs, svc)
+		}
+	}
+	eng, err := deps.Engine(ctx)
+	if err != nil {
+		return err
+	}
+	exists, err := deps.Clusters.Exists(cfg.Cluster.Name)
+	if err != nil {
+		return err
+	}
+	stop := out.Progress("build", fmt.Sprintf("building %d image(s)", len(svcs)))
+	var (
+		mu    sync.Mutex
+		built = map[string]build.Image{}
+		errs  []error
+	)
+	g := errgroup.Group{}
+	g.SetLimit(max(parallel, 1))
+	for _, svc := range svcs {
+		g.Go(func() error {
+			w := out.Writer(svc.Name)
+			img, err := eng.Builder.Build(ctx, svc, w)
+			_ = w.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				built[svc.Name] = img
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	stop()
+	for _, svc := range svcs {
+		img, ok := built[svc.Name]
+		if !ok {
+			continue
+		}
+		out.Line(svc.Name, "built %s", img.Ref())
+		if !exists {
+			continue
+		}
+		res, err := eng.Loader.Load(ctx, cfg.Cluster.Name, img.Ref(), out.Writer(svc.Name))
+		if err != nil {
+			return fmt.Errorf("loading %s into cluster %q: %w", img.Ref(), cfg.Cluster.Name, err)
+		}
+		for _, n := range res.Nodes {
+			if n.Skipped {
+				out.Line(svc.Name, "node %s already has %s", n.Name, img.Ref())
+			} else {
+				out.Line(svc.Name, "loaded into node %s in %s (%s sent)", n.Name, n.Duration.Round(time.Millisecond), ui.Bytes(n.Bytes))
+			}
+		}
+	}
+	if !exists && len(built) > 0 {
+		out.Line("devloop", "cluster %q does not exist: images were built but not loaded ('devloop up' creates it)", cfg.Cluster.Name)
+	}
+	return errors.Join(errs...)
+}
+
+// Down deletes what devloop applied for cfg's project (its inventory) and,
+// with deleteCluster, the kind cluster.
+func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, deleteCluster bool) error {
+	name := cfg.Cluster.Name
+	conn, ok, err := open(cfg, deps)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		out.Line("devloop", "cluster %q does not exist: nothing to remove", name)
+		return nil
+	}
+	deleted, err := conn.Deployer.DeleteAll(ctx)
+	if err != nil {
+		return err
+	}
+	if len(deleted) == 0 {
+		out.Line("devloop", "nothing deployed by devloop for project %q", cfg.Name)
+	} else {
+		out.Line("devloop", "removed %s", strings.Join(deleted, ", "))
+	}
+	if deleteCluster {
+		begin := time.Now()
+		if err := deps.Clusters.Delete(ctx, name); err != nil {
+			return err
+		}
+		out.Line("cluster", "deleted cluster %q in %s", name, since(begin))
+	}
+	return nil
+}
+
+// Status reports cfg's services from the cluster's state (from the
+// manifests alone when the cluster does not exist).
+func Status(ctx context.Context, cfg *config.Config, deps *Deps) (status.Report, error) {
+	m, err := kube.Prepare(cfg, nil)
+	if err != nil {
+		return status.Report{}, err
+	}
+	conn, running, err := open(cfg, deps)
+	if err != nil {
+		return status.Report{}, err
+	}
+	if !running {
+		return status.Collect(ctx, nil, cfg, m)
+	}
+	return status.Collect(ctx, conn.Clients.Core, cfg, m)
+}
+
+// Doctor checks the machine and cfg's manifests.
+func Doctor(ctx context.Context, cfg *config.Config, deps *Deps) []doctor.Result {
+	dockerVersion := func(ctx context.Context) (string, string, error) {
+		eng, err := deps.Engine(ctx)
+		if err != nil {
+			return "", "", err
+		}
+		return eng.Version(ctx)
+	}
+	results := doctor.Machine(ctx, doctor.DefaultEnv(dockerVersion, deps.Clusters.Exists), cfg)
+	objs, err := kube.Render(cfg)
+	if err != nil {
+		return append(results, doctor.Result{Level: doctor.Fail, Check: "manifests", Message: err.Error(), Fix: "fix the manifest named above"})
+	}
+	return append(results, doctor.Manifests(objs, cfg)...)
+}
+
+// LogsOptions configure Logs.
+type LogsOptions struct {
+	// Service limits the stream to one service's pods.
+	Service string
+	// Since limits it to lines newer than this (0: from each container's start).
+	Since time.Duration
+	// Follow keeps streaming and follows new pods and restarts.
+	Follow bool
+}
+
+// Logs streams the logs of every container devloop deployed for cfg's
+// project (or one service's), prefixed and colored, until ctx ends (or,
+// without Follow, until what is there was printed).
+func Logs(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, o LogsOptions) error {
+	if o.Service != "" {
+		if _, ok := cfg.Service(o.Service); !ok {
+			return fmt.Errorf("no service %q in %s", o.Service, cfg.Path)
+		}
+	}
+	m, err := kube.Prepare(cfg, nil)
+	if err != nil {
+		return err
+	}
+	conn, ok, err := open(cfg, deps)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &ErrNoCluster{Name: cfg.Cluster.Name}
+	}
+	if o.Follow {
+		defer conn.Informers.Shutdown()
+	}
+	err = tailLogs(ctx, cfg, conn, m, out, o)
+	if isCanceled(ctx, err) {
+		return nil
+	}
+	return err
+}
+
+// tailLogs runs the log tails of cfg's pods through the printer; pods are
+// named by the service whose image they run (m).
+func tailLogs(ctx context.Context, cfg *config.Config, conn *Conn, m *kube.Manifests, out *ui.Printer, o LogsOptions) error {
+	serviceOf := func(p *corev1.Pod) string {
+		if svc := m.ServiceOf(p); svc != "" {
+			return svc
+		}
+		if app := p.Labels["app"]; app != "" {
+			return app
+		}
+		return p.Name
+	}
+	opts := logs.Options{
+		Namespace: cfg.Namespace,
+		Selector:  conn.Informers.Selector(),
+		Informers: conn.Informers.Factory(),
+		ServiceOf: serviceOf,
+		Color:     out.Color(),
+		Since:     o.Since,
+		Follow:    o.Follow,
+	}
+	if o.Service != "" {
+		opts.Filter = func(p *corev1.Pod) bool { return serviceOf(p) == o.Service }
+	}
+	return logs.New(conn.Clients.Core, printerWriter{out}, opts).Run(ctx)
+}
+
+// printerWriter sends whole log lines through the printer, so they never
+// interleave with devloop's own lines.
+type printerWriter struct{ p *ui.Printer }
+
+func (w printerWriter) Write(b []byte) (int, error) {
+	w.p.RawBlock(string(b))
+	return len(b), nil
+}
+
+var _ io.Writer = printerWriter{}

@@ -1,0 +1,174 @@
+// Package project is devloop's library entry: what the commands do, for one
+// loaded devloop.yaml. Up runs the inner loop (cluster, ingress, builds,
+// deploys, forwards, logs, watching); Build, Down, Status and Logs are the
+// one-shot commands. Each takes the config, its options (the output printer
+// among them) and Deps, the external systems behind small interfaces, so a
+// whole cycle runs in tests against fakes.
+//
+// internal/app only parses flags, loads the config and prints results; the
+// orchestration lives here, and the work in the packages with one job each
+// (cluster, build, imageload, kube, watch, livesync, portfwd, logs).
+package project
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/moby/moby/client"
+	"k8s.io/client-go/rest"
+	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+
+	"github.com/devloop-dev/devloop/internal/build"
+	"github.com/devloop-dev/devloop/internal/cluster"
+	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/imageload"
+	"github.com/devloop-dev/devloop/internal/kube"
+	"github.com/devloop-dev/devloop/internal/livesync"
+)
+
+// Builder builds a service's image (build.Builder).
+type Builder interface {
+	Build(ctx context.Context, svc config.Service, out io.Writer) (build.Image, error)
+}
+
+// Loader delivers images into a kind cluster's nodes (imageload.Loader).
+type Loader interface {
+	ProbeNodes(ctx context.Context, clusterName string) *imageload.NodeProbe
+	LoadProbed(ctx context.Context, p *imageload.NodeProbe, ref string, out io.Writer) (imageload.Result, error)
+	Load(ctx context.Context, clusterName, ref string, out io.Writer) (imageload.Result, error)
+}
+
+// Clusters creates, adopts, opens and deletes kind clusters, and installs
+// devloop's addons (ingress controller, default StorageClass) in them.
+type Clusters interface {
+	Ensure(ctx context.Context, spec config.Cluster) (*cluster.Info, error)
+	Exists(name string) (bool, error)
+	RESTConfig(name string) (*rest.Config, error)
+	Delete(ctx context.Context, name string) error
+	InstallAddons(ctx context.Context, c *Conn, spec config.Cluster, ensureImage func(context.Context, string) error) error
+}
+
+// Engine is the Docker engine: the builder and the loader that use it.
+type Engine struct {
+	Builder Builder
+	Loader  Loader
+	// HasImage reports whether the engine has ref (addon images are loaded
+	// from it when it does; otherwise the node pulls them).
+	HasImage func(ctx context.Context, ref string) bool
+	// Version is the engine's version and API version.
+	Version func(ctx context.Context) (string, string, error)
+}
+
+// Deployer applies the project's manifests and waits for rollouts
+// (kube.Deployer).
+type Deployer interface {
+	Deploy(ctx context.Context, images map[string]string, opts kube.DeployOptions) (*kube.Deployed, error)
+	DeleteAll(ctx context.Context) ([]string, error)
+}
+
+// Conn is an open cluster: its clients, the session's one shared informer
+// factory, the deployer and the exec used by live sync.
+type Conn struct {
+	Clients   *kube.Clients
+	Informers *kube.Informers
+	Deployer  Deployer
+	Execer    livesync.Execer
+}
+
+// Deps are the external systems. NewDeps makes the real ones; tests
+// replace any of them.
+type Deps struct {
+	Clusters Clusters
+	// Engine opens the Docker engine on first use (down and status never need it).
+	Engine func(ctx context.Context) (*Engine, error)
+	// Connect opens the cluster behind rc for cfg's project.
+	Connect func(cfg *config.Config, rc *rest.Config) (*Conn, error)
+}
+
+// NewDeps returns the real external systems; kind's own progress lines go
+// to clusterOut.
+func NewDeps(clusterOut io.Writer, verbosity int) *Deps {
+	var eng *Engine
+	return &Deps{
+		Clusters: kindClusters{cluster.NewManager(clusterOut, cluster.WithVerbosity(verbosity))},
+		Engine: func(ctx context.Context) (*Engine, error) {
+			if eng != nil {
+				return eng, nil
+			}
+			cli, err := build.NewDockerClient(ctx)
+			if err != nil {
+				return nil, err
+			}
+			kind := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
+			eng = &Engine{
+				Builder: build.NewBuilder(cli),
+				Loader:  imageload.NewLoader(cli, kind, imageload.WithLayerCacheFile(cachePath("layers.json"))),
+				HasImage: func(ctx context.Context, ref string) bool {
+					_, err := cli.ImageInspect(ctx, ref)
+					return err == nil
+				},
+				Version: func(ctx context.Context) (string, string, error) {
+					v, err := cli.ServerVersion(ctx, client.ServerVersionOptions{})
+					if err != nil {
+						return "", "", err
+					}
+					return v.Version, v.APIVersion, nil
+				},
+			}
+			return eng, nil
+		},
+		Connect: connect,
+	}
+}
+
+// connect opens the real clients of the cluster behind rc.
+func connect(cfg *config.Config, rc *rest.Config) (*Conn, error) {
+	kc, err := kube.NewClients(rc)
+	if err != nil {
+		return nil, err
+	}
+	inf := kube.NewInformers(kc.Core, cfg.Namespace, cfg.Name)
+	return &Conn{Clients: kc, Informers: inf, Deployer: kube.NewDeployer(cfg, kc, inf),
+		Execer: livesync.NewKubeExecer(rc, kc.Core)}, nil
+}
+
+// kindClusters is Clusters on kind (cluster.Manager) and cluster.InstallAddons.
+type kindClusters struct{ *cluster.Manager }
+
+func (k kindClusters) InstallAddons(ctx context.Context, c *Conn, spec config.Cluster, ensureImage func(context.Context, string) error) error {
+	return cluster.InstallAddons(ctx, c.Clients.Core, c.Clients.Dynamic, spec, ensureImage, cluster.AddonOptions{})
+}
+
+// open connects to cfg's cluster if it exists.
+func open(cfg *config.Config, deps *Deps) (*Conn, bool, error) {
+	name := cfg.Cluster.Name
+	ok, err := deps.Clusters.Exists(name)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	rc, err := deps.Clusters.RESTConfig(name)
+	if err != nil {
+		return nil, false, err
+	}
+	c, err := deps.Connect(cfg, rc)
+	if err != nil {
+		return nil, false, err
+	}
+	return c, true, nil
+}
+
+func cachePath(name string) string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "devloop", name)
+}
+
+// ErrNoCluster is returned by commands that need the cluster when it does not exist.
+type ErrNoCluster struct{ Name string }
+
+func (e *ErrNoCluster) Error() string { return fmt.Sprintf("cluster %q does not exist", e.Name) }

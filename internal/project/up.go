@@ -1,0 +1,260 @@
+package project
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/devloop-dev/devloop/internal/cluster"
+	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/engine"
+	"github.com/devloop-dev/devloop/internal/kube"
+	"github.com/devloop-dev/devloop/internal/portfwd"
+	"github.com/devloop-dev/devloop/internal/ui"
+	"github.com/devloop-dev/devloop/internal/watch"
+)
+
+// UpOptions configure Up.
+type UpOptions struct {
+	// Out receives every line (progress, results, the log stream).
+	Out *ui.Printer
+	// Live, when set, shows the status table; "still ..." lines are then off.
+	Live LiveView
+	// Once returns when everything is ready (an error if anything failed)
+	// instead of watching.
+	Once bool
+	// NoLogs turns the aggregated log stream off (Once implies it).
+	NoLogs bool
+	// RolloutTimeout bounds each rollout before devloop explains why it is stuck.
+	RolloutTimeout time.Duration
+	// Parallel bounds concurrent image builds.
+	Parallel int
+	// Reload loads devloop.yaml again, to say what an edit of it changed.
+	Reload func() (*config.Config, error)
+}
+
+// Up runs the inner loop for cfg until ctx ends (or, with Once, until
+// everything is ready): it creates or adopts the cluster and its ingress,
+// builds and loads every image, applies the manifests, waits for the
+// rollouts, keeps the port-forwards and the log stream, and rebuilds,
+// reloads or live-syncs whatever changes. Ctrl-C (ctx) leaves the cluster
+// and the apps running.
+func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error {
+	p := o.Out
+	// The manifests must render before anything is created or changed.
+	rendered, err := kube.Prepare(cfg, nil)
+	if err != nil {
+		return err
+	}
+	eng, err := deps.Engine(ctx)
+	if err != nil {
+		return err
+	}
+	conn, err := ensureCluster(ctx, cfg, deps, eng, p)
+	if err != nil {
+		if isCanceled(ctx, err) {
+			p.Line("devloop", "stopped before the cluster was ready; nothing half-made was left behind")
+			return nil
+		}
+		return err
+	}
+
+	// One watch on the cluster for the whole session: forwards, tails,
+	// rollout waits and the live view all read it, and it keeps serving
+	// while builds run.
+	ictx, stopInformers := context.WithCancel(ctx)
+	defer func() { stopInformers(); conn.Informers.Shutdown() }()
+	if err := conn.Informers.Start(ictx); err != nil {
+		return err
+	}
+
+	live := newLiveFeed(o.Live, cfg.Name, cfg.Cluster.Name)
+	// Port-forwards: listeners for the whole session, carried to whichever
+	// pod is ready at connection time.
+	fwd := portfwd.New(conn.Clients.Config, conn.Clients.Core, conn.Informers.Factory(), portfwd.Options{
+		Logf:     func(format string, args ...any) { p.Line("forward", format, args...) },
+		OnChange: func(st portfwd.Status) { reportForward(p, st); live.forward(st) },
+	})
+	defer fwd.Close()
+	if err := fwd.Reconcile(ctx, ForwardSpecs(cfg)); err != nil {
+		return err
+	}
+
+	// One aggregated log stream of every container devloop deployed.
+	if !o.NoLogs && !o.Once {
+		lctx, stopLogs := context.WithCancel(ctx)
+		logsDone := make(chan struct{})
+		defer func() { stopLogs(); <-logsDone }()
+		go func() {
+			defer close(logsDone)
+			if err := tailLogs(lctx, cfg, conn, rendered, p, LogsOptions{Follow: true}); err != nil && lctx.Err() == nil {
+				p.Error("logs", "log tail stopped: %v", err)
+			}
+		}()
+	}
+
+	r := &runner{cfg: cfg, out: p, eng: eng, conn: conn, rolloutTimeout: o.RolloutTimeout, live: o.Live != nil, manifests: rendered}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	podsDone := make(chan struct{})
+	go func() { defer close(podsDone); live.watchPods(ctx, conn.Informers, cfg.Namespace, r.lastManifests) }()
+	defer func() { stop(); <-podsDone }()
+
+	var onceErr error
+	obs := &observer{p: p, base: cfg.Dir, started: cfg, reload: o.Reload,
+		changed: func(st *engine.State) { live.fromState(st, r.lastManifests().IngressURLs) }}
+	obs.ready = func(st *engine.State) {
+		printURLs(p, cfg, r.lastManifests().IngressURLs)
+		if o.Once {
+			if failed := failedServices(st); len(failed) > 0 {
+				onceErr = fmt.Errorf("not ready: %s", strings.Join(failed, ", "))
+			}
+			stop()
+		}
+	}
+	loop := engine.New(cfg, r, engine.Options{ParallelImages: int64(o.Parallel), Observer: obs})
+
+	if !o.Once {
+		w, err := watch.Start(ctx, cfg, func(ch engine.Changed) { loop.Post(ctx, ch) })
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		go func() {
+			for err := range w.Errors() {
+				p.Error("watch", "%v", err)
+			}
+		}()
+	}
+
+	err = loop.Run(ctx)
+	switch {
+	case onceErr != nil:
+		return onceErr
+	case o.Once:
+		return nil
+	case errors.Is(err, context.Canceled):
+		p.Line("devloop", "stopped. The cluster and apps keep running: 'devloop up' adopts them, 'devloop down' removes them")
+		return nil
+	}
+	return err
+}
+
+func failedServices(st *engine.State) []string {
+	var failed []string
+	for _, name := range st.Order {
+		if st.Services[name].Phase == engine.PhaseFailed {
+			failed = append(failed, name)
+		}
+	}
+	return failed
+}
+
+// ensureCluster creates or adopts the cluster, connects to it and installs
+// the addons.
+func ensureCluster(ctx context.Context, cfg *config.Config, deps *Deps, eng *Engine, p *ui.Printer) (*Conn, error) {
+	begin := time.Now()
+	name := cfg.Cluster.Name
+	p.Line("cluster", "ensuring kind cluster %q (context %s)...", name, cluster.ContextName(name))
+	stop := p.Progress("cluster", fmt.Sprintf("ensuring cluster %q", name))
+	info, err := deps.Clusters.Ensure(ctx, cfg.Cluster)
+	stop()
+	if err != nil {
+		return nil, err
+	}
+	verb := "adopted"
+	if info.Created {
+		verb = "created"
+	}
+	p.Line("cluster", "%s cluster %q in %s (nodes: %s)", verb, name, since(begin), strings.Join(info.Nodes, ", "))
+	conn, err := deps.Connect(cfg, info.RESTConfig)
+	if err != nil {
+		return nil, err
+	}
+
+	begin = time.Now()
+	in := cfg.Cluster.Ingress
+	what := "checking the default StorageClass"
+	if in.IsEnabled() {
+		p.Line("cluster", "ensuring ingress controller %s and a default StorageClass...", in.Image)
+		what = "installing the ingress controller and waiting for it"
+	}
+	// An addon image the local engine has is loaded into the nodes (nodes
+	// that have it are skipped); otherwise the node pulls it as usual.
+	ensureImage := func(ctx context.Context, ref string) error {
+		if !eng.HasImage(ctx, ref) {
+			return nil
+		}
+		_, err := eng.Loader.Load(ctx, name, ref, p.Writer("cluster"))
+		return err
+	}
+	stop = p.Progress("cluster", what)
+	err = deps.Clusters.InstallAddons(ctx, conn, cfg.Cluster, ensureImage)
+	stop()
+	if err != nil {
+		return nil, err
+	}
+	if in.IsEnabled() {
+		p.Line("cluster", "ingress ready in %s: http://*.localhost:%d/ (bound to %s)", since(begin), in.HTTPPort, in.ListenAddress)
+	}
+	return conn, nil
+}
+
+// ForwardSpecs are cfg's port-forwards.
+func ForwardSpecs(cfg *config.Config) []portfwd.Spec {
+	var out []portfwd.Spec
+	for _, svc := range cfg.Services {
+		for _, pf := range svc.PortForwards {
+			out = append(out, portfwd.Spec{
+				Name: svc.Name, Address: pf.Address, LocalPort: pf.Local,
+				Namespace: cfg.Namespace, Resource: pf.Resource, Port: pf.Port,
+			})
+		}
+	}
+	return out
+}
+
+// reportForward says what a forward does now, and only what is true: a
+// forward is "up" only with a pod to send connections to.
+func reportForward(p *ui.Printer, st portfwd.Status) {
+	addr := fmt.Sprintf("http://%s:%d/", st.Address, st.LocalPort)
+	switch st.State {
+	case portfwd.StateUp:
+		p.Line("forward", "%s → %s port %d (pod %s)", addr, st.Resource, st.Port, st.Pod)
+	case portfwd.StateWaiting:
+		p.Line("forward", "%s waiting for a ready pod of %s%s", addr, st.Resource, suffix(st.Err))
+	case portfwd.StateError:
+		p.Error("forward", "%s: %s", addr, st.Err)
+	}
+}
+
+func printURLs(p *ui.Printer, cfg *config.Config, ingress []string) {
+	for _, u := range ingress {
+		p.Line("devloop", "ingress: %s", u)
+	}
+	for _, spec := range ForwardSpecs(cfg) {
+		p.Line("devloop", "forward: http://%s:%d/ → %s port %d", spec.Address, spec.LocalPort, spec.Resource, spec.Port)
+	}
+}
+
+func suffix(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ": " + s
+}
+
+func since(t time.Time) string {
+	d := time.Since(t)
+	if d < 10*time.Second {
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+// isCanceled reports whether err is only the user stopping devloop.
+func isCanceled(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, ctx.Err()))
+}

@@ -1,0 +1,125 @@
+package watch
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/engine"
+	"github.com/devloop-dev/devloop/internal/livesync"
+	"github.com/devloop-dev/devloop/internal/paths"
+)
+
+// Router maps a batch of changes to what they affect. The watcher has
+// already decided, once per path, which services want each change (their
+// watch roots and ignore rules); the router only adds what is known by path
+// alone (devloop.yaml, manifests) and splits each service's paths into live
+// syncs and rebuilds. It is pure.
+type Router struct {
+	// ConfigPath is devloop.yaml itself.
+	ConfigPath string
+	// Manifests are the config's manifest entries: files, globs or directories.
+	Manifests []string
+	// Sync maps a service to its live-sync rules.
+	Sync map[string][]config.SyncRule
+}
+
+// NewRouter builds the router for cfg.
+func NewRouter(cfg *config.Config) Router {
+	r := Router{ConfigPath: cfg.Path, Manifests: cfg.Manifests, Sync: map[string][]config.SyncRule{}}
+	for _, s := range cfg.Services {
+		r.Sync[s.Name] = s.Sync
+	}
+	return r
+}
+
+// Route sorts a batch into rebuilds, syncs, manifest re-applies and config
+// reloads. A path may affect several services. A changed path equal to a
+// watch root (the watcher's "rescan everything" signal after an event
+// overflow) rebuilds that service.
+func (r Router) Route(batch []Change) engine.Changed {
+	ch := engine.Changed{Rebuild: map[string][]string{}, Sync: map[string][]string{}}
+	for _, c := range batch {
+		p := filepath.Clean(c.Path)
+		if r.ConfigPath != "" && p == filepath.Clean(r.ConfigPath) {
+			ch.Config = true
+			continue
+		}
+		if r.isManifest(p) {
+			ch.Manifests = true
+		}
+		for _, svc := range c.Roots {
+			if _, ok := livesync.RuleFor(r.Sync[svc], p); ok {
+				ch.Sync[svc] = append(ch.Sync[svc], p)
+			} else {
+				ch.Rebuild[svc] = append(ch.Rebuild[svc], p)
+			}
+		}
+	}
+	return ch
+}
+
+func (r Router) isManifest(p string) bool {
+	for _, m := range r.Manifests {
+		m = filepath.Clean(m)
+		if paths.Under(p, m) {
+			return true
+		}
+		if strings.ContainsAny(m, "*?[") {
+			if ok, _ := filepath.Match(m, p); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Roots are the watch roots of cfg: each service's watch paths with its
+// ignore rules (.dockerignore, its ignore patterns, editor temp files,
+// .git), the manifests (a glob's directory) and devloop.yaml.
+func Roots(cfg *config.Config) ([]Root, error) {
+	var roots []Root
+	for _, svc := range cfg.Services {
+		m, err := NewMatcher(svc.Build.Context, svc.Ignore)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", svc.Name, err)
+		}
+		for _, w := range svc.Watch {
+			roots = append(roots, Root{Path: w, Name: svc.Name, Ignore: m})
+		}
+	}
+	for _, m := range cfg.Manifests {
+		if strings.ContainsAny(m, "*?[") {
+			m = filepath.Dir(m)
+		}
+		roots = append(roots, Root{Path: m})
+	}
+	if filepath.IsAbs(cfg.Path) {
+		roots = append(roots, Root{Path: cfg.Path})
+	}
+	return roots, nil
+}
+
+// Start watches everything cfg names and hands each routed, non-empty
+// batch to post until ctx ends. The caller drains Errors and calls Close.
+func Start(ctx context.Context, cfg *config.Config, post func(engine.Changed)) (*Watcher, error) {
+	roots, err := Roots(cfg)
+	if err != nil {
+		return nil, err
+	}
+	w, err := NewWatcher(ctx, WatchOptions{Roots: roots})
+	if err != nil {
+		return nil, err
+	}
+	router := NewRouter(cfg)
+	go func() {
+		for batch := range w.Events() {
+			if ch := router.Route(batch); !ch.Empty() {
+				post(ch)
+			}
+		}
+	}()
+	return w, nil
+}

@@ -1,0 +1,85 @@
+package watch
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/engine"
+)
+
+// suffixIgnore ignores paths with one of its suffixes or containing /bin/.
+type suffixIgnore []string
+
+func (s suffixIgnore) Matches(p string) bool {
+	for _, suf := range s {
+		if strings.HasSuffix(p, suf) {
+			return true
+		}
+	}
+	return strings.Contains(p, "/bin/") || DefaultIgnore{}.Matches(p)
+}
+func (s suffixIgnore) MatchesEntireDir(string) bool { return false }
+
+// route classifies paths as the watcher does (once, by root) and routes them.
+func route(r Router, roots []Root, changed []string) engine.Changed {
+	w := &Watcher{roots: roots}
+	var batch []Change
+	for _, p := range changed {
+		if names, ok := w.wanters(p); ok {
+			batch = append(batch, Change{Path: p, Roots: names})
+		}
+	}
+	return r.Route(batch)
+}
+
+func TestRoute(t *testing.T) {
+	r := Router{
+		ConfigPath: "/p/devloop.yaml",
+		Manifests:  []string{"/p/k8s", "/p/extra/*.yaml", "/p/one.yaml"},
+		Sync:       map[string][]config.SyncRule{"api": {{Src: "/p/api/static", Dest: "/app/static"}}},
+	}
+	roots := []Root{
+		{Path: "/p/api", Name: "api", Ignore: suffixIgnore{".md"}},
+		{Path: "/p/web", Name: "web"}, {Path: "/p/shared", Name: "web"},
+		{Path: "/p/shared/lib.go", Name: "all"},
+		{Path: "/p/k8s"}, {Path: "/p/extra"}, {Path: "/p/one.yaml"}, {Path: "/p/devloop.yaml"},
+	}
+	tests := []struct {
+		name  string
+		paths []string
+		want  engine.Changed
+	}{
+		{"source rebuilds its service", []string{"/p/api/main.go"},
+			engine.Changed{Rebuild: map[string][]string{"api": {"/p/api/main.go"}}, Sync: map[string][]string{}}},
+		{"ignored path does nothing", []string{"/p/api/README.md", "/p/api/bin/api"},
+			engine.Changed{Rebuild: map[string][]string{}, Sync: map[string][]string{}}},
+		{"sync-covered path syncs", []string{"/p/api/static/index.html"},
+			engine.Changed{Rebuild: map[string][]string{}, Sync: map[string][]string{"api": {"/p/api/static/index.html"}}}},
+		{"shared file rebuilds every service watching it", []string{"/p/shared/lib.go"},
+			engine.Changed{Rebuild: map[string][]string{"web": {"/p/shared/lib.go"}, "all": {"/p/shared/lib.go"}}, Sync: map[string][]string{}}},
+		{"manifest dir, glob and file re-apply", []string{"/p/k8s/deploy.yaml"},
+			engine.Changed{Rebuild: map[string][]string{}, Sync: map[string][]string{}, Manifests: true}},
+		{"manifest glob", []string{"/p/extra/x.yaml"},
+			engine.Changed{Rebuild: map[string][]string{}, Sync: map[string][]string{}, Manifests: true}},
+		{"glob does not match other files", []string{"/p/extra/x.txt"},
+			engine.Changed{Rebuild: map[string][]string{}, Sync: map[string][]string{}}},
+		{"config", []string{"/p/devloop.yaml"},
+			engine.Changed{Rebuild: map[string][]string{}, Sync: map[string][]string{}, Config: true}},
+		{"sibling prefix is not inside", []string{"/p/apix/main.go"},
+			engine.Changed{Rebuild: map[string][]string{}, Sync: map[string][]string{}}},
+		{"rescan signal: the root itself", []string{"/p/api"},
+			engine.Changed{Rebuild: map[string][]string{"api": {"/p/api"}}, Sync: map[string][]string{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := route(r, roots, tt.paths); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("Route(%v)\n got %+v\nwant %+v", tt.paths, got, tt.want)
+			}
+		})
+	}
+	if !route(r, roots, []string{"/elsewhere"}).Empty() {
+		t.Fatal("unrelated path should route to nothing")
+	}
+}
