@@ -89,4 +89,3 @@ func newLogsCommand(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&o.Follow, "follow", true, "keep streaming (--follow=false prints what is there and exits)")
 	return cmd
 }
-

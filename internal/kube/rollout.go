@@ -70,10 +70,10 @@ type rolloutWaiter struct {
 
 // state is the result of one look at a workload.
 type state struct {
-	msg      string          // what we are waiting for
-	done     bool            // rolled out
-	failure  *RolloutError   // failed for good
-	problems []problem       // non-fatal problems, shown on timeout
+	msg      string        // what we are waiting for
+	done     bool          // rolled out
+	failure  *RolloutError // failed for good
+	problems []problem     // non-fatal problems, shown on timeout
 }
 
 func (rw rolloutWaiter) wait(ctx context.Context, w Workload, timeout time.Duration) error {

@@ -108,7 +108,7 @@ type Manager struct {
 	changed  chan struct{} // closed and replaced whenever the caches change
 	forwards map[string]*forward
 	factory  informers.SharedInformerFactory
-	kinds    map[string]bool // informers taken from factory
+	kinds    map[string]bool          // informers taken from factory
 	tunnels  map[string]*tunnel       // by pod key
 	dialing  map[string]chan struct{} // pod key → closed when a dial ends
 	wg       sync.WaitGroup
