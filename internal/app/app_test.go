@@ -3,10 +3,18 @@ package app
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/devloop-dev/devloop/internal/cluster"
+	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/project"
 )
 
 func run(t *testing.T, dir string, args ...string) (string, string, error) {
@@ -74,14 +82,61 @@ func TestUnknownCommandAndBadFlag(t *testing.T) {
 	}
 }
 
+// noClusters is a machine without any kind cluster (and no Docker engine).
+type noClusters struct{}
+
+func (noClusters) Ensure(context.Context, config.Cluster) (*cluster.Info, error) {
+	return nil, errors.New("no engine in this test")
+}
+func (noClusters) Exists(string) (bool, error)             { return false, nil }
+func (noClusters) RESTConfig(string) (*rest.Config, error) { return nil, errors.New("no cluster") }
+func (noClusters) Delete(context.Context, string) error    { return errors.New("no cluster") }
+func (noClusters) InstallAddons(context.Context, *project.Conn, config.Cluster, func(context.Context, string) error) error {
+	return errors.New("no cluster")
+}
+
+func withoutClusters(t *testing.T) {
+	t.Helper()
+	prev := newDeps
+	newDeps = func(io.Writer, int) *project.Deps {
+		return &project.Deps{Clusters: noClusters{}, Engine: func(context.Context) (*project.Engine, error) {
+			return nil, errors.New("no Docker engine in this test")
+		}}
+	}
+	t.Cleanup(func() { newDeps = prev })
+}
+
 func TestStatusWithoutClusterUsesBundledExample(t *testing.T) {
+	withoutClusters(t)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	t.Setenv("HOME", t.TempDir())
 	out, _, err := run(t, t.TempDir(), "status", "-o", "json", "--no-color")
 	if err != nil {
-		t.Skipf("needs docker for the cluster lookup: %v", err)
+		t.Fatalf("status of the bundled example without a cluster: %v", err)
 	}
 	if !strings.Contains(out, `"project": "hello"`) {
 		t.Fatalf("status of the bundled example:\n%s", out)
+	}
+}
+
+func TestDownAndLogsWithoutCluster(t *testing.T) {
+	withoutClusters(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	out, _, err := run(t, t.TempDir(), "down", "--no-color")
+	if err != nil || !strings.Contains(out, `cluster "devloop" does not exist: nothing to remove`) {
+		t.Fatalf("down without a cluster: %v\n%s", err, out)
+	}
+	_, errOut, err := run(t, "", "logs", "--no-color")
+	if err == nil || !strings.Contains(errOut, `cluster "devloop" does not exist`) || !strings.Contains(errOut, "what to do: run devloop up first") {
+		t.Fatalf("logs without a cluster: %v\n%s", err, errOut)
+	}
+	_, errOut, err = run(t, "", "logs", "nope")
+	if err == nil || !strings.Contains(errOut, `no service "nope"`) {
+		t.Fatalf("logs of an unknown service: %v\n%s", err, errOut)
+	}
+	_, errOut, err = run(t, "", "build")
+	if err == nil || !strings.Contains(errOut, "no Docker engine") {
+		t.Fatalf("build without an engine: %v\n%s", err, errOut)
 	}
 }

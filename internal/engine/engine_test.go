@@ -385,3 +385,28 @@ func TestLoopCancelsSupersededBuild(t *testing.T) {
 		t.Fatalf("deployed %+v, want the build of the newer change", d)
 	}
 }
+
+// A first build that fails leaves nothing to do until the user saves: the
+// state settles (so up --once can report it) and the first apply waits.
+func TestFailedFirstBuildSettles(t *testing.T) {
+	s := NewState(testConfig("a", "b"), time.Time{})
+	acts := step(s)
+	Reduce(s, ImageDone{Service: "b", Gen: acts[1].Gen, Image: art("b", "1")})
+	if got := kinds(step(s)); len(got) != 0 {
+		t.Fatalf("deploy started before a's first image: %v", got)
+	}
+	if s.Settled() {
+		t.Fatal("settled while a still builds")
+	}
+	Reduce(s, ImageDone{Service: "a", Gen: acts[0].Gen, Err: errors.New("compile error")})
+	if got := kinds(step(s)); len(got) != 0 {
+		t.Fatalf("after a failed first build: %v, want nothing (the first apply waits for a)", got)
+	}
+	if !s.Settled() {
+		t.Fatal("not settled: nothing runs and nothing can start until a is fixed")
+	}
+	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/a/main.go"}}})
+	if s.Settled() {
+		t.Fatal("settled although a fix of a is owed a build")
+	}
+}

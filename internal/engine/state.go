@@ -124,17 +124,33 @@ func (s *State) Busy() bool {
 // Settled reports whether nothing is running and nothing is owed: every
 // service is ready or failed and the manifests are applied.
 func (s *State) Settled() bool {
-	if s.Busy() || s.ManifestsDirty {
+	blocked := s.firstDeployBlocked()
+	if s.Busy() || (s.ManifestsDirty && !blocked) {
 		return false
 	}
 	for _, ss := range s.Services {
-		if ss.Dirty || ss.NeedsDeploy || len(ss.PendingSync) > 0 {
+		if ss.Dirty || (ss.NeedsDeploy && !blocked) || len(ss.PendingSync) > 0 {
 			if ss.Phase != PhaseFailed {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// firstDeployBlocked reports whether the first apply cannot start: it waits
+// for every service's first image, and one of them failed to build and is
+// not being retried (the user fixes it and saves).
+func (s *State) firstDeployBlocked() bool {
+	if s.InitialDeployDone {
+		return false
+	}
+	for _, ss := range s.Services {
+		if ss.Built == nil && ss.Phase == PhaseFailed && !ss.Dirty {
+			return true
+		}
+	}
+	return false
 }
 
 // Images maps each service's image repository to the ref a deploy should

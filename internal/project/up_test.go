@@ -1,0 +1,372 @@
+package project
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
+
+	"github.com/devloop-dev/devloop/internal/build"
+	"github.com/devloop-dev/devloop/internal/cluster"
+	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/imageload"
+	"github.com/devloop-dev/devloop/internal/kube"
+	"github.com/devloop-dev/devloop/internal/ui"
+)
+
+// These tests run whole commands against fakes of every external system
+// (kind, Docker, the API server's apply), with real files, a real watcher
+// and a real (fake-clientset) informer. They wait for what the user would
+// see, with a deadline; they never sleep to synchronise.
+
+// output is a buffer that signals every write.
+type output struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	wrote chan struct{}
+}
+
+func newOutput() *output { return &output{wrote: make(chan struct{}, 1)} }
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	select {
+	case o.wrote <- struct{}{}:
+	default:
+	}
+	return o.buf.Write(p)
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// waitCount waits until s appears at least n times.
+func (o *output) waitCount(t *testing.T, s string, n int) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for strings.Count(o.String(), s) < n {
+		select {
+		case <-o.wrote:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %d× %q; output:\n%s", n, s, o.String())
+		}
+	}
+}
+
+// fakeBuilder "builds" the image from main.go's content: BROKEN in it is a
+// compile error; the image ID is the content's hash.
+type fakeBuilder struct {
+	mu     sync.Mutex
+	builds int
+}
+
+func (b *fakeBuilder) Build(_ context.Context, svc config.Service, out io.Writer) (build.Image, error) {
+	b.mu.Lock()
+	b.builds++
+	b.mu.Unlock()
+	src, err := os.ReadFile(filepath.Join(svc.Build.Context, "main.go"))
+	if err != nil {
+		return build.Image{}, err
+	}
+	if bytes.Contains(src, []byte("BROKEN")) {
+		fmt.Fprintln(out, "main.go:3: syntax error")
+		return build.Image{}, &build.BuildError{Service: svc.Name, Stage: "build", Err: errors.New("the build failed"), Output: "main.go:3: syntax error"}
+	}
+	id := fmt.Sprintf("sha256:%x", sha256.Sum256(src))
+	return build.Image{Service: svc.Name, Repo: svc.Image, Tag: build.ContentTag(id), ID: id}, nil
+}
+
+type fakeLoader struct{}
+
+func (fakeLoader) ProbeNodes(context.Context, string) *imageload.NodeProbe { return nil }
+func (fakeLoader) LoadProbed(_ context.Context, _ *imageload.NodeProbe, ref string, _ io.Writer) (imageload.Result, error) {
+	return imageload.Result{Ref: ref, Nodes: []imageload.NodeResult{{Name: "n1", Bytes: 1 << 20}}}, nil
+}
+func (fakeLoader) Load(_ context.Context, _ string, ref string, _ io.Writer) (imageload.Result, error) {
+	return imageload.Result{Ref: ref, Nodes: []imageload.NodeResult{{Name: "n1", Skipped: true}}}, nil
+}
+
+// fakeDeployer prepares the manifests like the real one and "rolls out":
+// an image whose source says CRASH fails its rollout.
+type fakeDeployer struct {
+	cfg     *config.Config
+	mu      sync.Mutex
+	deploys []map[string]string
+	crash   map[string]bool // refs that crash
+	deleted bool
+}
+
+func (d *fakeDeployer) Deploy(_ context.Context, images map[string]string, opts kube.DeployOptions) (*kube.Deployed, error) {
+	m, err := kube.Prepare(d.cfg, images)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.deploys = append(d.deploys, images)
+	res := &kube.Deployed{Manifests: m, Failed: map[string]error{}}
+	for _, svc := range opts.Services {
+		if d.crash[images[svc]] {
+			res.Failed[svc] = errors.New(`deployment/hello is not ready: container "app" is in CrashLoopBackOff`)
+		}
+	}
+	return res, nil
+}
+
+func (d *fakeDeployer) DeleteAll(context.Context) ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.deleted = true
+	return []string{"deployment/hello"}, nil
+}
+
+func (d *fakeDeployer) lastImage(repo string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.deploys) == 0 {
+		return ""
+	}
+	return d.deploys[len(d.deploys)-1][repo]
+}
+
+type fakeClusters struct {
+	exists  bool
+	deleted bool
+}
+
+func (c *fakeClusters) Ensure(context.Context, config.Cluster) (*cluster.Info, error) {
+	created := !c.exists
+	c.exists = true
+	return &cluster.Info{Name: "devloop", RESTConfig: &rest.Config{}, Nodes: []string{"devloop-control-plane"}, Created: created}, nil
+}
+func (c *fakeClusters) Exists(string) (bool, error)             { return c.exists, nil }
+func (c *fakeClusters) RESTConfig(string) (*rest.Config, error) { return &rest.Config{}, nil }
+func (c *fakeClusters) Delete(context.Context, string) error    { c.deleted = true; return nil }
+func (c *fakeClusters) InstallAddons(context.Context, *Conn, config.Cluster, func(context.Context, string) error) error {
+	return nil
+}
+
+type fixture struct {
+	dir      string
+	cfg      *config.Config
+	deps     *Deps
+	builder  *fakeBuilder
+	deployer *fakeDeployer
+	clusters *fakeClusters
+	out      *output
+}
+
+const deployYAML = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hello}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: hello}}
+  template:
+    metadata: {labels: {app: hello}}
+    spec:
+      containers: [{name: app, image: hello}]
+`
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"devloop.yaml":    "name: hello\nservices:\n  - name: hello\nmanifests: [k8s/deploy.yaml]\n",
+		"Dockerfile":      "FROM scratch\nCOPY main.go /\n",
+		"main.go":         "package main\n// v1\n",
+		"k8s/deploy.yaml": deployYAML,
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := config.Load(filepath.Join(dir, "devloop.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{dir: dir, cfg: cfg, builder: &fakeBuilder{}, deployer: &fakeDeployer{cfg: cfg, crash: map[string]bool{}},
+		clusters: &fakeClusters{}, out: newOutput()}
+	eng := &Engine{Builder: f.builder, Loader: fakeLoader{}, HasImage: func(context.Context, string) bool { return false },
+		Version: func(context.Context) (string, string, error) { return "28.5.2", "1.51", nil }}
+	f.deps = &Deps{
+		Clusters: f.clusters,
+		Engine:   func(context.Context) (*Engine, error) { return eng, nil },
+		Connect: func(cfg *config.Config, _ *rest.Config) (*Conn, error) {
+			cs := fake.NewClientset()
+			return &Conn{Clients: &kube.Clients{Config: &rest.Config{}, Core: cs},
+				Informers: kube.NewInformers(cs, cfg.Namespace, cfg.Name), Deployer: f.deployer}, nil
+		},
+	}
+	return f
+}
+
+func (f *fixture) printer() *ui.Printer { return ui.NewPrinter(f.out, false, false) }
+
+func (f *fixture) write(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(f.dir, name), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) ref(t *testing.T, content string) string {
+	t.Helper()
+	id := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(content)))
+	return "hello:" + build.ContentTag(id)
+}
+
+func TestUpCycle(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- Up(ctx, f.cfg, f.deps, UpOptions{Out: f.printer(), NoLogs: true, RolloutTimeout: time.Minute, Parallel: 2,
+			Reload: func() (*config.Config, error) { return config.Load(f.cfg.Path) }})
+	}()
+
+	// First build → deploy → ready.
+	f.out.waitCount(t, "all services ready (hello)", 1)
+	v1 := f.ref(t, "package main\n// v1\n")
+	if got := f.deployer.lastImage("hello"); got != v1 {
+		t.Fatalf("first deploy ran %q, want %q", got, v1)
+	}
+	if !strings.Contains(f.out.String(), `created cluster "devloop"`) {
+		t.Errorf("no cluster line:\n%s", f.out)
+	}
+
+	// A change → rebuild → deploy of the new image.
+	f.write(t, "main.go", "package main\n// v2\n")
+	f.out.waitCount(t, "all services ready (hello)", 2)
+	v2 := f.ref(t, "package main\n// v2\n")
+	if got := f.deployer.lastImage("hello"); got != v2 {
+		t.Fatalf("after the edit the deploy ran %q, want %q", got, v2)
+	}
+
+	// A broken build keeps the last good version: no deploy.
+	f.write(t, "main.go", "package main\nBROKEN\n")
+	f.out.waitCount(t, "build failed; the last good version keeps running", 1)
+	f.out.waitCount(t, "1 of 1 services failed (hello)", 1)
+	if got := f.deployer.lastImage("hello"); got != v2 {
+		t.Fatalf("a failed build deployed %q; want %q still running", got, v2)
+	}
+
+	// A build whose rollout fails is reported, and the next good edit recovers.
+	crash := "package main\n// CRASH\n"
+	f.deployer.mu.Lock()
+	f.deployer.crash[f.ref(t, crash)] = true
+	f.deployer.mu.Unlock()
+	f.write(t, "main.go", crash)
+	f.out.waitCount(t, "rollout failed; the last good version keeps running", 1)
+	f.out.waitCount(t, "1 of 1 services failed (hello)", 2)
+
+	f.write(t, "main.go", "package main\n// v3\n")
+	f.out.waitCount(t, "all services ready (hello)", 3)
+	if got, want := f.deployer.lastImage("hello"), f.ref(t, "package main\n// v3\n"); got != want {
+		t.Fatalf("recovery deployed %q, want %q", got, want)
+	}
+
+	// Editing devloop.yaml is named, not applied.
+	f.write(t, "devloop.yaml", "name: hello\nservices:\n  - name: hello\n    ignore: [tmp]\nmanifests: [k8s/deploy.yaml]\n")
+	f.out.waitCount(t, "devloop.yaml changed (services.hello.ignore)", 1)
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Up after Ctrl-C: %v", err)
+	}
+	if !strings.Contains(f.out.String(), "stopped. The cluster and apps keep running") {
+		t.Errorf("no stop line:\n%s", f.out)
+	}
+}
+
+func TestUpOnceReportsFailure(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, "main.go", "package main\nBROKEN\n")
+	err := Up(t.Context(), f.cfg, f.deps, UpOptions{Out: f.printer(), Once: true, RolloutTimeout: time.Minute})
+	if err == nil || !strings.Contains(err.Error(), "not ready: hello") {
+		t.Fatalf("Up --once with a broken build = %v, want not ready: hello", err)
+	}
+	if len(f.deployer.deploys) != 0 {
+		t.Errorf("a broken first build was deployed: %v", f.deployer.deploys)
+	}
+}
+
+func TestUpRejectsBadManifestsBeforeTheCluster(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, "k8s/deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: {{ .Values.name }}}\n")
+	err := Up(t.Context(), f.cfg, f.deps, UpOptions{Out: f.printer(), Once: true})
+	if err == nil {
+		t.Fatal("want an error for a manifest that does not parse")
+	}
+	if f.clusters.exists {
+		t.Error("the cluster was created although the manifests do not parse")
+	}
+}
+
+func TestBuildDownStatus(t *testing.T) {
+	f := newFixture(t)
+	p := f.printer()
+	// No cluster: build says the images were not loaded; down has nothing to do.
+	if err := Build(t.Context(), f.cfg, f.deps, p, nil, 2); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(f.out.String(), "images were built but not loaded") {
+		t.Errorf("build without a cluster:\n%s", f.out)
+	}
+	if err := Build(t.Context(), f.cfg, f.deps, p, []string{"nope"}, 2); err == nil || !strings.Contains(err.Error(), `no service "nope"`) {
+		t.Errorf("build of an unknown service = %v", err)
+	}
+	rep, err := Status(t.Context(), f.cfg, f.deps)
+	if err != nil || rep.ClusterRunning || len(rep.Services) != 1 || rep.Services[0].Desired != 2 {
+		t.Errorf("status without a cluster = %+v, %v", rep, err)
+	}
+	if err := Down(t.Context(), f.cfg, f.deps, p, true); err != nil || !strings.Contains(f.out.String(), "nothing to remove") {
+		t.Errorf("down without a cluster = %v\n%s", err, f.out)
+	}
+
+	// A failed build is not reported as "built but not loaded".
+	f.write(t, "main.go", "package main\nBROKEN\n")
+	before := strings.Count(f.out.String(), "images were built but not loaded")
+	if err := Build(t.Context(), f.cfg, f.deps, p, nil, 2); err == nil {
+		t.Error("a failed build returned no error")
+	}
+	if strings.Count(f.out.String(), "images were built but not loaded") != before {
+		t.Errorf("a failed build says images were built:\n%s", f.out)
+	}
+
+	// With a cluster: down removes the inventory and deletes the cluster.
+	f.clusters.exists = true
+	f.write(t, "main.go", "package main\n// ok\n")
+	if err := Build(t.Context(), f.cfg, f.deps, p, nil, 2); err != nil || !strings.Contains(f.out.String(), "node n1 already has") {
+		t.Errorf("build with a cluster = %v\n%s", err, f.out)
+	}
+	if err := Down(t.Context(), f.cfg, f.deps, p, true); err != nil {
+		t.Fatal(err)
+	}
+	if !f.deployer.deleted || !f.clusters.deleted || !strings.Contains(f.out.String(), "removed deployment/hello") {
+		t.Errorf("down --cluster: deleted=%v cluster=%v\n%s", f.deployer.deleted, f.clusters.deleted, f.out)
+	}
+}
