@@ -55,23 +55,6 @@ type Manager struct {
 // Option configures a Manager.
 type Option func(*Manager)
 
-// WithProvider replaces the kind provider (tests use a fake).
-func WithProvider(p Provider) Option { return func(m *Manager) { m.provider = p } }
-
-// WithDocker replaces the docker CLI queries (tests use a fake).
-func WithDocker(d Docker) Option { return func(m *Manager) { m.docker = d } }
-
-// WithKubeconfigPath makes Manager export contexts to (and remove them from)
-// this file instead of $KUBECONFIG / ~/.kube/config.
-func WithKubeconfigPath(path string) Option { return func(m *Manager) { m.kubeconfigPath = path } }
-
-// WithCgroupV1Detector replaces the host cgroup v1 detection (default HostCgroupV1).
-func WithCgroupV1Detector(f func() (bool, error)) Option { return func(m *Manager) { m.cgroupV1 = f } }
-
-// WithReadyTimeout sets how long Create waits for the control plane to be
-// Ready (default 3 minutes).
-func WithReadyTimeout(d time.Duration) Option { return func(m *Manager) { m.readyTimeout = d } }
-
 // WithVerbosity raises kind's log verbosity (0 = user-facing messages only).
 func WithVerbosity(v int) Option {
 	return func(m *Manager) {

@@ -34,10 +34,10 @@ func newFixture(t *testing.T, existing ...string) *fixture {
 		f.docker.containers[n+"-control-plane"] = ContainerInfo{Exists: true, Running: true, KindCluster: n}
 	}
 	f.m = NewManager(f.log,
-		WithProvider(f.prov),
-		WithDocker(f.docker),
-		WithKubeconfigPath(f.kubeconfig),
-		WithCgroupV1Detector(func() (bool, error) { return true, nil }),
+		withProvider(f.prov),
+		withDocker(f.docker),
+		withKubeconfigPath(f.kubeconfig),
+		withCgroupV1Detector(func() (bool, error) { return true, nil }),
 	)
 	return f
 }

@@ -1,0 +1,22 @@
+package cluster
+
+import "time"
+
+// Options only tests need: the seams of a Manager.
+
+// withProvider replaces the kind provider (tests use a fake).
+func withProvider(p Provider) Option { return func(m *Manager) { m.provider = p } }
+
+// withDocker replaces the docker CLI queries (tests use a fake).
+func withDocker(d Docker) Option { return func(m *Manager) { m.docker = d } }
+
+// withKubeconfigPath makes Manager export contexts to (and remove them from)
+// this file instead of $KUBECONFIG / ~/.kube/config.
+func withKubeconfigPath(path string) Option { return func(m *Manager) { m.kubeconfigPath = path } }
+
+// withCgroupV1Detector replaces the host cgroup v1 detection (default HostCgroupV1).
+func withCgroupV1Detector(f func() (bool, error)) Option { return func(m *Manager) { m.cgroupV1 = f } }
+
+// withReadyTimeout sets how long Create waits for the control plane to be
+// Ready (default 3 minutes).
+func withReadyTimeout(d time.Duration) Option { return func(m *Manager) { m.readyTimeout = d } }
