@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -43,14 +44,17 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	cfg := &Config{}
 	d.decode(root, reflect.ValueOf(cfg).Elem(), "")
+	if d.overBudget {
+		// What was decoded is a fragment: validating it would only add noise.
+		return nil, d.finish()
+	}
 	cfg.Path = abs
 	cfg.Dir = filepath.Dir(abs)
 	setDefaults(cfg)
 	v := &validator{decoder: d, cfg: cfg}
 	v.validate()
 	if len(d.errs) > 0 {
-		sortErrors(d.errs)
-		return nil, d.errs
+		return nil, d.finish()
 	}
 	return cfg, nil
 }
@@ -58,6 +62,11 @@ func Parse(path string, data []byte) (*Config, error) {
 // parseDocument parses data as exactly one YAML document whose root is a
 // mapping, and returns that mapping node.
 func parseDocument(file string, data []byte) (*yaml.Node, ErrorList) {
+	// The YAML parser reports an encoding problem without its position:
+	// find it first.
+	if e := encodingError(file, data); e != nil {
+		return nil, ErrorList{e}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -79,6 +88,61 @@ func parseDocument(file string, data []byte) (*yaml.Node, ErrorList) {
 		return nil, ErrorList{{File: file, Line: root.Line, Column: root.Column, Msg: "expected a mapping at the top level, got " + describe(r)}}
 	}
 	return root, nil
+}
+
+// encodingError reports the first byte sequence of data that YAML does not
+// accept as text (invalid UTF-8, or a control character YAML forbids), at
+// its line and column, or nil.
+func encodingError(file string, data []byte) *Error {
+	if bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) {
+		return nil // UTF-16, which the YAML parser decodes itself
+	}
+	line, col := 1, 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		var msg string
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			msg = fmt.Sprintf("byte 0x%02x is not valid UTF-8; devloop.yaml must be UTF-8 text (was it saved in another encoding?)", data[i])
+		case !yamlPrintable(r):
+			msg = fmt.Sprintf("character %U is not allowed in YAML (a control character); remove it or, in a quoted string, write it as an escape", r)
+		}
+		if msg != "" {
+			return &Error{File: file, Line: line, Column: col, Msg: "invalid YAML: " + msg}
+		}
+		i += size
+		switch {
+		// YAML's line breaks: LF, CR LF, CR, NEL, LS, PS.
+		case r == '\r' && i < len(data) && data[i] == '\n':
+		case r == '\n' || r == '\r' || r == 0x85 || r == 0x2028 || r == 0x2029:
+			line, col = line+1, 1
+		default:
+			col++
+		}
+	}
+	return nil
+}
+
+// yamlPrintable reports whether YAML 1.1 (as go.yaml.in/yaml/v3 reads it)
+// accepts r in a stream.
+func yamlPrintable(r rune) bool {
+	switch {
+	case r == '\t' || r == '\n' || r == '\r' || r == 0x85:
+		return true
+	case r < 0x20 || r == 0x7f:
+		return false
+	case r < 0x7f:
+		return true
+	case r < 0xa0:
+		return false
+	case r <= 0xd7ff:
+		return true
+	case r >= 0xe000 && r <= 0xfffd:
+		return true
+	case r >= 0x10000 && r <= 0x10ffff:
+		return true
+	}
+	return false
 }
 
 // ApplyEnv applies environment overrides to a loaded config:
