@@ -1,12 +1,14 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -382,14 +384,46 @@ func levenshtein(a, b string) int {
 
 var digits = regexp.MustCompile(`^[-+]?[0-9]+$`)
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var (
+	yamlLineRE      = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	unknownAnchorRE = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+)
 
 // syntaxError turns a yaml.v3 parse error into an Error with its line.
-func syntaxError(file string, err error) *Error {
+// The parser leaves the line out when it is the first one (its lines count
+// from zero there), and for an unknown alias, which is found in data.
+func syntaxError(file string, data []byte, err error) *Error {
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &Error{File: file, Line: line, Msg: "invalid YAML: " + m[2]}
+		return &Error{File: file, Line: line, Msg: "invalid YAML: " + clip(m[2], maxMessage)}
 	}
-	return &Error{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
+		e := &Error{File: file, Line: 1, Msg: fmt.Sprintf("invalid YAML: alias *%s names no anchor (&%s) defined before it", clip(m[1], maxQuoted), clip(m[1], maxQuoted))}
+		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+			e.Line, e.Column = lineCol(data[:i])
+		}
+		return e
+	}
+	return &Error{File: file, Line: 1, Msg: "invalid YAML: " + clip(strings.TrimPrefix(msg, "yaml: "), maxMessage)}
+}
+
+// lineCol is the 1-based line and column (in characters) just after data,
+// counting YAML's line breaks: LF, CR LF, CR, NEL, LS and PS. A byte order
+// mark at the start is no character.
+func lineCol(data []byte) (line, col int) {
+	line, col = 1, 1
+	data = bytes.TrimPrefix(data, []byte("\uFEFF"))
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		i += size
+		switch {
+		case r == '\r' && i < len(data) && data[i] == '\n':
+		case r == '\n' || r == '\r' || r == 0x85 || r == 0x2028 || r == 0x2029:
+			line, col = line+1, 1
+		default:
+			col++
+		}
+	}
+	return line, col
 }

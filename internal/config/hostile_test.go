@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 )
 
 // mergeChain returns a config whose cluster.ingress is a chain of depth
@@ -168,6 +169,16 @@ func TestHostileErrorsAreShortAndPlaced(t *testing.T) {
 			`DIR/devloop.yaml:2:1: invalid YAML: byte 0xff is not valid UTF-8`, 1000},
 		{"an escape character", "name: p\nmanifests: [k8s]\nnamespace: \"a\x1b[2Jb\"\n",
 			`DIR/devloop.yaml:3:14: invalid YAML: character U+001B is not allowed`, 1000},
+		{"a syntax error on the first line", "\"",
+			`DIR/devloop.yaml:1: invalid YAML: found unexpected end of stream`, 1000},
+		{"an alias of no anchor", "name: p\nmanifests: [k8s]\nnamespace: *nope\n",
+			`DIR/devloop.yaml:3:12: invalid YAML: alias *nope names no anchor (&nope) defined before it`, 1000},
+		{"an alias of no anchor with a 5 MB name", "name: *" + huge + "\n",
+			`DIR/devloop.yaml:1:7: invalid YAML: alias *aaaa`, 1000},
+		{"UTF-16 with a control character", utf16LE("name: p\nnamespace: \x07\n"),
+			`DIR/devloop.yaml:2:12: invalid YAML: character U+0007 is not allowed`, 1000},
+		{"UTF-16 cut in half a character", utf16LE("name: p\n")[:7],
+			`DIR/devloop.yaml:1:3: invalid YAML: the file ends in half a UTF-16 character`, 1000},
 		{"a NUL after CR LF line ends", "name: p\r\nmanifests: [k8s]\r\n\x00\r\n",
 			`DIR/devloop.yaml:3:1: invalid YAML: character U+0000 is not allowed`, 1000},
 	}
@@ -186,6 +197,27 @@ func TestHostileErrorsAreShortAndPlaced(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// utf16LE encodes s as UTF-16, little-endian, with a byte order mark.
+func utf16LE(s string) string {
+	out := []byte{0xff, 0xfe}
+	for _, u := range utf16.Encode([]rune(s)) {
+		out = append(out, byte(u), byte(u>>8))
+	}
+	return string(out)
+}
+
+// TestUTF16Loads: a UTF-16 file (Windows editors write them) still loads.
+func TestUTF16Loads(t *testing.T) {
+	dir := fixture(t)
+	cfg, err := Parse(filepath.Join(dir, "devloop.yaml"), []byte(utf16LE("name: caf\u00e9-p\nmanifests: [k8s]\n")))
+	if err == nil || !strings.Contains(err.Error(), `:1:7: name: invalid name "café-p"`) {
+		t.Fatalf("got %+v, %v", cfg, err)
+	}
+	if _, err := Parse(filepath.Join(dir, "devloop.yaml"), []byte(utf16LE("name: p\nmanifests: [k8s]\n"))); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -2,12 +2,14 @@ package config
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -64,7 +66,8 @@ func Parse(path string, data []byte) (*Config, error) {
 func parseDocument(file string, data []byte) (*yaml.Node, ErrorList) {
 	// The YAML parser reports an encoding problem without its position:
 	// find it first.
-	if e := encodingError(file, data); e != nil {
+	data, e := encodingError(file, data)
+	if e != nil {
 		return nil, ErrorList{e}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -73,13 +76,13 @@ func parseDocument(file string, data []byte) (*yaml.Node, ErrorList) {
 		if errors.Is(err, io.EOF) {
 			return nil, ErrorList{{File: file, Msg: `the file is empty; expected a mapping with at least "name" and "services" or "manifests"`}}
 		}
-		return nil, ErrorList{syntaxError(file, err)}
+		return nil, ErrorList{syntaxError(file, data, err)}
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		return nil, ErrorList{syntaxError(file, err)}
+		return nil, ErrorList{syntaxError(file, data, err)}
 	default:
 		return nil, ErrorList{{File: file, Line: extra.Line, Column: extra.Column, Msg: "expected one YAML document, found a second one"}}
 	}
@@ -90,14 +93,17 @@ func parseDocument(file string, data []byte) (*yaml.Node, ErrorList) {
 	return root, nil
 }
 
-// encodingError reports the first byte sequence of data that YAML does not
-// accept as text (invalid UTF-8, or a control character YAML forbids), at
-// its line and column, or nil.
-func encodingError(file string, data []byte) *Error {
+// encodingError reports the first character of data that YAML does not
+// accept (invalid UTF-8, or a control character YAML forbids), at its line
+// and column, or nil. It returns data as UTF-8: a UTF-16 file (with its
+// byte order mark) is converted.
+func encodingError(file string, data []byte) ([]byte, *Error) {
 	if bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) {
-		return nil // UTF-16, which the YAML parser decodes itself
+		var err *Error
+		if data, err = fromUTF16(file, data); err != nil {
+			return nil, err
+		}
 	}
-	line, col := 1, 1
 	for i := 0; i < len(data); {
 		r, size := utf8.DecodeRune(data[i:])
 		var msg string
@@ -108,19 +114,47 @@ func encodingError(file string, data []byte) *Error {
 			msg = fmt.Sprintf("character %U is not allowed in YAML (a control character); remove it or, in a quoted string, write it as an escape", r)
 		}
 		if msg != "" {
-			return &Error{File: file, Line: line, Column: col, Msg: "invalid YAML: " + msg}
+			line, col := lineCol(data[:i])
+			return nil, &Error{File: file, Line: line, Column: col, Msg: "invalid YAML: " + msg}
 		}
 		i += size
-		switch {
-		// YAML's line breaks: LF, CR LF, CR, NEL, LS, PS.
-		case r == '\r' && i < len(data) && data[i] == '\n':
-		case r == '\n' || r == '\r' || r == 0x85 || r == 0x2028 || r == 0x2029:
-			line, col = line+1, 1
-		default:
-			col++
-		}
 	}
-	return nil
+	return data, nil
+}
+
+// fromUTF16 converts UTF-16 data, which starts with its byte order mark, to
+// UTF-8, without the mark.
+func fromUTF16(file string, data []byte) ([]byte, *Error) {
+	order := binary.ByteOrder(binary.BigEndian)
+	if data[0] == 0xff {
+		order = binary.LittleEndian
+	}
+	units := make([]uint16, len(data)/2)
+	for i := range units {
+		units[i] = order.Uint16(data[2*i:])
+	}
+	out := make([]byte, 0, len(data))
+	for i := 1; i < len(units); i++ {
+		r := rune(units[i])
+		if utf16.IsSurrogate(r) {
+			if i+1 < len(units) {
+				r = utf16.DecodeRune(r, rune(units[i+1]))
+			} else {
+				r = utf8.RuneError
+			}
+			if r == utf8.RuneError {
+				line, col := lineCol(out)
+				return nil, &Error{File: file, Line: line, Column: col, Msg: "invalid YAML: a UTF-16 surrogate is not paired; the file is not valid UTF-16 text"}
+			}
+			i++
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	if len(data)%2 != 0 {
+		line, col := lineCol(out)
+		return nil, &Error{File: file, Line: line, Column: col, Msg: "invalid YAML: the file ends in half a UTF-16 character"}
+	}
+	return out, nil
 }
 
 // yamlPrintable reports whether YAML 1.1 (as go.yaml.in/yaml/v3 reads it)
