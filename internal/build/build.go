@@ -223,7 +223,7 @@ func (b *Builder) preBuild(ctx context.Context, service string, cmd config.Comma
 		env = append(env, k+"="+cmd.Env[k])
 	}
 	c.Env = env
-	tail := newTail(b.tailLines)
+	tail := newLineTail(b.tailLines)
 	w := &syncWriter{w: io.MultiWriter(out, tail)}
 	c.Stdout, c.Stderr = w, w
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
