@@ -264,8 +264,10 @@ func (m *Manager) notify(s TailStatus) {
 	m.opts.OnChange(s)
 }
 
-// writeLine writes one prefixed line with a single Write.
+// writeLine writes one prefixed line with a single Write. The app's text is
+// sanitised (see Sanitize); devloop's prefix keeps its colour.
 func (m *Manager) writeLine(prefix string, text []byte) {
+	text = Sanitize(text)
 	buf := make([]byte, 0, len(prefix)+len(text)+4)
 	buf = append(buf, prefix...)
 	buf = append(buf, " | "...)
