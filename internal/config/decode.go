@@ -85,8 +85,8 @@ func (d *decoder) step(n *yaml.Node) bool {
 	d.steps++
 	if d.steps > maxSteps {
 		d.overBudget = true
-		d.errorAt(nodePos(n), "", "aliases and merge keys (<<) expand to more than %d values; "+
-			"devloop stopped reading the file here (does an alias repeat a list or mapping that itself repeats aliases?)", maxSteps)
+		d.errorAt(nodePos(n), "", "the file decodes to more than %d values, aliases and merge keys (<<) expanded; "+
+			"devloop stopped reading it here (a devloop.yaml has a few hundred: does an alias repeat a list or mapping that itself repeats aliases?)", maxSteps)
 		return false
 	}
 	return true
