@@ -177,7 +177,7 @@ func (b *Builder) Build(ctx context.Context, svc config.Service, out io.Writer) 
 		}
 		return Image{}, &BuildError{Service: svc.Name, Stage: "build", Err: fmt.Errorf("starting image build: %w", err)}
 	}
-	tail := newTail(b.tailLines)
+	tail := newLineTail(b.tailLines)
 	id, perr := ParseBuildStream(res.Body, io.MultiWriter(out, tail))
 	res.Body.Close()
 	if cerr := contextFailed(); cerr != nil {
