@@ -51,8 +51,9 @@ type problem struct {
 }
 
 // maxSteps bounds the values one file may decode to, aliases and merge
-// keys expanded. A real devloop.yaml decodes to a few hundred.
-const maxSteps = 100_000
+// keys expanded. A real devloop.yaml decodes to a few hundred; the budget
+// also bounds the memory the key paths take (20000 of at most ~1 kB).
+const maxSteps = 20_000
 
 // maxErrors bounds the problems reported for one file.
 const maxErrors = 100

@@ -123,7 +123,7 @@ func TestHostileMergeKeys(t *testing.T) {
 		{
 			name:  "aliases expanding past the budget stop decoding",
 			yaml:  aliasSquare(400),
-			want:  []string{`:3:14: the file decodes to more than 100000 values, aliases and merge keys (<<) expanded`, `:2:1: x: unknown key`},
+			want:  []string{`:3:28: the file decodes to more than 20000 values, aliases and merge keys (<<) expanded`, `:2:1: x: unknown key`},
 			lines: 2,
 		},
 	}
