@@ -18,7 +18,7 @@ unit:
 FUZZTIME ?= 20s
 fuzz:
 	go test ./internal/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -parallel 1
-	go test ./internal/logs -run '^$$' -fuzz '^FuzzSanitize$$' -fuzztime $(FUZZTIME) -parallel 1
+	go test ./internal/termsafe -run '^$$' -fuzz '^FuzzSanitize$$' -fuzztime $(FUZZTIME) -parallel 1
 	go test ./internal/linebuf -run '^$$' -fuzz '^FuzzSplitter$$' -fuzztime $(FUZZTIME) -parallel 1
 
 # images builds (or refreshes) every image the e2e tests need, offline and cached; see e2e/images/README.md.

@@ -148,7 +148,7 @@ func TestHostileMergeKeys(t *testing.T) {
 // problems included (issue 16, item 9).
 func TestHostileErrorsAreShortAndPlaced(t *testing.T) {
 	huge := strings.Repeat("a", 5<<20) // the issue's 5 MB name
-	big := huge[:1<<20]                 // enough elsewhere, and quicker under -race
+	big := huge[:1<<20]                // enough elsewhere, and quicker under -race
 	tests := []struct {
 		name string
 		yaml string

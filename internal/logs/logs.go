@@ -24,6 +24,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
+
+	"github.com/devloop-dev/devloop/internal/termsafe"
 )
 
 // LogStreamer opens a container's log stream. It is the seam tests replace
@@ -265,9 +267,9 @@ func (m *Manager) notify(s TailStatus) {
 }
 
 // writeLine writes one prefixed line with a single Write. The app's text is
-// sanitised (see Sanitize); devloop's prefix keeps its colour.
+// sanitised (see termsafe.Sanitize); devloop's prefix keeps its colour.
 func (m *Manager) writeLine(prefix string, text []byte) {
-	text = Sanitize(text)
+	text = termsafe.Sanitize(text)
 	buf := make([]byte, 0, len(prefix)+len(text)+4)
 	buf = append(buf, prefix...)
 	buf = append(buf, " | "...)

@@ -1,11 +1,13 @@
-package logs
+// Package termsafe makes text from elsewhere (an app's log lines) safe to
+// print on the user's terminal.
+package termsafe
 
 import (
 	"fmt"
 	"unicode/utf8"
 )
 
-// Sanitize returns line (one log line, without its line end) made safe to
+// Sanitize returns line (one line of text, without its line end) made safe to
 // print on a terminal: escape sequences (CSI, such as colours and cursor
 // movement; OSC, such as window titles and hyperlinks; DCS, SOS, PM, APC and
 // two-byte escapes such as the reset ESC c) are removed, other control
