@@ -1,4 +1,4 @@
-.PHONY: build test unit e2e e2e-bench images example
+.PHONY: build test unit fuzz e2e e2e-bench images example
 
 # build installs devloop into $GOPATH/bin (or $GOBIN).
 build:
@@ -12,6 +12,14 @@ test: unit e2e
 unit:
 	go vet ./...
 	go test -race ./...
+
+# fuzz runs every fuzz target for FUZZTIME each (go test fuzzes one target
+# per run), on one worker; longer runs: make fuzz FUZZTIME=10m.
+FUZZTIME ?= 20s
+fuzz:
+	go test ./internal/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -parallel 1
+	go test ./internal/termsafe -run '^$$' -fuzz '^FuzzSanitize$$' -fuzztime $(FUZZTIME) -parallel 1
+	go test ./internal/linebuf -run '^$$' -fuzz '^FuzzSplitter$$' -fuzztime $(FUZZTIME) -parallel 1
 
 # images builds (or refreshes) every image the e2e tests need, offline and cached; see e2e/images/README.md.
 images:

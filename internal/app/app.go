@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	_ "net/http/pprof" // served only when DEVLOOP_PPROF_ADDR is set
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/devloop-dev/devloop/examples"
 	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/debugserver"
 	"github.com/devloop-dev/devloop/internal/project"
 	"github.com/devloop-dev/devloop/internal/ui"
 )
@@ -46,10 +45,7 @@ func Main() {
 // Run executes one devloop command line. Errors are printed to ErrOut once,
 // readably, and returned.
 func Run(ctx context.Context, s Streams, args []string) error {
-	if addr := os.Getenv("DEVLOOP_PPROF_ADDR"); addr != "" {
-		// For leak measurements (the e2e suite reads goroutine counts here).
-		go func() { _ = http.ListenAndServe(addr, nil) }() //nolint:gosec // loopback address chosen by the caller
-	}
+	defer debugserver.StartFromEnv(s.ErrOut)() // DEVLOOP_PPROF_ADDR: profiles for leak measurements, loopback only
 	g := &globals{streams: s}
 	root := newRoot(g)
 	root.SetArgs(args)

@@ -177,7 +177,7 @@ func (b *Builder) Build(ctx context.Context, svc config.Service, out io.Writer) 
 		}
 		return Image{}, &BuildError{Service: svc.Name, Stage: "build", Err: fmt.Errorf("starting image build: %w", err)}
 	}
-	tail := newTail(b.tailLines)
+	tail := newLineTail(b.tailLines)
 	id, perr := ParseBuildStream(res.Body, io.MultiWriter(out, tail))
 	res.Body.Close()
 	if cerr := contextFailed(); cerr != nil {
@@ -223,7 +223,7 @@ func (b *Builder) preBuild(ctx context.Context, service string, cmd config.Comma
 		env = append(env, k+"="+cmd.Env[k])
 	}
 	c.Env = env
-	tail := newTail(b.tailLines)
+	tail := newLineTail(b.tailLines)
 	w := &syncWriter{w: io.MultiWriter(out, tail)}
 	c.Stdout, c.Stderr = w, w
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

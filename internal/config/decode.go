@@ -1,12 +1,14 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -26,14 +28,79 @@ type decoder struct {
 	// bad holds key paths whose value failed to decode; validation skips
 	// them (and everything below them) to avoid reporting one mistake twice.
 	bad map[string]bool
+
+	// merged memoises each mapping's pairs (merge keys expanded), so a
+	// mapping is resolved once however many aliases name it; merging holds
+	// the mappings being resolved, to detect merge-key cycles.
+	merged  map[*yaml.Node][]pair
+	merging map[*yaml.Node]bool
+	// steps counts the work aliases and merge keys multiply (values
+	// decoded, merged keys copied); past maxSteps decoding stops.
+	steps      int
+	overBudget bool
+	// reported holds the problems already reported, by position and
+	// message: a node reached through many aliases is reported once.
+	reported map[problem]bool
+	// dropped counts problems not kept beyond maxErrors.
+	dropped int
 }
 
+type problem struct {
+	line, col int
+	msg       string
+}
+
+// maxSteps bounds the values one file may decode to, aliases and merge
+// keys expanded. A real devloop.yaml decodes to a few hundred; the budget
+// also bounds the memory the key paths take (20000 of at most ~1 kB).
+const maxSteps = 20_000
+
+// maxErrors bounds the problems reported for one file.
+const maxErrors = 100
+
 func newDecoder(file string) *decoder {
-	return &decoder{file: file, pos: map[string]pos{}, bad: map[string]bool{}}
+	return &decoder{file: file, pos: map[string]pos{}, bad: map[string]bool{},
+		merged: map[*yaml.Node][]pair{}, merging: map[*yaml.Node]bool{}, reported: map[problem]bool{}}
 }
 
 func (d *decoder) errorAt(p pos, path, format string, args ...any) {
-	d.errs = append(d.errs, &Error{File: d.file, Line: p.line, Column: p.col, Path: path, Msg: fmt.Sprintf(format, args...)})
+	msg := clip(fmt.Sprintf(format, args...), maxMessage)
+	k := problem{p.line, p.col, msg}
+	if d.reported[k] {
+		return
+	}
+	d.reported[k] = true
+	if len(d.errs) >= maxErrors {
+		d.dropped++
+		return
+	}
+	d.errs = append(d.errs, &Error{File: d.file, Line: p.line, Column: p.col, Path: clip(path, maxPath), Msg: msg})
+}
+
+// step counts one unit of work at n and reports whether decoding may go on.
+// The first step over the budget is reported at n.
+func (d *decoder) step(n *yaml.Node) bool {
+	if d.overBudget {
+		return false
+	}
+	d.steps++
+	if d.steps > maxSteps {
+		d.overBudget = true
+		d.errorAt(nodePos(n), "", "the file decodes to more than %d values, aliases and merge keys (<<) expanded; "+
+			"devloop stopped reading it here (a devloop.yaml has a few hundred: does an alias repeat a list or mapping that itself repeats aliases?)", maxSteps)
+		return false
+	}
+	return true
+}
+
+// finish returns the problems found, in file order, with a last line
+// counting those left out.
+func (d *decoder) finish() ErrorList {
+	sortErrors(d.errs)
+	if d.dropped > 0 {
+		d.errs = append(d.errs, &Error{File: d.file, Msg: fmt.Sprintf("and %d more problems not shown; fix the ones above first", d.dropped)})
+	}
+	return d.errs
 }
 
 // fail reports a value that could not be decoded and marks its path bad.
@@ -71,23 +138,26 @@ func describe(n *yaml.Node) string {
 	case yaml.ScalarNode:
 		switch n.ShortTag() {
 		case "!!str":
-			return fmt.Sprintf("string %q", n.Value)
+			return "string " + quote(n.Value)
 		case "!!int":
-			return "integer " + n.Value
+			return "integer " + clip(n.Value, maxQuoted)
 		case "!!float":
-			return "number " + n.Value
+			return "number " + clip(n.Value, maxQuoted)
 		case "!!bool":
 			return "boolean " + n.Value
 		case "!!null":
 			return "null"
 		}
-		return fmt.Sprintf("%s %q", n.ShortTag(), n.Value)
+		return clip(n.ShortTag(), maxQuoted) + " " + quote(n.Value)
 	}
 	return "an unsupported YAML node"
 }
 
 // decode decodes n into v (addressable), recording positions under path.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if !d.step(n) {
+		return
+	}
 	d.pos[path] = nodePos(n)
 	n = resolve(n)
 	if isNull(n) {
@@ -127,7 +197,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		if n.Kind == yaml.ScalarNode && digits.MatchString(n.Value) &&
 			(n.ShortTag() == "!!float" || (n.ShortTag() == "!!int" && n.Decode(&i) != nil)) {
 			// YAML resolves an integer too large for int64 as a float.
-			d.fail(n, path, "integer %s is too large", n.Value)
+			d.fail(n, path, "integer %s is too large", clip(n.Value, maxQuoted))
 			return
 		}
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil {
@@ -150,9 +220,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 type pair struct{ key, value *yaml.Node }
 
 // pairs returns a mapping's key/value pairs with YAML merge keys ("<<")
-// expanded; explicit keys win over merged ones. Duplicate explicit keys are
-// reported here.
+// expanded; explicit keys win over merged ones, and earlier merged
+// mappings over later ones. Duplicate explicit keys are reported here.
+// Each mapping is resolved once (its problems reported once, under the
+// path it was first reached by), a merge cycle is an error, and the keys
+// copied count against the decoding budget.
 func (d *decoder) pairs(n *yaml.Node, path string) []pair {
+	if out, ok := d.merged[n]; ok {
+		return out
+	}
+	d.merging[n] = true
+	defer delete(d.merging, n)
 	var out []pair
 	seen := map[string]*yaml.Node{}
 	var merged []*yaml.Node
@@ -174,18 +252,26 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 		out = append(out, pair{k, val})
 	}
 	for _, m := range merged {
-		m = resolve(m)
+		r := resolve(m)
 		srcs := []*yaml.Node{m}
-		if m.Kind == yaml.SequenceNode {
-			srcs = m.Content
+		if r.Kind == yaml.SequenceNode {
+			srcs = r.Content
 		}
 		for _, src := range srcs {
+			at := src
 			src = resolve(src)
 			if src.Kind != yaml.MappingNode {
-				d.fail(src, path, "merge key (<<) expects a mapping or a list of mappings, got %s", describe(src))
+				d.fail(at, path, "merge key (<<) expects a mapping or a list of mappings, got %s", describe(src))
+				continue
+			}
+			if d.merging[src] {
+				d.fail(at, path, "merge key (<<) merges a mapping into itself (the alias names a mapping that contains it)")
 				continue
 			}
 			for _, p := range d.pairs(src, path) {
+				if !d.step(p.key) {
+					return nil
+				}
 				if _, ok := seen[p.key.Value]; !ok {
 					seen[p.key.Value] = p.key
 					out = append(out, p)
@@ -193,6 +279,7 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 			}
 		}
 	}
+	d.merged[n] = out
 	return out
 }
 
@@ -213,6 +300,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		names = append(names, name)
 	}
 	for _, p := range d.pairs(n, path) {
+		if d.overBudget {
+			return
+		}
 		key := p.key.Value
 		i, ok := fields[key]
 		if !ok {
@@ -233,6 +323,9 @@ func (d *decoder) decodeStringMap(n *yaml.Node, v reflect.Value, path string) {
 	}
 	m := reflect.MakeMap(v.Type())
 	for _, p := range d.pairs(n, path) {
+		if !d.step(p.value) {
+			return
+		}
 		key := joinKey(path, p.key.Value)
 		d.pos[key] = nodePos(p.value)
 		val := resolve(p.value)
@@ -250,6 +343,11 @@ func (d *decoder) decodeStringMap(n *yaml.Node, v reflect.Value, path string) {
 // suggest returns a did-you-mean hint for an unknown key, or the list of
 // valid keys when none is close.
 func suggest(key string, valid []string) string {
+	sorted := append([]string(nil), valid...)
+	sort.Strings(sorted)
+	if len(key) > maxQuoted { // nothing valid is that long: spare the edit distance
+		return "; valid keys here: " + strings.Join(sorted, ", ")
+	}
 	best, bestDist := "", -1
 	for _, c := range valid {
 		dist := levenshtein(strings.ToLower(key), strings.ToLower(c))
@@ -260,8 +358,6 @@ func suggest(key string, valid []string) string {
 	if best != "" && (bestDist <= 2 || bestDist*3 <= len(key)) {
 		return fmt.Sprintf("; did you mean %q?", best)
 	}
-	sorted := append([]string(nil), valid...)
-	sort.Strings(sorted)
 	return "; valid keys here: " + strings.Join(sorted, ", ")
 }
 
@@ -289,14 +385,46 @@ func levenshtein(a, b string) int {
 
 var digits = regexp.MustCompile(`^[-+]?[0-9]+$`)
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var (
+	yamlLineRE      = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	unknownAnchorRE = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+)
 
 // syntaxError turns a yaml.v3 parse error into an Error with its line.
-func syntaxError(file string, err error) *Error {
+// The parser leaves the line out when it is the first one (its lines count
+// from zero there), and for an unknown alias, which is found in data.
+func syntaxError(file string, data []byte, err error) *Error {
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &Error{File: file, Line: line, Msg: "invalid YAML: " + m[2]}
+		return &Error{File: file, Line: line, Msg: "invalid YAML: " + clip(m[2], maxMessage)}
 	}
-	return &Error{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
+		e := &Error{File: file, Line: 1, Msg: fmt.Sprintf("invalid YAML: alias *%s names no anchor (&%s) defined before it", clip(m[1], maxQuoted), clip(m[1], maxQuoted))}
+		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+			e.Line, e.Column = lineCol(data[:i])
+		}
+		return e
+	}
+	return &Error{File: file, Line: 1, Msg: "invalid YAML: " + clip(strings.TrimPrefix(msg, "yaml: "), maxMessage)}
+}
+
+// lineCol is the 1-based line and column (in characters) just after data,
+// counting YAML's line breaks: LF, CR LF, CR, NEL, LS and PS. A byte order
+// mark at the start is no character.
+func lineCol(data []byte) (line, col int) {
+	line, col = 1, 1
+	data = bytes.TrimPrefix(data, []byte("\uFEFF"))
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		i += size
+		switch {
+		case r == '\r' && i < len(data) && data[i] == '\n':
+		case r == '\n' || r == '\r' || r == 0x85 || r == 0x2028 || r == 0x2029:
+			line, col = line+1, 1
+		default:
+			col++
+		}
+	}
+	return line, col
 }

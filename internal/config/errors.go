@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Error is one problem found in a config file, located at the YAML node
@@ -71,4 +73,48 @@ func sortErrors(l ErrorList) {
 		}
 		return l[i].Column < l[j].Column
 	})
+}
+
+// Limits on what a problem echoes back of the file, so a huge value (a
+// 5 MB project name) cannot flood the terminal.
+const (
+	maxQuoted  = 64   // bytes of a quoted value
+	maxPath    = 256  // bytes of a key path or file path
+	maxShown   = 1024 // bytes of any other text shown with %s
+	maxMessage = 4096 // bytes of a whole message
+)
+
+// quote quotes s like %q, cut to maxQuoted bytes (on a rune boundary) and
+// followed by its full length when cut.
+func quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(cutRunes(s, maxQuoted)) + fmt.Sprintf("… (%d bytes)", len(s))
+}
+
+// clip cuts s to about max bytes, keeping its start and its end (where a
+// path's file name is) around an ellipsis.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	head := cutRunes(s, max/2)
+	tail := s[len(s)-max/2:]
+	for len(tail) > 0 && !utf8.RuneStart(tail[0]) {
+		tail = tail[1:]
+	}
+	return head + fmt.Sprintf("…(%d bytes)…", len(s)-len(head)-len(tail)) + tail
+}
+
+// cutRunes returns the longest prefix of s of at most n bytes that does not
+// split a UTF-8 sequence.
+func cutRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -2,12 +2,15 @@ package config
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -43,14 +46,17 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	cfg := &Config{}
 	d.decode(root, reflect.ValueOf(cfg).Elem(), "")
+	if d.overBudget {
+		// What was decoded is a fragment: validating it would only add noise.
+		return nil, d.finish()
+	}
 	cfg.Path = abs
 	cfg.Dir = filepath.Dir(abs)
 	setDefaults(cfg)
 	v := &validator{decoder: d, cfg: cfg}
 	v.validate()
 	if len(d.errs) > 0 {
-		sortErrors(d.errs)
-		return nil, d.errs
+		return nil, d.finish()
 	}
 	return cfg, nil
 }
@@ -58,19 +64,25 @@ func Parse(path string, data []byte) (*Config, error) {
 // parseDocument parses data as exactly one YAML document whose root is a
 // mapping, and returns that mapping node.
 func parseDocument(file string, data []byte) (*yaml.Node, ErrorList) {
+	// The YAML parser reports an encoding problem without its position:
+	// find it first.
+	data, e := encodingError(file, data)
+	if e != nil {
+		return nil, ErrorList{e}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, ErrorList{{File: file, Msg: `the file is empty; expected a mapping with at least "name" and "services" or "manifests"`}}
 		}
-		return nil, ErrorList{syntaxError(file, err)}
+		return nil, ErrorList{syntaxError(file, data, err)}
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		return nil, ErrorList{syntaxError(file, err)}
+		return nil, ErrorList{syntaxError(file, data, err)}
 	default:
 		return nil, ErrorList{{File: file, Line: extra.Line, Column: extra.Column, Msg: "expected one YAML document, found a second one"}}
 	}
@@ -79,6 +91,92 @@ func parseDocument(file string, data []byte) (*yaml.Node, ErrorList) {
 		return nil, ErrorList{{File: file, Line: root.Line, Column: root.Column, Msg: "expected a mapping at the top level, got " + describe(r)}}
 	}
 	return root, nil
+}
+
+// encodingError reports the first character of data that YAML does not
+// accept (invalid UTF-8, or a control character YAML forbids), at its line
+// and column, or nil. It returns data as UTF-8: a UTF-16 file (with its
+// byte order mark) is converted.
+func encodingError(file string, data []byte) ([]byte, *Error) {
+	if bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) {
+		var err *Error
+		if data, err = fromUTF16(file, data); err != nil {
+			return nil, err
+		}
+	}
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		var msg string
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			msg = fmt.Sprintf("byte 0x%02x is not valid UTF-8; devloop.yaml must be UTF-8 text (was it saved in another encoding?)", data[i])
+		case !yamlPrintable(r):
+			msg = fmt.Sprintf("character %U is not allowed in YAML (a control character); remove it or, in a quoted string, write it as an escape", r)
+		}
+		if msg != "" {
+			line, col := lineCol(data[:i])
+			return nil, &Error{File: file, Line: line, Column: col, Msg: "invalid YAML: " + msg}
+		}
+		i += size
+	}
+	return data, nil
+}
+
+// fromUTF16 converts UTF-16 data, which starts with its byte order mark, to
+// UTF-8, without the mark.
+func fromUTF16(file string, data []byte) ([]byte, *Error) {
+	order := binary.ByteOrder(binary.BigEndian)
+	if data[0] == 0xff {
+		order = binary.LittleEndian
+	}
+	units := make([]uint16, len(data)/2)
+	for i := range units {
+		units[i] = order.Uint16(data[2*i:])
+	}
+	out := make([]byte, 0, len(data))
+	for i := 1; i < len(units); i++ {
+		r := rune(units[i])
+		if utf16.IsSurrogate(r) {
+			if i+1 < len(units) {
+				r = utf16.DecodeRune(r, rune(units[i+1]))
+			} else {
+				r = utf8.RuneError
+			}
+			if r == utf8.RuneError {
+				line, col := lineCol(out)
+				return nil, &Error{File: file, Line: line, Column: col, Msg: "invalid YAML: a UTF-16 surrogate is not paired; the file is not valid UTF-16 text"}
+			}
+			i++
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	if len(data)%2 != 0 {
+		line, col := lineCol(out)
+		return nil, &Error{File: file, Line: line, Column: col, Msg: "invalid YAML: the file ends in half a UTF-16 character"}
+	}
+	return out, nil
+}
+
+// yamlPrintable reports whether YAML 1.1 (as go.yaml.in/yaml/v3 reads it)
+// accepts r in a stream.
+func yamlPrintable(r rune) bool {
+	switch {
+	case r == '\t' || r == '\n' || r == '\r' || r == 0x85:
+		return true
+	case r < 0x20 || r == 0x7f:
+		return false
+	case r < 0x7f:
+		return true
+	case r < 0xa0:
+		return false
+	case r <= 0xd7ff:
+		return true
+	case r >= 0xe000 && r <= 0xfffd:
+		return true
+	case r >= 0x10000 && r <= 0x10ffff:
+		return true
+	}
+	return false
 }
 
 // ApplyEnv applies environment overrides to a loaded config:

@@ -100,7 +100,7 @@ services:
         run: go build
         dir: .
         env: {CGO_ENABLED: 0}
-    watch: [app, /tmp]
+    watch: [app, `+filepath.Join(dir, "static")+`]   # an absolute path inside the project
     ignore: ["*.md", "!keep.md"]
     sync:
       - {src: static/index.html, dest: /srv/index.html, run: "kill -HUP 1"}
@@ -129,7 +129,7 @@ services:
 		{"target", s.Build.Target, "dev"},
 		{"args", s.Build.Args, map[string]string{"VERSION": "1.2", "DEBUG": "true"}},
 		{"preBuild", *s.Build.PreBuild, Command{Run: "go build", Dir: dir, Env: map[string]string{"CGO_ENABLED": "0"}}},
-		{"watch", s.Watch, []string{filepath.Join(dir, "app"), "/tmp"}},
+		{"watch", s.Watch, []string{filepath.Join(dir, "app"), filepath.Join(dir, "static")}},
 		{"ignore", s.Ignore, []string{"*.md", "!keep.md"}},
 		{"sync", s.Sync[0], SyncRule{Src: filepath.Join(dir, "static", "index.html"), Dest: "/srv/index.html", Run: "kill -HUP 1"}},
 		{"pf0", s.PortForwards[0], PortForward{Local: 9000, Port: 8080, Resource: "deployment/api", Address: "::1"}},

@@ -10,7 +10,7 @@ import (
 
 // fixture creates a project directory with the files the test configs
 // refer to and returns its path.
-func fixture(t *testing.T) string {
+func fixture(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	files := map[string]string{
@@ -39,7 +39,7 @@ func fixture(t *testing.T) string {
 	return dir
 }
 
-func writeConfig(t *testing.T, dir, body string) string {
+func writeConfig(t testing.TB, dir, body string) string {
 	t.Helper()
 	p := filepath.Join(dir, "devloop.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {

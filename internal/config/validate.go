@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -49,6 +50,11 @@ func parentPath(p string) string {
 // defaulted or missing values, at its nearest ancestor present in the file.
 // Paths that already failed to decode are skipped.
 func (v *validator) errorf(keyPath, format string, args ...any) {
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = shown(s)
+		}
+	}
 	for p := keyPath; ; p = parentPath(p) {
 		if v.bad[p] {
 			return
@@ -69,6 +75,18 @@ func (v *validator) errorf(keyPath, format string, args ...any) {
 		}
 		p = parentPath(p)
 	}
+}
+
+// shown formats a value from the file in a message cut to a sane length:
+// %q quotes at most maxQuoted bytes of it, %s shows at most maxShown.
+type shown string
+
+func (s shown) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		_, _ = io.WriteString(f, quote(string(s)))
+		return
+	}
+	_, _ = io.WriteString(f, clip(string(s), maxShown))
 }
 
 // set reports whether keyPath was given in the file.
@@ -177,7 +195,10 @@ func (v *validator) validateService(p string, s *Service, names, repos map[strin
 	}
 	v.validateBuild(p+".build", &s.Build)
 	for i, w := range s.Watch {
-		v.existing(fmt.Sprintf("%s.watch[%d]", p, i), w, "watched path")
+		wp := fmt.Sprintf("%s.watch[%d]", p, i)
+		if v.inProject(wp, w, "watched path", s.Build.Context) {
+			v.existing(wp, w, "watched path")
+		}
 	}
 	for i, pat := range s.Ignore {
 		if strings.TrimSpace(pat) == "" {
@@ -190,7 +211,7 @@ func (v *validator) validateService(p string, s *Service, names, repos map[strin
 		rp := fmt.Sprintf("%s.sync[%d]", p, i)
 		if r.Src == "" {
 			v.errorf(rp+".src", "required: the local file or directory to sync")
-		} else {
+		} else if v.inProject(rp+".src", r.Src, "sync source", s.Build.Context) {
 			v.existing(rp+".src", r.Src, "sync source")
 		}
 		switch {
@@ -229,6 +250,7 @@ func (v *validator) validateImage(keyPath, image string, repos map[string]string
 func (v *validator) validateBuild(p string, b *Build) {
 	ctxOK := false
 	switch fi, err := os.Stat(b.Context); {
+	case v.hugeContext(p+".context", b.Context):
 	case err != nil:
 		v.errorf(p+".context", "build context %s: %s", b.Context, statProblem(err))
 	case !fi.IsDir():
@@ -238,6 +260,7 @@ func (v *validator) validateBuild(p string, b *Build) {
 	}
 	if ctxOK || v.set(p+".dockerfile") {
 		switch fi, err := os.Stat(b.Dockerfile); {
+		case !v.inProject(p+".dockerfile", b.Dockerfile, "Dockerfile", b.Context):
 		case err != nil:
 			v.errorf(p+".dockerfile", "Dockerfile %s: %s", b.Dockerfile, statProblem(err))
 		case fi.IsDir():
@@ -248,7 +271,7 @@ func (v *validator) validateBuild(p string, b *Build) {
 		if strings.TrimSpace(b.PreBuild.Run) == "" {
 			v.errorf(p+".preBuild.run", "required: the host command to run (with sh -c)")
 		}
-		if ctxOK || v.set(p+".preBuild.dir") {
+		if (ctxOK || v.set(p+".preBuild.dir")) && v.inProject(p+".preBuild.dir", b.PreBuild.Dir, "preBuild directory", b.Context) {
 			v.dir(p+".preBuild.dir", b.PreBuild.Dir, "preBuild directory")
 		}
 	}
@@ -258,7 +281,73 @@ func statProblem(err error) string {
 	if errors.Is(err, fs.ErrNotExist) {
 		return "does not exist"
 	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error() // the path is in the message already
+	}
 	return err.Error()
+}
+
+// within reports whether p is dir or lies below it (both absolute, clean).
+// The test is on the names only: a symbolic link is not followed.
+func within(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// inProject checks that a path given in the file (keyPath) lies in the
+// project directory (the directory of devloop.yaml) or in the service's
+// build context, which may name a parent directory (a monorepo's root).
+// Paths devloop fills in itself are not checked. It reports whether p may
+// be used.
+func (v *validator) inProject(keyPath, p, what, context string) bool {
+	if !v.set(keyPath) || p == "" || within(v.cfg.Dir, p) || (context != "" && within(context, p)) {
+		return true
+	}
+	where := "the project directory " + clip(v.cfg.Dir, maxPath)
+	if context != "" && context != v.cfg.Dir {
+		where += " and the build context " + clip(context, maxPath)
+	}
+	v.errorf(keyPath, "%s %s is outside %s: devloop reads, watches and syncs only the project's files; "+
+		"to use files of a parent directory (a monorepo), set build.context to that directory, or move devloop.yaml up",
+		what, clip(p, maxPath), where)
+	return false
+}
+
+// inAnyContext reports whether p lies in the project directory or in a
+// service's build context.
+func (v *validator) inAnyContext(p string) bool {
+	if within(v.cfg.Dir, p) {
+		return true
+	}
+	for _, s := range v.cfg.Services {
+		if s.Build.Context != "" && within(s.Build.Context, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// hugeContext reports (and says why) a build context outside the project
+// directory that is the file system root or contains the home directory:
+// devloop would send all of it, secrets included, to the Docker daemon.
+func (v *validator) hugeContext(keyPath, ctx string) bool {
+	if !v.set(keyPath) || within(v.cfg.Dir, ctx) {
+		return false
+	}
+	home, err := os.UserHomeDir()
+	what := ""
+	switch {
+	case ctx == filepath.Dir(ctx):
+		what = "is the root of the file system"
+	case err == nil && filepath.IsAbs(home) && within(ctx, filepath.Clean(home)):
+		what = "contains your home directory " + clip(home, maxPath)
+	default:
+		return false
+	}
+	v.errorf(keyPath, "build context %s %s: devloop would send all of it (secrets included) to the Docker daemon; "+
+		"set build.context to the directory that holds what the Dockerfile copies", clip(ctx, maxPath), what)
+	return true
 }
 
 // existing checks a path is non-empty and exists.
@@ -332,6 +421,12 @@ func contains(list []string, s string) bool {
 func (v *validator) validateManifest(keyPath, m string) {
 	if m == "" {
 		v.errorf(keyPath, "empty path")
+		return
+	}
+	if !v.inAnyContext(m) {
+		v.errorf(keyPath, "manifest %s is outside the project directory %s and every build context: devloop reads only the project's files; "+
+			"move devloop.yaml up to a directory that contains it, or set a service's build.context to such a directory (the root of a monorepo, for instance)",
+			clip(m, maxPath), clip(v.cfg.Dir, maxPath))
 		return
 	}
 	if strings.ContainsAny(m, "*?[") {

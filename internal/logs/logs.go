@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
+
+	"github.com/devloop-dev/devloop/internal/termsafe"
 )
 
 // LogStreamer opens a container's log stream. It is the seam tests replace
@@ -270,8 +272,10 @@ func (m *Manager) notify(s TailStatus) {
 	m.opts.OnChange(s)
 }
 
-// writeLine writes one prefixed line with a single Write.
+// writeLine writes one prefixed line with a single Write. The app's text is
+// sanitised (see termsafe.Sanitize); devloop's prefix keeps its colour.
 func (m *Manager) writeLine(prefix string, text []byte) {
+	text = termsafe.Sanitize(text)
 	buf := make([]byte, 0, len(prefix)+len(text)+4)
 	buf = append(buf, prefix...)
 	buf = append(buf, " | "...)

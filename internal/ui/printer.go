@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/devloop-dev/devloop/internal/linebuf"
 )
 
 // ANSI colors used for prefixes; chosen to read on dark and light terminals.
@@ -115,7 +117,10 @@ func (p *Printer) write(prefix, color, msg string) {
 }
 
 // Writer returns an io.Writer that prints each complete line under prefix,
-// dimmed (for build output). Close flushes a last partial line.
+// dimmed (for build output). Close flushes a last partial line. A progress
+// bar redrawn with carriage returns prints as its last state, and lines are
+// held in bounded memory (see linebuf): a stream that never ends its line
+// does not grow.
 func (p *Printer) Writer(prefix string) io.WriteCloser {
 	return &lineWriter{p: p, prefix: prefix}
 }
@@ -124,38 +129,27 @@ type lineWriter struct {
 	p      *Printer
 	prefix string
 	mu     sync.Mutex
-	buf    bytes.Buffer
+	lines  linebuf.Splitter
 }
 
 func (w *lineWriter) Write(b []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.buf.Write(b)
-	for {
-		i := bytes.IndexByte(w.buf.Bytes(), '\n')
-		if i < 0 {
-			break
-		}
-		line := string(w.buf.Next(i + 1))
-		w.emit(strings.TrimRight(line, "\r\n"))
-	}
+	w.lines.Write(b, w.emit)
 	return len(b), nil
 }
 
-func (w *lineWriter) emit(line string) {
-	if strings.TrimSpace(line) == "" {
+func (w *lineWriter) emit(line []byte) {
+	if len(bytes.TrimSpace(line)) == 0 {
 		return
 	}
-	w.p.write(w.prefix, ColorFor(w.prefix), w.p.Paint("2", line))
+	w.p.write(w.prefix, ColorFor(w.prefix), w.p.Paint("2", string(line)))
 }
 
 func (w *lineWriter) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.buf.Len() > 0 {
-		w.emit(w.buf.String())
-		w.buf.Reset()
-	}
+	w.lines.Flush(w.emit)
 	return nil
 }
 

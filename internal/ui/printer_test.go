@@ -3,6 +3,8 @@ package ui
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -124,4 +126,55 @@ func TestProgressFuncAsksEachTime(t *testing.T) {
 			t.Fatalf("got %q\nwant %q", b.String(), want)
 		}
 	})
+}
+
+// TestWriterCarriageReturns: a progress bar redrawn with \r prints as its
+// last state, with no raw carriage return, and a stream that never ends its
+// line is not accumulated (issue 16, item 6).
+func TestWriterCarriageReturns(t *testing.T) {
+	var b bytes.Buffer
+	p := NewPrinter(&b, false, false)
+	p.SetPrefixWidth(1)
+	w := p.Writer("x")
+	fmt.Fprint(w, "fetching 10%\rfetching 20%\r")
+	fmt.Fprint(w, "fetching 100%\r\nok\r\n")
+	fmt.Fprint(w, "almost\rdone")
+	_ = w.Close()
+	if want := "x │ fetching 100%\nx │ ok\nx │ done\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+
+	b.Reset()
+	w = p.Writer("x")
+	chunk := []byte(strings.Repeat("downloading 42% [=====>    ]\r", 1000)) // 28 kB
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range 300 { // 8.4 MB that never ends its line
+		_, _ = w.Write(chunk)
+	}
+	runtime.ReadMemStats(&after)
+	_ = w.Close()
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("writing 8.4 MB of carriage-return updates allocated %d bytes", grew)
+	}
+	if want := "x │ downloading 42% [=====>    ]\n"; b.String() != want {
+		t.Errorf("got %d bytes %.200q..., want %q", b.Len(), b.String(), want)
+	}
+}
+
+// BenchmarkWriterCarriageReturns writes 32 MiB of progress updates that
+// never end their line, in 32 KiB writes (what a pipe delivers).
+func BenchmarkWriterCarriageReturns(b *testing.B) {
+	chunk := []byte(strings.Repeat("downloading 42% [=====>    ]\r", 32<<10/29))
+	p := NewPrinter(io.Discard, false, false)
+	b.ReportAllocs()
+	b.SetBytes(32 << 20)
+	for b.Loop() {
+		w := p.Writer("x")
+		for n := 0; n < 32<<20; n += len(chunk) {
+			_, _ = w.Write(chunk)
+		}
+		_ = w.Close()
+	}
 }
