@@ -11,11 +11,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/devloop-dev/devloop/internal/termsafe"
 )
 
 const (
 	// logTailLines is how many log lines a crash diagnosis shows.
 	logTailLines = 10
+	// logTailBytes bounds what a diagnosis reads of a log (an app may log
+	// megabytes without a newline).
+	logTailBytes = 16 << 10
 	// unschedulableGrace is how long a pod may be unschedulable before that
 	// counts as a failure (the scheduler retries, e.g. while a node starts).
 	unschedulableGrace = 10 * time.Second
@@ -263,10 +268,11 @@ func (d diagnoser) lastProbeEvent(ctx context.Context, pod *corev1.Pod) string {
 // container's log (or the current one's), indented.
 func (d diagnoser) logLines(ctx context.Context, pod *corev1.Pod, container string) []string {
 	tail := int64(logTailLines)
+	limit := int64(logTailBytes)
 	var text string
 	for _, previous := range []bool{true, false} {
 		raw, err := d.cs.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{
-			Container: container, Previous: previous, TailLines: &tail,
+			Container: container, Previous: previous, TailLines: &tail, LimitBytes: &limit,
 		}).DoRaw(ctx)
 		if err == nil && strings.TrimSpace(string(raw)) != "" {
 			text = string(raw)
@@ -282,7 +288,8 @@ func (d diagnoser) logLines(ctx context.Context, pod *corev1.Pod, container stri
 	}
 	out := []string{"last log lines:"}
 	for _, l := range lines {
-		out = append(out, "  "+strings.TrimRight(l, "\r"))
+		// An app's escape sequences must not reach the user's terminal.
+		out = append(out, "  "+string(termsafe.Sanitize([]byte(strings.TrimRight(l, "\r")))))
 	}
 	return out
 }
