@@ -4,22 +4,21 @@
 build:
 	go install ./cmd/devloop
 
-# test is what CI runs: unit tests, then the e2e suite against a real kind
-# cluster and a real Docker engine (it installs and starts what it needs).
-test: unit e2e
+# test is what CI runs: unit tests, every fuzz target for a short time, then
+# the e2e suite against a real kind cluster and a real Docker engine (it
+# installs and starts what it needs).
+test: unit fuzz e2e
 
 # unit runs the fast tests: no cluster, no Docker needed (Docker tests skip).
 unit:
 	go vet ./...
 	go test -race ./...
 
-# fuzz runs every fuzz target for FUZZTIME each (go test fuzzes one target
-# per run), on one worker; longer runs: make fuzz FUZZTIME=10m.
-FUZZTIME ?= 20s
+# fuzz runs every fuzz target (each func FuzzXxx) for FUZZTIME, on one
+# worker; longer runs: make fuzz FUZZTIME=10m.
+FUZZTIME ?= 10s
 fuzz:
-	go test ./internal/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -parallel 1
-	go test ./internal/termsafe -run '^$$' -fuzz '^FuzzSanitize$$' -fuzztime $(FUZZTIME) -parallel 1
-	go test ./internal/linebuf -run '^$$' -fuzz '^FuzzSplitter$$' -fuzztime $(FUZZTIME) -parallel 1
+	bash .ci/fuzz $(FUZZTIME)
 
 # images builds (or refreshes) every image the e2e tests need, offline and cached; see e2e/images/README.md.
 images:
