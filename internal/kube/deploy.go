@@ -48,7 +48,7 @@ func Prepare(cfg *config.Config, images map[string]string) (*Manifests, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := Substitute(objs, images); err != nil {
+	if err := Substitute(objs, images); err != nil {
 		return nil, err
 	}
 	Label(objs, cfg.Name)
@@ -60,14 +60,7 @@ func Prepare(cfg *config.Config, images map[string]string) (*Manifests, error) {
 	for _, svc := range cfg.Services {
 		m.order = append(m.order, svc.Name)
 		m.repos[svc.Name] = normalizeRepo(svc.Image)
-		ws := []Workload{}
-		for _, k := range workloadsRunning(objs, svc.Image) {
-			w, err := ParseWorkloadKey(k)
-			if err != nil {
-				return nil, err
-			}
-			ws = append(ws, w)
-		}
+		ws := workloadsRunning(objs, svc.Image)
 		m.Services[svc.Name] = ws
 	}
 	return m, nil
@@ -118,11 +111,12 @@ func desiredPods(o *unstructured.Unstructured) int {
 	return 1
 }
 
-// workloadsRunning returns the keys of the workloads whose pod templates
-// use image repository repo (sorted).
-func workloadsRunning(objs []*unstructured.Unstructured, repo string) []string {
+// workloadsRunning returns the workloads whose pod templates use image
+// repository repo, sorted by Key.
+func workloadsRunning(objs []*unstructured.Unstructured, repo string) []Workload {
 	want := normalizeRepo(repo)
-	var out []string
+	out := []Workload{}
+	seen := map[string]bool{}
 	for _, o := range objs {
 		tmpl, ok := podTemplate(o)
 		if !ok {
@@ -132,13 +126,15 @@ func workloadsRunning(objs []*unstructured.Unstructured, repo string) []string {
 			list, _, _ := unstructured.NestedSlice(tmpl, "spec", field)
 			for _, c := range list {
 				cm, _ := c.(map[string]any)
-				if img, _ := cm["image"].(string); img != "" && normalizeRepo(img) == want {
-					out = appendUnique(out, workloadOf(o).Key())
+				w := workloadOf(o)
+				if img, _ := cm["image"].(string); img != "" && normalizeRepo(img) == want && !seen[w.Key()] {
+					seen[w.Key()] = true
+					out = append(out, w)
 				}
 			}
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
 	return out
 }
 

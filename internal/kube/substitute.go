@@ -2,7 +2,6 @@ package kube
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -25,17 +24,8 @@ type Workload struct {
 // String is the kubectl-style "deployment/name".
 func (w Workload) String() string { return strings.ToLower(w.Kind) + "/" + w.Name }
 
-// Key is "Kind/namespace/name", unique within a cluster; ParseWorkloadKey inverts it.
+// Key is "Kind/namespace/name", unique within a cluster.
 func (w Workload) Key() string { return w.Kind + "/" + w.Namespace + "/" + w.Name }
-
-// ParseWorkloadKey parses the result of Workload.Key.
-func ParseWorkloadKey(key string) (Workload, error) {
-	parts := strings.SplitN(key, "/", 3)
-	if len(parts) != 3 || parts[0] == "" || parts[2] == "" {
-		return Workload{}, fmt.Errorf("invalid workload key %q (want Kind/namespace/name)", key)
-	}
-	return Workload{Kind: parts[0], Namespace: parts[1], Name: parts[2]}, nil
-}
 
 // podTemplatePath returns the field path of the pod template (metadata+spec)
 // of a workload kind; nil means the object itself is the pod; ok is false for
@@ -77,7 +67,7 @@ func WorkloadsOf(objs []*unstructured.Unstructured) []Workload {
 	var out []Workload
 	for _, o := range objs {
 		if _, ok := podTemplatePath(o.GetKind()); ok && isBuiltinWorkloadGroup(o) {
-			out = append(out, Workload{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
+			out = append(out, workloadOf(o))
 		}
 	}
 	return out
@@ -120,18 +110,16 @@ func normalizeRepo(image string) string {
 // Substitute replaces, in every pod template of objs, each container image
 // whose repository (tag and digest ignored, Docker Hub names normalised) is a
 // key of images with that key's built ref, and sets imagePullPolicy
-// IfNotPresent on it. It returns, per images key, the Workload.Key of each
-// workload that uses it (sorted, no duplicates).
-func Substitute(objs []*unstructured.Unstructured, images map[string]string) (used map[string][]string, err error) {
+// IfNotPresent on it.
+func Substitute(objs []*unstructured.Unstructured, images map[string]string) error {
 	byRepo := make(map[string]string, len(images))
 	for k := range images {
 		n := normalizeRepo(k)
 		if prev, dup := byRepo[n]; dup {
-			return nil, fmt.Errorf("images %q and %q name the same repository %s", prev, k, n)
+			return fmt.Errorf("images %q and %q name the same repository %s", prev, k, n)
 		}
 		byRepo[n] = k
 	}
-	used = map[string][]string{}
 	for _, o := range objs {
 		tmpl, ok := podTemplate(o)
 		if !ok {
@@ -141,16 +129,16 @@ func Substitute(objs []*unstructured.Unstructured, images map[string]string) (us
 		if !ok {
 			continue
 		}
-		w := Workload{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}
+		w := workloadOf(o)
 		for _, field := range []string{"initContainers", "containers"} {
 			list, ok := spec[field].([]any)
 			if !ok && spec[field] != nil {
-				return nil, fmt.Errorf("%s (%s): spec.%s is not a list", w, Source(o), field)
+				return fmt.Errorf("%s (%s): spec.%s is not a list", w, Source(o), field)
 			}
 			for i, c := range list {
 				cm, ok := c.(map[string]any)
 				if !ok {
-					return nil, fmt.Errorf("%s (%s): %s[%d] is not an object", w, Source(o), field, i)
+					return fmt.Errorf("%s (%s): %s[%d] is not an object", w, Source(o), field, i)
 				}
 				img, _ := cm["image"].(string)
 				if img == "" {
@@ -162,24 +150,12 @@ func Substitute(objs []*unstructured.Unstructured, images map[string]string) (us
 				}
 				cm["image"] = images[key]
 				cm["imagePullPolicy"] = "IfNotPresent"
-				used[key] = appendUnique(used[key], w.Key())
 			}
 		}
 	}
-	for k := range used {
-		sort.Strings(used[k])
-	}
-	return used, nil
+	return nil
 }
 
-func appendUnique(s []string, v string) []string {
-	for _, x := range s {
-		if x == v {
-			return s
-		}
-	}
-	return append(s, v)
-}
 
 // Label adds the managed-by and project labels to every object and to every
 // pod template (never to selectors).
