@@ -156,7 +156,6 @@ func Substitute(objs []*unstructured.Unstructured, images map[string]string) err
 	return nil
 }
 
-
 // Label adds the managed-by and project labels to every object and to every
 // pod template (never to selectors).
 func Label(objs []*unstructured.Unstructured, project string) {
