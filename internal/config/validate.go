@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -387,7 +388,7 @@ func (v *validator) validatePortForward(p string, pf PortForward) {
 		switch {
 		case !ok || name == "":
 			v.errorf(p+".resource", `%q: expected "<kind>/<name>", e.g. "service/hello"`, pf.Resource)
-		case !contains(portForwardKinds, kind):
+		case !slices.Contains(portForwardKinds, kind):
 			v.errorf(p+".resource", "unknown resource kind %q%s", kind, kindHint(kind))
 		default:
 			if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
@@ -407,15 +408,6 @@ func kindHint(kind string) string {
 		return fmt.Sprintf("; did you mean %q?", k)
 	}
 	return suggest(kind, portForwardKinds)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (v *validator) validateManifest(keyPath, m string) {

@@ -9,6 +9,7 @@
 package engine
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -171,20 +172,11 @@ func addReasons(have []string, paths []string) []string {
 		if len(have) >= max {
 			break
 		}
-		if !contains(have, p) {
+		if !slices.Contains(have, p) {
 			have = append(have, p)
 		}
 	}
 	return have
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func mergeSorted(a, b []string) []string {

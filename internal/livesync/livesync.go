@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -104,20 +105,11 @@ func RuleFor(rules []config.SyncRule, p string) (config.SyncRule, bool) {
 func Runs(files []FileCopy) []string {
 	var out []string
 	for _, f := range files {
-		if f.Run != "" && !containsString(out, f.Run) {
+		if f.Run != "" && !slices.Contains(out, f.Run) {
 			out = append(out, f.Run)
 		}
 	}
 	return out
-}
-
-func containsString(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // tarCmd extracts a tar stream at the container's root, like kubectl cp;
