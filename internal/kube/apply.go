@@ -63,9 +63,12 @@ func (d DynamicAPI) Delete(ctx context.Context, gvr schema.GroupVersionResource,
 	return d.res(gvr, ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
 }
 
-// ObjectRef identifies an applied object.
+// ObjectRef identifies an applied object. UID is the object's UID when
+// devloop applied it (empty in inventories written before devloop recorded
+// UIDs); it is what makes the object devloop's to delete.
 type ObjectRef struct {
 	Group, Version, Kind, Namespace, Name string
+	UID                                   string
 }
 
 func refOf(o *unstructured.Unstructured) ObjectRef {
@@ -91,17 +94,22 @@ func (r ObjectRef) String() string {
 // id identifies the object independently of its API version.
 func (r ObjectRef) id() string { return r.Group + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name }
 
-// line is the inventory form: group/version/kind/namespace/name.
+// line is the inventory form: group/version/kind/namespace/name[ uid].
 func (r ObjectRef) line() string {
-	return r.Group + "/" + r.Version + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name
+	l := r.Group + "/" + r.Version + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name
+	if r.UID != "" {
+		l += " " + r.UID
+	}
+	return l
 }
 
 func parseInventoryLine(l string) (ObjectRef, error) {
-	p := strings.Split(l, "/")
-	if len(p) != 5 || p[1] == "" || p[2] == "" || p[4] == "" {
+	path, uid, _ := strings.Cut(l, " ")
+	p := strings.Split(path, "/")
+	if len(p) != 5 || p[1] == "" || p[2] == "" || p[4] == "" || strings.Contains(uid, " ") {
 		return ObjectRef{}, fmt.Errorf("invalid inventory entry %q", l)
 	}
-	return ObjectRef{Group: p[0], Version: p[1], Kind: p[2], Namespace: p[3], Name: p[4]}, nil
+	return ObjectRef{Group: p[0], Version: p[1], Kind: p[2], Namespace: p[3], Name: p[4], UID: uid}, nil
 }
 
 // Operation is what applying or pruning did to one object.
@@ -113,6 +121,9 @@ const (
 	Configured Operation = "configured"
 	Unchanged  Operation = "unchanged"
 	Deleted    Operation = "deleted"
+	// Kept: in the inventory, but the object in the cluster is not the one
+	// devloop applied (another UID, or without devloop's labels): not deleted.
+	Kept Operation = "kept (not devloop's)"
 )
 
 // ObjectResult is the outcome for one object. It never contains object data.
@@ -192,18 +203,53 @@ type Applier struct {
 	core       kubernetes.Interface
 	project    string
 	namespace  string
+	configPath string // the devloop.yaml whose project this is (one inventory per project and config)
 	crdPoll    time.Duration
 	crdTimeout time.Duration
 }
 
-// NewApplier returns an Applier for project whose inventory lives in namespace.
-func NewApplier(c *Clients, project, namespace string) *Applier {
-	return newApplier(DynamicAPI{Client: c.Dynamic}, c.Mapper, c.Core, project, namespace)
+// NewApplier returns an Applier for project, as configured by the
+// devloop.yaml at configPath, whose inventory lives in namespace.
+func NewApplier(c *Clients, project, namespace, configPath string) *Applier {
+	return newApplier(DynamicAPI{Client: c.Dynamic}, c.Mapper, c.Core, project, namespace, configPath)
 }
 
-func newApplier(api ResourceAPI, mapper meta.RESTMapper, core kubernetes.Interface, project, namespace string) *Applier {
-	return &Applier{api: api, mapper: mapper, core: core, project: project, namespace: namespace,
+func newApplier(api ResourceAPI, mapper meta.RESTMapper, core kubernetes.Interface, project, namespace, configPath string) *Applier {
+	return &Applier{api: api, mapper: mapper, core: core, project: project, namespace: namespace, configPath: configPath,
 		crdPoll: 250 * time.Millisecond, crdTimeout: 60 * time.Second}
+}
+
+// ConfigAnnotation on the inventory names the devloop.yaml it belongs to.
+const ConfigAnnotation = "devloop.dev/config"
+
+// ForeignError is an object the manifests name that exists in the cluster
+// without devloop's labels for this project: devloop did not create it, and
+// applying would adopt it (and a later down would delete it).
+type ForeignError struct {
+	Ref     ObjectRef
+	Source  string
+	Project string
+}
+
+func (e *ForeignError) Error() string {
+	kind := strings.ToLower(e.Ref.Kind)
+	ns := ""
+	if e.Ref.Namespace != "" {
+		ns = " -n " + e.Ref.Namespace
+	}
+	return fmt.Sprintf("%s (%s) already exists and was not created by devloop for project %q: devloop does not take it over. "+
+		"To let devloop manage it (and delete it on down), label it: kubectl label %s %s%s %s=%s %s=%s",
+		e.Ref, e.Source, e.Project, kind, e.Ref.Name, ns, ProjectLabel, e.Project, ManagedByLabel, ManagedByValue)
+}
+
+// owns reports whether live is devloop's for this project: it carries the
+// project's labels and, when the inventory recorded a UID, is that object.
+func (a *Applier) owns(live *unstructured.Unstructured, uid string) bool {
+	l := live.GetLabels()
+	if l[ProjectLabel] != a.project || l[ManagedByLabel] != ManagedByValue {
+		return false
+	}
+	return uid == "" || string(live.GetUID()) == uid
 }
 
 // InventoryName is the name of the project's inventory ConfigMap.
@@ -267,6 +313,10 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 
 	prev, err := a.readInventory(ctx)
 	if err != nil {
+		return res, err
+	}
+	// Nothing is applied when any object would be taken over.
+	if err := a.foreign(ctx, objs, prev); err != nil {
 		return res, err
 	}
 	var errs []error
@@ -380,21 +430,68 @@ func kindRank(kind string) int {
 	return 4
 }
 
+// current reads the object p would apply; nil when it does not exist.
+func (a *Applier) current(ctx context.Context, p prepared) (*unstructured.Unstructured, error) {
+	old, err := a.api.Get(ctx, p.gvr, p.obj.GetNamespace(), p.obj.GetName())
+	switch {
+	case err == nil:
+		return old, nil
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	}
+	return nil, &ApplyError{Ref: refOf(p.obj), Source: p.source, Err: fmt.Errorf("reading current state: %w", err)}
+}
+
+// foreign checks, before anything is applied, that no object of objs
+// exists without being devloop's (for objects not in the inventory prev).
+// Objects of kinds the cluster does not know yet (a CRD applied with them)
+// cannot exist, and are skipped.
+func (a *Applier) foreign(ctx context.Context, objs []*unstructured.Unstructured, prev []ObjectRef) error {
+	inInventory := map[string]string{}
+	for _, r := range prev {
+		inInventory[r.id()] = r.UID
+	}
+	var errs []error
+	for _, o := range objs {
+		p, err := a.prepare(o)
+		if err != nil {
+			continue
+		}
+		live, err := a.current(ctx, p)
+		if err != nil {
+			return err
+		}
+		if live == nil {
+			continue
+		}
+		ref := refOf(p.obj)
+		if uid, ok := inInventory[ref.id()]; ok && (uid == "" || uid == string(live.GetUID())) {
+			continue
+		}
+		if !a.owns(live, "") {
+			errs = append(errs, &ForeignError{Ref: ref, Source: p.source, Project: a.project})
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (a *Applier) applyOne(ctx context.Context, p prepared) (ObjectResult, error) {
 	ref := refOf(p.obj)
 	ns := p.obj.GetNamespace()
 	oldRV := ""
-	old, err := a.api.Get(ctx, p.gvr, ns, p.obj.GetName())
-	switch {
-	case err == nil:
+	old, err := a.current(ctx, p)
+	if err != nil {
+		return ObjectResult{}, err
+	}
+	if old != nil {
 		oldRV = old.GetResourceVersion()
-	case apierrors.IsNotFound(err):
-	default:
-		return ObjectResult{}, &ApplyError{Ref: ref, Source: p.source, Err: fmt.Errorf("reading current state: %w", err)}
 	}
 	got, err := a.api.Apply(ctx, p.gvr, ns, p.obj)
 	if err != nil {
 		return ObjectResult{}, &ApplyError{Ref: ref, Source: p.source, Err: err}
+	}
+	if got != nil {
+		ref.UID = string(got.GetUID())
 	}
 	op := Configured
 	switch {
@@ -442,7 +539,7 @@ func (a *Applier) ensureNamespace(ctx context.Context) error {
 	if !apierrors.IsNotFound(err) {
 		return fmt.Errorf("reading namespace %s: %w", a.namespace, err)
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.namespace}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.namespace, Labels: map[string]string{ManagedByLabel: ManagedByValue}}}
 	if _, err := a.core.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating namespace %s: %w", a.namespace, err)
 	}
@@ -456,6 +553,11 @@ func (a *Applier) readInventory(ctx context.Context) ([]ObjectRef, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading inventory %s/%s: %w", a.namespace, a.InventoryName(), err)
+	}
+	if from := cm.Annotations[ConfigAnnotation]; from != "" && a.configPath != "" && from != a.configPath {
+		return nil, fmt.Errorf("project %q in namespace %s was deployed by devloop from %s, not from %s: "+
+			"two projects cannot share a name in one namespace (rename one in its devloop.yaml, or run devloop down from %s first)",
+			a.project, a.namespace, from, a.configPath, from)
 	}
 	var refs []ObjectRef
 	for _, l := range strings.Split(cm.Data[inventoryKey], "\n") {
@@ -483,6 +585,9 @@ func (a *Applier) writeInventory(ctx context.Context, refs []ObjectRef) error {
 	cm := corev1ac.ConfigMap(a.InventoryName(), a.namespace).
 		WithLabels(map[string]string{ManagedByLabel: ManagedByValue, ProjectLabel: a.project}).
 		WithData(map[string]string{inventoryKey: data})
+	if a.configPath != "" {
+		cm.WithAnnotations(map[string]string{ConfigAnnotation: a.configPath})
+	}
 	if _, err := a.core.CoreV1().ConfigMaps(a.namespace).Apply(ctx, cm, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
 		return fmt.Errorf("writing inventory %s/%s: %w", a.namespace, a.InventoryName(), err)
 	}
@@ -519,6 +624,20 @@ func (a *Applier) deleteRefs(ctx context.Context, refs []ObjectRef, all bool) (d
 		if m.Scope.Name() == meta.RESTScopeNameRoot {
 			ns = ""
 		}
+		live, gerr := a.api.Get(ctx, m.Resource, ns, r.Name)
+		if apierrors.IsNotFound(gerr) {
+			continue
+		}
+		if gerr != nil {
+			errs = append(errs, fmt.Errorf("reading %s before deleting it: %w", r, gerr))
+			failed = append(failed, r)
+			continue
+		}
+		if !a.owns(live, r.UID) {
+			// Not the object devloop applied: someone else's, never deleted.
+			deleted = append(deleted, ObjectResult{Ref: r, Op: Kept})
+			continue
+		}
 		if derr := a.api.Delete(ctx, m.Resource, ns, r.Name); derr != nil {
 			if apierrors.IsNotFound(derr) {
 				continue
@@ -532,8 +651,10 @@ func (a *Applier) deleteRefs(ctx context.Context, refs []ObjectRef, all bool) (d
 	return deleted, failed, errors.Join(errs...)
 }
 
-// DeleteAll deletes everything in the project's inventory, then the
-// inventory itself. It does not wait for the objects to disappear. On error
+// DeleteAll deletes everything in the project's inventory that is still
+// devloop's (its labels, its recorded UID; anything else is kept and said
+// so), then the inventory itself. It returns one "kind/name deleted" or
+// "kind/name kept (not devloop's)" line per object. It does not wait for the objects to disappear. On error
 // the inventory keeps what could not be deleted.
 func (a *Applier) DeleteAll(ctx context.Context) (deleted []string, err error) {
 	refs, err := a.readInventory(ctx)
@@ -550,7 +671,7 @@ func (a *Applier) DeleteAll(ctx context.Context) (deleted []string, err error) {
 	}
 	done, failed, derr := a.deleteRefs(ctx, others, true)
 	for _, d := range done {
-		deleted = append(deleted, d.Ref.String())
+		deleted = append(deleted, d.String())
 	}
 	if derr != nil {
 		if werr := a.writeInventory(ctx, append(failed, nsRefs...)); werr != nil {
@@ -565,7 +686,7 @@ func (a *Applier) DeleteAll(ctx context.Context) (deleted []string, err error) {
 	// The project namespace goes last: it holds the inventory.
 	done, _, derr = a.deleteRefs(ctx, nsRefs, true)
 	for _, d := range done {
-		deleted = append(deleted, d.Ref.String())
+		deleted = append(deleted, d.String())
 	}
 	return deleted, derr
 }

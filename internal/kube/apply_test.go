@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -51,9 +52,11 @@ func (f *fakeAPI) Apply(_ context.Context, gvr schema.GroupVersionResource, ns s
 	}
 	k := key(gvr, ns, obj.GetName())
 	n := obj.DeepCopy()
-	if old, ok := f.objs[k]; ok {
+	old, existed := f.objs[k]
+	if existed {
 		cmp := old.DeepCopy()
 		unstructured.RemoveNestedField(cmp.Object, "metadata", "resourceVersion")
+		unstructured.RemoveNestedField(cmp.Object, "metadata", "uid")
 		unstructured.RemoveNestedField(cmp.Object, "status")
 		if equality.Semantic.DeepEqual(cmp.Object, n.Object) {
 			return old.DeepCopy(), nil
@@ -64,6 +67,11 @@ func (f *fakeAPI) Apply(_ context.Context, gvr schema.GroupVersionResource, ns s
 	}
 	f.rv++
 	n.SetResourceVersion(fmt.Sprint(f.rv))
+	if existed {
+		n.SetUID(old.GetUID())
+	} else {
+		n.SetUID(types.UID(fmt.Sprint("uid-", f.rv)))
+	}
 	f.objs[k] = n
 	return n.DeepCopy(), nil
 }
@@ -124,9 +132,12 @@ func testMapper() *resettableMapper {
 	return &resettableMapper{DefaultRESTMapper: m}
 }
 
+// objWithSource is a rendered object of project "proj": its source
+// annotation and devloop's labels, as Prepare makes them.
 func objWithSource(t *testing.T, y, src string) *unstructured.Unstructured {
 	o := mustObj(t, y)
 	o.SetAnnotations(map[string]string{SourceAnnotation: src})
+	Label([]*unstructured.Unstructured{o}, "proj")
 	return o
 }
 
@@ -134,7 +145,7 @@ func TestApplyPrune(t *testing.T) {
 	ctx := context.Background()
 	api := newFakeAPI()
 	core := fake.NewClientset()
-	a := newApplier(api, testMapper(), core, "proj", "dev")
+	a := newApplier(api, testMapper(), core, "proj", "dev", "/p/devloop.yaml")
 
 	cm := objWithSource(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: '1'}\n", "m.yaml#0")
 	secret := objWithSource(t, "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: dev}\nstringData: {password: hunter2}\n", "m.yaml#1")
@@ -176,7 +187,7 @@ func TestApplyPrune(t *testing.T) {
 	if err != nil {
 		t.Fatalf("inventory: %v", err)
 	}
-	wantInv := "/v1/Namespace//extra\n/v1/ConfigMap/dev/cfg\n/v1/Secret/dev/db\nrbac.authorization.k8s.io/v1/ClusterRole//reader\napps/v1/Deployment/dev/web\n"
+	wantInv := "/v1/Namespace//extra uid-1\n/v1/ConfigMap/dev/cfg uid-2\n/v1/Secret/dev/db uid-3\nrbac.authorization.k8s.io/v1/ClusterRole//reader uid-4\napps/v1/Deployment/dev/web uid-5\n"
 	if got := inv.Data["objects"]; got != wantInv {
 		t.Errorf("inventory:\n%s\nwant\n%s", got, wantInv)
 	}
@@ -213,7 +224,7 @@ func TestApplyPrune(t *testing.T) {
 	if err != nil {
 		t.Fatalf("DeleteAll: %v", err)
 	}
-	if want := []string{"configmap/cfg", "deployment/web"}; !reflect.DeepEqual(deleted, want) {
+	if want := []string{"configmap/cfg deleted", "deployment/web deleted"}; !reflect.DeepEqual(deleted, want) {
 		t.Errorf("DeleteAll = %v, want %v", deleted, want)
 	}
 	if len(api.objs) != 0 {
@@ -228,7 +239,7 @@ func TestApplyRejectionNamesObjectAndFileAndSkipsPrune(t *testing.T) {
 	ctx := context.Background()
 	api := newFakeAPI()
 	core := fake.NewClientset()
-	a := newApplier(api, testMapper(), core, "proj", "dev")
+	a := newApplier(api, testMapper(), core, "proj", "dev", "/p/devloop.yaml")
 	old := objWithSource(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: old}\n", "a.yaml#0")
 	if _, err := a.Apply(ctx, []*unstructured.Unstructured{old}); err != nil {
 		t.Fatal(err)
@@ -260,7 +271,7 @@ func TestApplyRejectionNamesObjectAndFileAndSkipsPrune(t *testing.T) {
 		t.Error("pruned after a failed apply")
 	}
 	inv, _ := core.CoreV1().ConfigMaps("dev").Get(ctx, "devloop-inventory-proj", metav1.GetOptions{})
-	if got := inv.Data["objects"]; got != "/v1/ConfigMap/dev/old\n/v1/ConfigMap/dev/new\n" {
+	if got := inv.Data["objects"]; got != "/v1/ConfigMap/dev/old uid-1\n/v1/ConfigMap/dev/new uid-2\n" {
 		t.Errorf("inventory after failure = %q, want old and new", got)
 	}
 }
@@ -271,7 +282,7 @@ func TestApplyCRDThenCustomResource(t *testing.T) {
 	mapper := testMapper()
 	widget := schema.GroupVersionKind{Group: "example.com", Version: "v1", Kind: "Widget"}
 	mapper.onReset = func(m *meta.DefaultRESTMapper) { m.Add(widget, meta.RESTScopeNamespace) }
-	a := newApplier(api, mapper, fake.NewClientset(), "proj", "dev")
+	a := newApplier(api, mapper, fake.NewClientset(), "proj", "dev", "/p/devloop.yaml")
 	crd := objWithSource(t, "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\n", "crd.yaml#0")
 	w := objWithSource(t, "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\n", "w.yaml#0")
 	res, err := a.Apply(ctx, []*unstructured.Unstructured{w, crd})

@@ -198,7 +198,7 @@ type Waker interface {
 // c. wake (the session's shared informers) wakes rollout waits early; nil
 // means they poll.
 func NewDeployer(cfg *config.Config, c *Clients, wake Waker) *Deployer {
-	return &Deployer{cfg: cfg, applier: NewApplier(c, cfg.Name, cfg.Namespace), cs: c.Core, wake: wake}
+	return &Deployer{cfg: cfg, applier: NewApplier(c, cfg.Name, cfg.Namespace, cfg.Path), cs: c.Core, wake: wake}
 }
 
 // DeployOptions say which rollouts a deploy waits for.

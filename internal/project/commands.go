@@ -116,7 +116,7 @@ func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, 
 	if len(deleted) == 0 {
 		out.Line("devloop", "nothing deployed by devloop for project %q", cfg.Name)
 	} else {
-		out.Line("devloop", "removed %s", strings.Join(deleted, ", "))
+		out.Line("devloop", "removed: %s", strings.Join(deleted, ", "))
 	}
 	if deleteCluster {
 		begin := time.Now()

@@ -132,7 +132,7 @@ func (d *fakeDeployer) DeleteAll(context.Context) ([]string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.deleted = true
-	return []string{"deployment/hello"}, nil
+	return []string{"deployment/hello deleted"}, nil
 }
 
 func (d *fakeDeployer) lastImage(repo string) string {
@@ -366,7 +366,7 @@ func TestBuildDownStatus(t *testing.T) {
 	if err := Down(t.Context(), f.cfg, f.deps, p, true); err != nil {
 		t.Fatal(err)
 	}
-	if !f.deployer.deleted || !f.clusters.deleted || !strings.Contains(f.out.String(), "removed deployment/hello") {
+	if !f.deployer.deleted || !f.clusters.deleted || !strings.Contains(f.out.String(), "removed: deployment/hello deleted") {
 		t.Errorf("down --cluster: deleted=%v cluster=%v\n%s", f.deployer.deleted, f.clusters.deleted, f.out)
 	}
 }
