@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -66,7 +67,7 @@ change. 'devloop down' removes them.`,
 }
 
 func newDownCommand(g *globals) *cobra.Command {
-	var deleteCluster bool
+	var o project.DownOptions
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Remove what devloop deployed (and, with --cluster, the cluster itself)",
@@ -76,10 +77,16 @@ func newDownCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return project.Down(cmd.Context(), cfg, g.deps(p), p, deleteCluster)
+			err = project.Down(cmd.Context(), cfg, g.deps(p), p, o)
+			var notOwned *project.NotOwnedError
+			if errors.As(err, &notOwned) {
+				return withHint(err, "delete it with the tool that made it, or run devloop down --cluster --force")
+			}
+			return err
 		},
 	}
-	cmd.Flags().BoolVar(&deleteCluster, "cluster", false, "also delete the kind cluster")
+	cmd.Flags().BoolVar(&o.Cluster, "cluster", false, "also delete the kind cluster (only one devloop created)")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "with --cluster: delete the cluster even if devloop did not create it")
 	return cmd
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ func TestIntegrationCluster(t *testing.T) {
 	name := fmt.Sprintf("cx-it-%d", time.Now().UnixNano()%100000)
 	kubeconfig := writeUserKubeconfig(t)
 	var log bytes.Buffer
-	m := NewManager(&log, withKubeconfigPath(kubeconfig))
+	m := NewManager(&log, withKubeconfigPath(kubeconfig), withMarks(filepath.Join(t.TempDir(), "marks")))
 	spec := config.Cluster{Name: name, NodeImage: nodeImage,
 		Ingress: config.Ingress{HTTPPort: freePort(t), HTTPSPort: freePort(t), Image: os.Getenv("DEVLOOP_IT_TRAEFIK_IMAGE")}}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)

@@ -50,6 +50,7 @@ type Manager struct {
 	cgroupV1       func() (bool, error)
 	readyTimeout   time.Duration
 	pullTimeout    time.Duration
+	marks          Marks
 }
 
 // Option configures a Manager.
@@ -73,6 +74,7 @@ func NewManager(out io.Writer, opts ...Option) *Manager {
 		cgroupV1:     HostCgroupV1,
 		readyTimeout: 3 * time.Minute,
 		pullTimeout:  2 * time.Minute,
+		marks:        DefaultMarks(),
 	}
 	for _, o := range opts {
 		o(m)
@@ -131,6 +133,9 @@ func (m *Manager) Ensure(ctx context.Context, spec config.Cluster) (*Info, error
 		}
 	} else {
 		if err := m.create(ctx, spec); err != nil {
+			return nil, err
+		}
+		if err := m.marks.Created(name); err != nil {
 			return nil, err
 		}
 	}
@@ -319,5 +324,12 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	if err := m.provider.Delete(name, m.kubeconfigPath); err != nil {
 		return fmt.Errorf("deleting kind cluster %q: %w", name, withCommandOutput(err))
 	}
-	return nil
+	return m.marks.Forget(name)
 }
+
+// Owned reports whether devloop created cluster name on this machine
+// (rather than adopting one made with kind or another tool).
+func (m *Manager) Owned(name string) (bool, error) { return m.marks.Owned(name) }
+
+// Marks is where the Manager records the clusters it created.
+func (m *Manager) Marks() Marks { return m.marks }

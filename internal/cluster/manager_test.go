@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -38,6 +39,7 @@ func newFixture(t *testing.T, existing ...string) *fixture {
 		withDocker(f.docker),
 		withKubeconfigPath(f.kubeconfig),
 		withCgroupV1Detector(func() (bool, error) { return true, nil }),
+		withMarks(filepath.Join(t.TempDir(), "marks")),
 	)
 	return f
 }
@@ -57,6 +59,9 @@ func TestEnsureCreates(t *testing.T) {
 	}
 	if !info.Created || info.Name != "cx-new" || info.Context != "kind-cx-new" {
 		t.Errorf("info = %+v", info)
+	}
+	if ok, err := f.m.Owned("cx-new"); !ok || err != nil {
+		t.Errorf("a cluster devloop created is not marked as devloop's: %v, %v", ok, err)
 	}
 	if info.RESTConfig == nil || info.RESTConfig.Host != f.prov.server {
 		t.Errorf("RESTConfig = %+v", info.RESTConfig)
@@ -248,8 +253,23 @@ func TestEnsureCancelDeletesHalfMadeCluster(t *testing.T) {
 
 func TestDelete(t *testing.T) {
 	f := newFixture(t, "cx-d")
+	if ok, _ := f.m.Owned("cx-d"); ok {
+		t.Error("an adopted cluster (made by another tool) counts as devloop's")
+	}
+	if _, err := f.m.Ensure(context.Background(), testSpec(t, "cx-d")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := f.m.Owned("cx-d"); ok {
+		t.Error("adopting a cluster marked it as devloop's")
+	}
+	if err := f.m.Marks().Created("cx-d"); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.m.Delete(context.Background(), "cx-d"); err != nil {
 		t.Fatal(err)
+	}
+	if ok, _ := f.m.Owned("cx-d"); ok {
+		t.Error("a deleted cluster is still marked")
 	}
 	if ok, _ := f.m.Exists("cx-d"); ok {
 		t.Error("cluster still exists")

@@ -20,3 +20,6 @@ func withCgroupV1Detector(f func() (bool, error)) Option { return func(m *Manage
 // withReadyTimeout sets how long Create waits for the control plane to be
 // Ready (default 3 minutes).
 func withReadyTimeout(d time.Duration) Option { return func(m *Manager) { m.readyTimeout = d } }
+
+// withMarks keeps the created-by-devloop records in dir.
+func withMarks(dir string) Option { return func(m *Manager) { m.marks = Marks{dir: dir} } }

@@ -97,10 +97,31 @@ func Build(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer,
 	return errors.Join(errs...)
 }
 
+// DownOptions configure Down.
+type DownOptions struct {
+	// Cluster also deletes the kind cluster, if devloop created it.
+	Cluster bool
+	// Force deletes the cluster even when devloop did not create it.
+	Force bool
+}
+
 // Down deletes what devloop applied for cfg's project (its inventory) and,
-// with deleteCluster, the kind cluster.
-func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, deleteCluster bool) error {
+// with o.Cluster, the kind cluster: only one devloop created, unless o.Force.
+func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, o DownOptions) error {
 	name := cfg.Cluster.Name
+	if o.Cluster && !o.Force {
+		exists, err := deps.Clusters.Exists(name)
+		if err != nil {
+			return err
+		}
+		owned, err := deps.Clusters.Owned(name)
+		if err != nil {
+			return err
+		}
+		if exists && !owned {
+			return &NotOwnedError{Name: name}
+		}
+	}
 	conn, ok, err := open(cfg, deps)
 	if err != nil {
 		return err
@@ -118,7 +139,7 @@ func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, 
 	} else {
 		out.Line("devloop", "removed: %s", strings.Join(deleted, ", "))
 	}
-	if deleteCluster {
+	if o.Cluster {
 		begin := time.Now()
 		if err := deps.Clusters.Delete(ctx, name); err != nil {
 			return err
@@ -126,6 +147,13 @@ func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, 
 		out.Line("cluster", "deleted cluster %q in %s", name, since(begin))
 	}
 	return nil
+}
+
+// NotOwnedError refuses to delete a cluster devloop did not create.
+type NotOwnedError struct{ Name string }
+
+func (e *NotOwnedError) Error() string {
+	return fmt.Sprintf("kind cluster %q was not created by devloop (it was made with kind, ctlptl or another tool, or by devloop on another machine): devloop only adopted it, and does not delete it", e.Name)
 }
 
 // Status reports cfg's services from the cluster's state (from the

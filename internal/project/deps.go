@@ -48,6 +48,8 @@ type Clusters interface {
 	Exists(name string) (bool, error)
 	RESTConfig(name string) (*rest.Config, error)
 	Delete(ctx context.Context, name string) error
+	// Owned reports whether devloop created the cluster (rather than adopting it).
+	Owned(name string) (bool, error)
 	InstallAddons(ctx context.Context, c *Conn, spec config.Cluster, ensureImage func(context.Context, string) error) error
 }
 

@@ -145,18 +145,20 @@ func (d *fakeDeployer) lastImage(repo string) string {
 }
 
 type fakeClusters struct {
-	exists  bool
-	deleted bool
+	exists, owned bool
+	deleted       bool
 }
 
 func (c *fakeClusters) Ensure(context.Context, config.Cluster) (*cluster.Info, error) {
 	created := !c.exists
 	c.exists = true
+	c.owned = c.owned || created
 	return &cluster.Info{Name: "devloop", RESTConfig: &rest.Config{}, Nodes: []string{"devloop-control-plane"}, Created: created}, nil
 }
 func (c *fakeClusters) Exists(string) (bool, error)             { return c.exists, nil }
 func (c *fakeClusters) RESTConfig(string) (*rest.Config, error) { return &rest.Config{}, nil }
 func (c *fakeClusters) Delete(context.Context, string) error    { c.deleted = true; return nil }
+func (c *fakeClusters) Owned(string) (bool, error)              { return c.owned, nil }
 func (c *fakeClusters) InstallAddons(context.Context, *Conn, config.Cluster, func(context.Context, string) error) error {
 	return nil
 }
@@ -343,7 +345,7 @@ func TestBuildDownStatus(t *testing.T) {
 	if err != nil || rep.ClusterRunning || len(rep.Services) != 1 || rep.Services[0].Desired != 2 {
 		t.Errorf("status without a cluster = %+v, %v", rep, err)
 	}
-	if err := Down(t.Context(), f.cfg, f.deps, p, true); err != nil || !strings.Contains(f.out.String(), "nothing to remove") {
+	if err := Down(t.Context(), f.cfg, f.deps, p, DownOptions{Cluster: true}); err != nil || !strings.Contains(f.out.String(), "nothing to remove") {
 		t.Errorf("down without a cluster = %v\n%s", err, f.out)
 	}
 
@@ -363,7 +365,15 @@ func TestBuildDownStatus(t *testing.T) {
 	if err := Build(t.Context(), f.cfg, f.deps, p, nil, 2); err != nil || !strings.Contains(f.out.String(), "node n1 already has") {
 		t.Errorf("build with a cluster = %v\n%s", err, f.out)
 	}
-	if err := Down(t.Context(), f.cfg, f.deps, p, true); err != nil {
+	// A cluster devloop did not create is not deleted without --force.
+	var notOwned *NotOwnedError
+	if err := Down(t.Context(), f.cfg, f.deps, p, DownOptions{Cluster: true}); !errors.As(err, &notOwned) {
+		t.Fatalf("down --cluster of an adopted cluster = %v, want NotOwnedError", err)
+	}
+	if f.deployer.deleted || f.clusters.deleted {
+		t.Fatal("down --cluster of an adopted cluster deleted something")
+	}
+	if err := Down(t.Context(), f.cfg, f.deps, p, DownOptions{Cluster: true, Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	if !f.deployer.deleted || !f.clusters.deleted || !strings.Contains(f.out.String(), "removed: deployment/hello deleted") {
