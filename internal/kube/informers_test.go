@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,9 +97,10 @@ func TestInformersSubscribeWakesOnPodChangeAndCancelUnsubscribes(t *testing.T) {
 	// The fake clientset drops events that happen between an informer's
 	// list and its watch: let the test know when the pod watch is open.
 	watching := make(chan struct{})
+	var once sync.Once
 	cs.PrependWatchReactor("pods", func(a k8stesting.Action) (bool, watch.Interface, error) {
 		w, err := cs.Tracker().Watch(a.GetResource(), a.GetNamespace())
-		close(watching)
+		once.Do(func() { close(watching) })
 		return true, w, err
 	})
 	inf := NewInformers(cs, "dev", "proj")
