@@ -312,7 +312,7 @@ func TestDeployServicesWaitsOnlyForTheirRollouts(t *testing.T) {
 	d := testDeployer(t, api)
 	var log waitLog
 	res, err := d.Deploy(context.Background(), map[string]string{"hello": "hello:devloop-abc"},
-		DeployOptions{Services: []string{"web"}, Timeout: time.Minute, Waiting: log.waiting})
+		DeployOptions{Services: []string{"web"}, Timeout: 10 * time.Second, Waiting: log.waiting})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +348,7 @@ func TestDeployAllMapsFailuresToServicesAndOthers(t *testing.T) {
 	d := testDeployer(t, newFakeAPI())
 	var log waitLog
 	res, err := d.Deploy(context.Background(), nil,
-		DeployOptions{Services: []string{"api", "idle"}, All: true, Timeout: time.Minute, Waiting: log.waiting})
+		DeployOptions{Services: []string{"api", "idle"}, All: true, Timeout: 10 * time.Second, Waiting: log.waiting})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func TestDeployAllMapsFailuresToServicesAndOthers(t *testing.T) {
 
 func TestDeployWithoutWaitingCallback(t *testing.T) {
 	d := testDeployer(t, newFakeAPI())
-	res, err := d.Deploy(context.Background(), nil, DeployOptions{Services: []string{"api"}, Timeout: time.Minute})
+	res, err := d.Deploy(context.Background(), nil, DeployOptions{Services: []string{"api"}, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +381,7 @@ func TestDeployErrorsBeforeRollout(t *testing.T) {
 	api.reject["web"] = apierrors.NewBadRequest("spec.replicas: Invalid value")
 	d := testDeployer(t, api)
 	var log waitLog
-	res, err := d.Deploy(context.Background(), nil, DeployOptions{All: true, Timeout: time.Minute, Waiting: log.waiting})
+	res, err := d.Deploy(context.Background(), nil, DeployOptions{All: true, Timeout: 10 * time.Second, Waiting: log.waiting})
 	if err == nil || res != nil {
 		t.Fatalf("Deploy = %v, %v; want the apply error", res, err)
 	}
