@@ -282,7 +282,7 @@ func deployMapper() *resettableMapper {
 func testDeployer(t *testing.T, api *fakeAPI) *Deployer {
 	cfg := deployConfig(t)
 	cs := deployCluster()
-	return &Deployer{cfg: cfg, applier: newApplier(api, deployMapper(), cs, cfg.Name, cfg.Namespace), cs: cs}
+	return &Deployer{cfg: cfg, applier: newApplier(api, deployMapper(), cs, cfg.Name, cfg.Namespace, cfg.Path), cs: cs}
 }
 
 // waitLog records which workloads Deploy waited for and that each wait ended.
