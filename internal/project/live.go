@@ -66,7 +66,7 @@ func (l *liveFeed) forward(st portfwd.Status) {
 	if l.view == nil {
 		return
 	}
-	url := fmt.Sprintf("http://%s:%d/", st.Address, st.LocalPort)
+	url := kube.HTTPURL(st.Address, st.LocalPort)
 	l.mu.Lock()
 	l.forwards[url] = ui.ForwardRow{URL: url, Target: fmt.Sprintf("%s:%d", st.Resource, st.Port), State: st.State, Pod: st.Pod}
 	l.mu.Unlock()
@@ -98,30 +98,41 @@ func (l *liveFeed) watchPods(ctx context.Context, inf *kube.Informers, namespace
 	}
 }
 
-// countPods returns, per service, its ready pods, the pods its workloads
-// ask for, and the restarts of its pods' containers.
+// countPods returns, per service, its ready pods, the pods its
+// long-running workloads ask for (Jobs and CronJobs keep no ready pods),
+// and the restarts of its pods' containers. A pod that runs several
+// services' images counts for each.
 func countPods(m *kube.Manifests, pods []*corev1.Pod) map[string][3]int {
 	out := map[string][3]int{}
 	for svc, ws := range m.Services {
 		c := out[svc]
 		for _, w := range ws {
-			c[1] += m.Replicas(w)
+			switch w.Kind {
+			case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod":
+				c[1] += m.Replicas(w)
+			}
 		}
 		out[svc] = c
 	}
 	for _, p := range pods {
-		svc := m.ServiceOf(p)
-		if svc == "" || p.DeletionTimestamp != nil {
+		if p.DeletionTimestamp != nil {
 			continue
 		}
-		c := out[svc]
-		if podReady(p) {
-			c[0]++
-		}
+		restarts := 0
 		for _, st := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
-			c[2] += int(st.RestartCount)
+			restarts += int(st.RestartCount)
 		}
-		out[svc] = c
+		for svc := range m.Services {
+			if len(m.ContainersOf(svc, p)) == 0 {
+				continue
+			}
+			c := out[svc]
+			if podReady(p) {
+				c[0]++
+			}
+			c[2] += restarts
+			out[svc] = c
+		}
 	}
 	return out
 }

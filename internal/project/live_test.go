@@ -264,3 +264,46 @@ func TestLiveFeedWatchPodsCountsOnEveryChange(t *testing.T) {
 		t.Fatal("watchPods did not return when its context ended")
 	}
 }
+
+// Jobs keep no ready pods, so they ask for none; a pod that runs two
+// services' images counts for both.
+func TestCountPodsJobsAndSharedPods(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "k8s.yaml")
+	y := `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      initContainers: [{name: migrate, image: migrate}]
+      containers: [{name: app, image: api}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: seed}
+spec:
+  template:
+    spec:
+      containers: [{name: seed, image: api}]
+`
+	if err := writeFile(p, y); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{Name: "proj", Namespace: "dev", Dir: dir, Manifests: []string{p},
+		Services: []config.Service{{Name: "migrate", Image: "migrate"}, {Name: "api", Image: "api"}}}
+	m, err := kube.Prepare(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := projPod("api-1", "api:devloop-1", ready)
+	pod.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "migrate:devloop-2"}}
+	got := countPods(m, []*corev1.Pod{pod})
+	want := map[string][3]int{"api": {1, 2, 0}, "migrate": {1, 2, 0}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("countPods = %v, want %v (the Job asks for no ready pod; the shared pod counts for both)", got, want)
+	}
+}

@@ -219,7 +219,7 @@ func ForwardSpecs(cfg *config.Config) []portfwd.Spec {
 // reportForward says what a forward does now, and only what is true: a
 // forward is "up" only with a pod to send connections to.
 func reportForward(p *ui.Printer, st portfwd.Status) {
-	addr := fmt.Sprintf("http://%s:%d/", st.Address, st.LocalPort)
+	addr := kube.HTTPURL(st.Address, st.LocalPort)
 	switch st.State {
 	case portfwd.StateUp:
 		p.Line("forward", "%s → %s port %d (pod %s)", addr, st.Resource, st.Port, st.Pod)
@@ -235,7 +235,7 @@ func printURLs(p *ui.Printer, cfg *config.Config, ingress []string) {
 		p.Line("devloop", "ingress: %s", u)
 	}
 	for _, spec := range ForwardSpecs(cfg) {
-		p.Line("devloop", "forward: http://%s:%d/ → %s port %d", spec.Address, spec.LocalPort, spec.Resource, spec.Port)
+		p.Line("devloop", "forward: %s → %s port %d", kube.HTTPURL(spec.Address, spec.LocalPort), spec.Resource, spec.Port)
 	}
 }
 
