@@ -79,11 +79,13 @@ host_deps() {
   local missing=()
   command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || missing+=(runc)
   command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing+=(iptables)
+  [ -x /usr/bin/tini-static ] || missing+=(tini)   # docker-init, for `docker run --init`
   [ ${#missing[@]} -eq 0 ] && return
   [ "$(id -u)" = 0 ] || die "must run as root to install ${missing[*]}"
   log "installing ${missing[*]} from the machine's apt"
-  apt-get update >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
+  mkdir -p "$ENG"
+  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; } \
+    >"$ENG/apt-host.log" 2>&1 || { tail -20 "$ENG/apt-host.log" >&2; die "installing ${missing[*]} failed (log: $ENG/apt-host.log)"; }
 }
 
 installed_stamp() { cat "$DIST/.installed" 2>/dev/null || true; }
@@ -92,7 +94,7 @@ want_stamp() { printf '%s\n' "${ENGINE_PKGS[@]}" | sha256sum | cut -d' ' -f1; }
 cmd_install() {
   host_deps
   if [ "$(installed_stamp)" = "$(want_stamp)" ] && [ -x "$BIN/dockerd" ]; then
-    link_plugin; return
+    link_bins "$DIST"; link_plugin; return
   fi
   local t0 p pkg pin ver debs=()
   t0=$(date +%s)
@@ -106,33 +108,39 @@ cmd_install() {
   done
   if [ ${#debs[@]} -ne ${#ENGINE_PKGS[@]} ]; then
     log "apt update (private lists for sid: $APT)"
-    apt_private apt-get -q update >&2
+    apt_private apt-get -qq update >"$ENG/apt-sid.log" 2>&1 || { tail -20 "$ENG/apt-sid.log" >&2; die "apt update for sid failed"; }
     debs=()
     for p in "${ENGINE_PKGS[@]}"; do
       pkg=${p%%=*}; pin=${p#*=}
       ver=$(want_version "$pkg" "$pin")
       if ! ls "$DEBS/${pkg}_${ver//:/%3a}_"*.deb >/dev/null 2>&1; then
-        (cd "$DEBS" && apt_private apt-get -q download "$pkg=$ver" >&2)
+        (cd "$DEBS" && apt_private apt-get -qq download "$pkg=$ver" >>"$ENG/apt-sid.log" 2>&1) \
+          || { tail -20 "$ENG/apt-sid.log" >&2; die "downloading $pkg=$ver failed"; }
       fi
       debs+=("$(ls "$DEBS/${pkg}_${ver//:/%3a}_"*.deb | head -1)")
     done
   fi
   rm -rf "$DIST.new"; mkdir -p "$DIST.new/root" "$DIST.new/bin"
   for p in "${debs[@]}"; do dpkg -x "$p" "$DIST.new/root"; done
-  local r=$DIST.new/root
-  # the binaries dockerd and the CLI look for in PATH, in one directory; runc is bookworm's
-  ln -s ../root/usr/sbin/dockerd "$DIST.new/bin/dockerd"
-  ln -s ../root/usr/sbin/docker-proxy "$DIST.new/bin/docker-proxy" 2>/dev/null || true
-  [ -e "$r/usr/sbin/docker-proxy" ] || ln -sf ../root/usr/libexec/docker/docker-proxy "$DIST.new/bin/docker-proxy"
-  ln -s ../root/usr/bin/docker "$DIST.new/bin/docker"
-  for p in containerd containerd-shim-runc-v2 ctr; do ln -s "../root/usr/bin/$p" "$DIST.new/bin/$p"; done
-  local f
-  for f in "$DIST.new"/bin/*; do [ -e "$f" ] || die "unpacked engine lacks $(basename "$f") ($(readlink "$f"))"; done
+  link_bins "$DIST.new"
   printf '%s\n' "${debs[@]##*/}" >"$DIST.new/PACKAGES"
   want_stamp >"$DIST.new/.installed"
   rm -rf "$DIST"; mv "$DIST.new" "$DIST"
   link_plugin
   log "installed $(tr '\n' ' ' <"$DIST/PACKAGES")in $(( $(date +%s) - t0 ))s: $BIN"
+}
+
+# link_bins DIST: the binaries dockerd and the CLI look for in PATH, in one directory DIST/bin (links into the
+# unpacked tree; runc is bookworm's, in /usr/sbin; docker-init is bookworm's static tini)
+link_bins() {
+  local d=$1 p f
+  mkdir -p "$d/bin"
+  ln -sfn ../root/usr/sbin/dockerd "$d/bin/dockerd"
+  ln -sfn ../root/usr/sbin/docker-proxy "$d/bin/docker-proxy"
+  ln -sfn ../root/usr/bin/docker "$d/bin/docker"
+  for p in containerd containerd-shim-runc-v2 ctr; do ln -sfn "../root/usr/bin/$p" "$d/bin/$p"; done
+  ln -sfn /usr/bin/tini-static "$d/bin/docker-init"
+  for f in "$d"/bin/*; do [ -e "$f" ] || die "unpacked engine lacks $(basename "$f") ($(readlink "$f"))"; done
 }
 
 # link_plugin makes `docker buildx` work for any docker CLI on the machine (the CLI searches
