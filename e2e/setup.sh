@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Hermetic e2e setup: installs what the e2e tests need on a fresh Debian machine (as root), starts dockerd if
-# none answers, and builds every image the e2e tests use, offline (Go module proxy + Debian apt only):
+# Hermetic e2e setup: installs what the e2e tests need on a fresh Debian machine (as root), starts the
+# harness's Docker 28 (images/engine.sh: Debian sid's docker.io, leg containerd or classic store) unless a
+# dockerd answers, and builds every image the e2e tests use, offline (Go module proxy + Debian apt only):
 #   - the kind node image  $NODE_IMAGE  (Kubernetes, control-plane images, CNI placeholder and kind's
 #     local-path StorageClass images preloaded), see images/README.md;
-#   - the Traefik v3 ingress controller image  $TRAEFIK_IMAGE  (loaded into the node by devloop itself).
+#   - the Traefik v3 ingress controller image  $TRAEFIK_IMAGE  (loaded into the node by devloop itself);
+#   - the base images a user's Dockerfile pulls: golang:<machine's Go minor> and debian:bookworm-slim.
 # Stages whose output exists with a matching input hash are skipped, so a second run takes seconds.
-# Intermediate binaries are cached in ${DEVLOOP_E2E_CACHE:-/var/cache/devloop-e2e} (outside the checkout).
+# Intermediate binaries are cached in ${DEVLOOP_E2E_CACHE:-/var/cache/devloop-e2e} (outside the checkout),
+# and the product images as `docker save` tars keyed by hash, loaded into a store (leg) that lacks them.
+# DEVLOOP_E2E_ENGINE_LEG=containerd|classic switches the harness's dockerd to that leg first.
 #
 # Progress goes to stderr; stdout is exactly one line to eval:
-#   eval "$(e2e/setup.sh)"      # -> export PATH=... DEVLOOP_E2E_NODE_IMAGE=... DEVLOOP_E2E_TRAEFIK_IMAGE=...
+#   eval "$(e2e/setup.sh)"  # -> export PATH=... DEVLOOP_E2E_ENGINE_LEG=... DEVLOOP_E2E_NODE_IMAGE=... (and the rest)
 set -euo pipefail
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 E2E_IMAGES="$E2E_DIR/images"
