@@ -115,8 +115,17 @@ run_stage() {
   local s=$1 log="$CACHE/logs/$1.log" h=${HASH[$1]} o=${OUT[$1]}
   case $s in
     k8s-bins)    K8S_VERSION=$K8S_VERSION OUT=$o WORK=$CACHE/work/k8sbuild "$E2E_IMAGES/k8s-bins.sh" ;;
-    addon-bins)  OUT=$o WORK=$CACHE/work/addons ETCD_VERSION=$ETCD_VERSION COREDNS_VERSION=$COREDNS_VERSION \
-                   LOCAL_PATH_VERSION=$LOCAL_PATH_VERSION "$E2E_IMAGES/addon-bins.sh" ;;
+    addon-bins)
+      # addon-bins.sh runs `etcd --version | head -1` (and coredns) under pipefail: when head exits first, the
+      # Go binary dies of SIGPIPE and the stage fails at random (seen under load). A head that drains its
+      # input keeps the stage's script, and so its cache hash, unchanged.
+      local drain="$CACHE/work/drain-head"
+      mkdir -p "$drain"
+      printf '#!/bin/sh
+/usr/bin/head "$@"; rc=$?; cat >/dev/null; exit $rc
+' >"$drain/head"; chmod +x "$drain/head"
+      PATH="$drain:$PATH" OUT=$o WORK=$CACHE/work/addons ETCD_VERSION=$ETCD_VERSION COREDNS_VERSION=$COREDNS_VERSION \
+        LOCAL_PATH_VERSION=$LOCAL_PATH_VERSION "$E2E_IMAGES/addon-bins.sh" ;;
     crictl-bin)  OUT=$o WORK=$CACHE/work/crictl CRICTL_VERSION=$CRICTL_VERSION "$E2E_IMAGES/crictl-bin.sh" ;;
     traefik-bin) OUT=$o TRAEFIK_VERSION=$TRAEFIK_VERSION "$E2E_IMAGES/traefik-bin.sh" ;;
     rootfs)      WORK=$CACHE/work TAG=$o HASH=$h DEBIAN_SUITE=$DEBIAN_SUITE DEBIAN_MIRROR=$DEBIAN_MIRROR "$E2E_IMAGES/rootfs.sh" ;;
