@@ -156,6 +156,11 @@ run_stage() {
       docker run --rm "$o" sh -c '. /etc/os-release && echo "$PRETTY_NAME"' ;;
   esac >"$log" 2>&1
 }
+# docker_answers fails the run when the daemon stopped answering (e.g. a leg switch under way): an image
+# that seems missing then is not missing
+docker_answers() {
+  docker version >/dev/null 2>&1 || { e2e_log "the Docker daemon does not answer (any more); stopping"; exit 1; }
+}
 saved() { [[ " $SAVED " == *" $1 "* ]]; }
 image_tar() { echo "$CACHE/images/$1-${HASH[$1]}.tar"; }
 # save_tar STAGE: keep the current image of a saved stage as a tar (once per hash; older tars removed)
@@ -178,7 +183,9 @@ load_tar() {
   t=$(image_tar "$s")
   [ -s "$t" ] || return 1
   start=$(date +%s)
+  docker_answers
   if ! docker load -i "$t" >"$CACHE/logs/$s.load.log" 2>&1 || ! up_to_date "$s"; then
+    docker_answers
     e2e_log "STAGE $s: $t did not load as ${OUT[$s]} (see $CACHE/logs/$s.load.log); removing it and rebuilding"
     rm -f "$t"; return 1
   fi
@@ -191,6 +198,7 @@ ensure() {
   [ -z "${DONE[$s]:-}" ] || return 0
   DONE[$s]=1
   if up_to_date "$s"; then e2e_log "STAGE $s: up to date (${OUT[$s]})"; save_tar "$s"; return; fi
+  [ "${KIND[$s]}" = dir ] || docker_answers
   load_tar "$s" && return
   for d in ${DEPS[$s]}; do ensure "$d"; done
   e2e_log "STAGE $s: building (log: $CACHE/logs/$s.log)"

@@ -201,8 +201,16 @@ cmd_start() {
   local logf=/var/log/devloop-dockerd-$leg.log
   log "starting dockerd $ENGINE_NAME leg $leg (data root $DATA/docker-$leg, log $logf)"
   echo "$leg" >"$STATE"
-  PATH="$BIN:/usr/sbin:/usr/bin:/sbin:/bin" setsid nohup "$BIN/dockerd" --config-file "$cfg" \
-    --pidfile "$PIDFILE" -H "unix://$SOCK" >>"$logf" 2>&1 </dev/null &
+  # the daemon must not inherit any descriptor but stdio: started under `flock /tmp/devloop-docker.lock`, it
+  # would otherwise hold that lock for as long as it runs
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+    done
+    PATH="$BIN:/usr/sbin:/usr/bin:/sbin:/bin" exec setsid "$BIN/dockerd" --config-file "$cfg" \
+      --pidfile "$PIDFILE" -H "unix://$SOCK" >>"$logf" 2>&1 </dev/null
+  ) &
   for i in $(seq 1 120); do
     "$BIN/docker" -H "unix://$SOCK" version >/dev/null 2>&1 && break
     if [ "$i" = 120 ] || [ -z "$(dockerd_pids)" ]; then
