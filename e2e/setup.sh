@@ -121,9 +121,7 @@ run_stage() {
       # input keeps the stage's script, and so its cache hash, unchanged.
       local drain="$CACHE/work/drain-head"
       mkdir -p "$drain"
-      printf '#!/bin/sh
-/usr/bin/head "$@"; rc=$?; cat >/dev/null; exit $rc
-' >"$drain/head"; chmod +x "$drain/head"
+      printf '#!/bin/sh\n/usr/bin/head "$@"; rc=$?; cat >/dev/null; exit $rc\n' >"$drain/head"; chmod +x "$drain/head"
       PATH="$drain:$PATH" OUT=$o WORK=$CACHE/work/addons ETCD_VERSION=$ETCD_VERSION COREDNS_VERSION=$COREDNS_VERSION \
         LOCAL_PATH_VERSION=$LOCAL_PATH_VERSION "$E2E_IMAGES/addon-bins.sh" ;;
     crictl-bin)  OUT=$o WORK=$CACHE/work/crictl CRICTL_VERSION=$CRICTL_VERSION "$E2E_IMAGES/crictl-bin.sh" ;;
