@@ -24,9 +24,11 @@ fuzz:
 images:
 	bash e2e/setup.sh >/dev/null
 
-# e2e builds what is missing (cached), then drives the devloop binary against a real kind cluster.
+# e2e runs the e2e suite once per engine leg (Docker 28 with the containerd image store, then with the
+# classic store; DEVLOOP_E2E_LEGS picks), each on a freshly started dockerd with the images built or loaded
+# (cached), driving the devloop binary against a real kind cluster. A failing leg fails it.
 e2e:
-	bash -c 'set -e; eval "$$(bash e2e/setup.sh)"; go test -tags e2e -count=1 -v -timeout 60m ./e2e/'
+	bash e2e/legs.sh
 
 # example runs devloop on the bundled example on this machine (no registry:
 # the node and ingress images are built offline first, cached).

@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "e2e: DEVLOOP_E2E_NODE_IMAGE is not set: run the suite through `make e2e` (it runs e2e/setup.sh first)")
 			return 1
 		}
+		if leg := os.Getenv("DEVLOOP_E2E_ENGINE_LEG"); leg != "" {
+			fmt.Fprintf(os.Stderr, "e2e: engine leg %s\n", leg)
+		}
 		dir, err := os.MkdirTemp("", "devloop-e2e-bin")
 		if err != nil {
 			panic(err)

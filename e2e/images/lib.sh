@@ -33,17 +33,61 @@ e2e_image_hash() {
 # e2e_dir_hash prints the hash stamp of a cached binary directory, or nothing.
 e2e_dir_hash() { cat "$1/.devloop-e2e-hash" 2>/dev/null || true; }
 
-# e2e_docker_build TAG HASH CONTEXT_DIR: legacy-builder build (no buildx here) that labels the image.
+# e2e_docker_build TAG HASH CONTEXT_DIR [BUILD_FLAGS...]: build CONTEXT_DIR, label the image with its stage
+# hash. BuildKit (`docker buildx build`, the builder of Docker 23+) where the buildx plugin is there, without
+# provenance/SBOM attestations (the harness images are single-platform images, as a registry pull of one
+# platform would be); else the legacy builder.
 e2e_docker_build() {
   local tag=$1 hash=$2 ctx=$3
-  DOCKER_BUILDKIT=0 docker build -q --label "devloop.e2e.hash=$hash" -t "$tag" "$ctx" >/dev/null
+  shift 3
+  if docker buildx version >/dev/null 2>&1; then
+    docker buildx build -q --load --provenance=false --sbom=false --label "devloop.e2e.hash=$hash" -t "$tag" "$@" "$ctx" >/dev/null
+  else
+    DOCKER_BUILDKIT=0 docker build -q --label "devloop.e2e.hash=$hash" -t "$tag" "$@" "$ctx" >/dev/null
+  fi
 }
 
-# e2e_needs_shim succeeds when the capability bounding set lacks CAP_SYS_RESOURCE (bit 24): then
-# `docker run --privileged` fails and kind must run with e2e/images/shim first in PATH.
+# e2e_needs_shim succeeds when kind's `docker run --privileged` fails on this host and engine, so kind must
+# run with e2e/images/shim first in PATH. That is so where the capability bounding set lacks
+# CAP_SYS_RESOURCE (bit 24) AND the engine asks runc for every capability under --privileged (Docker < 23;
+# from 23 on, moby grants only the capabilities the environment has, and Docker 28 refuses the shim's
+# --cap-drop=SYS_RESOURCE of a capability the host lacks). Decided by a probe, `docker run --rm --privileged`
+# of a tiny local busybox image, whose answer is cached per engine version and bounding set; by the engine's
+# major version when no probe image can be made. No daemon answering: no shim.
 e2e_needs_shim() {
-  local bnd
+  local bnd ver cache f
   bnd=$(awk '/^CapBnd:/{print $2}' /proc/self/status)
   [ -n "$bnd" ] || return 1
-  (( (16#$bnd >> 24 & 1) == 0 ))
+  (( (16#$bnd >> 24 & 1) == 0 )) || return 1
+  ver=$(docker version --format '{{.Server.Version}}' 2>/dev/null) || return 1
+  [ -n "$ver" ] || return 1
+  cache=${DEVLOOP_E2E_CACHE:-/var/cache/devloop-e2e}/engines/privileged-probe
+  mkdir -p "$cache" 2>/dev/null || cache=${TMPDIR:-/tmp}/devloop-e2e-privileged-probe
+  mkdir -p "$cache"
+  f="$cache/$(printf '%s' "$ver" | tr -c 'A-Za-z0-9.+-' _)-$bnd"
+  if [ ! -s "$f" ]; then
+    local answer
+    if e2e_probe_image >/dev/null 2>&1; then
+      if docker run --rm --privileged "$E2E_PROBE_IMAGE" true >/dev/null 2>&1; then answer=works; else answer=fails; fi
+    elif [ "${ver%%.*}" -lt 23 ] 2>/dev/null; then answer=fails
+    else answer=works
+    fi
+    echo "$answer" >"$f.tmp" && mv "$f.tmp" "$f"
+  fi
+  [ "$(cat "$f")" = fails ]
+}
+
+# E2E_PROBE_IMAGE: a few-KB image (Debian's static busybox, `docker import`ed) for probing the engine.
+E2E_PROBE_IMAGE=devloop.local/e2e-probe:busybox
+# e2e_probe_image makes $E2E_PROBE_IMAGE unless it exists (needs /bin/busybox, Debian's busybox-static).
+e2e_probe_image() {
+  docker image inspect "$E2E_PROBE_IMAGE" >/dev/null 2>&1 && return
+  [ -x /bin/busybox ] || return 1
+  local d
+  d=$(mktemp -d)
+  mkdir -p "$d/bin" && cp /bin/busybox "$d/bin/busybox" && ln -s busybox "$d/bin/sh" && ln -s busybox "$d/bin/true"
+  tar -C "$d" -c . | docker import - "$E2E_PROBE_IMAGE" >/dev/null
+  local rc=$?
+  rm -rf "$d"
+  return $rc
 }

@@ -6,10 +6,13 @@
 #      PAUSE_VERSION.
 set -euo pipefail
 : "${E2E_IMAGES:?}" "${BIN:?}" "${CRICTL:?}" "${TARS:?}" "${TAG:?}" "${HASH:?}" "${BASE_IMAGE:?}" "${K8S_VERSION:?}" "${PAUSE_VERSION:?}"
+source "$E2E_IMAGES/lib.sh"
 C="devloop-e2e-node-build-$$"
-# no --privileged (it fails on hosts without CAP_SYS_RESOURCE); containerd only needs its content store here
-docker run -d --name "$C" --entrypoint=sleep --cap-add=ALL --cap-drop=SYS_RESOURCE \
-  --security-opt seccomp=unconfined "$BASE_IMAGE" infinity >/dev/null
+# containerd only needs its content store here. --privileged fails where the engine asks for a capability the
+# host lacks (Docker < 23 without CAP_SYS_RESOURCE): there, all capabilities but that one.
+priv=(--privileged)
+if e2e_needs_shim; then priv=(--cap-add=ALL --cap-drop=SYS_RESOURCE --security-opt seccomp=unconfined); fi
+docker run -d --name "$C" --entrypoint=sleep "${priv[@]}" "$BASE_IMAGE" infinity >/dev/null
 trap 'docker rm -f "$C" >/dev/null 2>&1 || true' EXIT
 for b in kubeadm kubelet kubectl; do
   docker cp "$BIN/$b" "$C:/usr/bin/$b"

@@ -1,7 +1,6 @@
 package doctor
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -119,9 +118,6 @@ const (
 	diskFailBytes   = 2 * gib
 	minUserWatches  = 65536
 	minUserInstance = 256
-	// capSysResource is the capability dockerd 20.10 cannot grant to
-	// --privileged containers when the host's bounding set lacks it.
-	capSysResource = 24
 )
 
 // Machine checks what devloop needs from this machine: a reachable Docker
@@ -129,10 +125,11 @@ const (
 // host ports for cfg's ingress and port-forwards, and a writable kubeconfig.
 func Machine(ctx context.Context, env Env, cfg *config.Config) []Result {
 	var out []Result
-	out = append(out, checkDockerEngine(ctx, env))
+	docker, server := checkDockerEngine(ctx, env)
+	out = append(out, docker)
 	out = append(out, checkDiskSpace(env))
 	out = append(out, checkInotifyLimits(env)...)
-	if r, ok := checkPrivilegedContainers(env); ok {
+	if r, ok := checkPrivilegedContainers(env, server); ok {
 		out = append(out, r)
 	}
 	running, cr := checkClusterState(env, cfg)
@@ -142,7 +139,8 @@ func Machine(ctx context.Context, env Env, cfg *config.Config) []Result {
 	return out
 }
 
-func checkDockerEngine(ctx context.Context, env Env) Result {
+// checkDockerEngine also returns the engine's version ("" when it cannot be reached).
+func checkDockerEngine(ctx context.Context, env Env) (Result, string) {
 	server, api, err := env.DockerVersion(ctx)
 	if err != nil {
 		msg := "cannot reach the Docker engine: " + err.Error()
@@ -150,9 +148,9 @@ func checkDockerEngine(ctx context.Context, env Env) Result {
 			msg += " (DOCKER_HOST=" + host + ")"
 		}
 		return Result{Level: Fail, Check: checkDocker, Message: msg,
-			Fix: "start Docker: sudo systemctl start docker (or dockerd &)"}
+			Fix: "start Docker: sudo systemctl start docker (or dockerd &)"}, ""
 	}
-	return Result{Level: OK, Check: checkDocker, Message: fmt.Sprintf("Docker %s (API %s)", server, api)}
+	return Result{Level: OK, Check: checkDocker, Message: fmt.Sprintf("Docker %s (API %s)", server, api)}, server
 }
 
 func checkDiskSpace(env Env) Result {
@@ -228,58 +226,6 @@ func checkInotifyLimits(env Env) []Result {
 		return []Result{{Level: OK, Check: checkInotify, Message: "inotify " + strings.Join(okParts, ", ")}}
 	}
 	return out
-}
-
-// checkPrivilegedContainers reports whether kind's `docker run --privileged`
-// can work: not where the capability bounding set lacks CAP_SYS_RESOURCE,
-// unless the docker found first in PATH is devloop's shim. ok is false when
-// there is nothing to say (no /proc: not Linux, Docker runs in a VM).
-func checkPrivilegedContainers(env Env) (Result, bool) {
-	docker, lookErr := env.LookPath("docker")
-	if lookErr != nil {
-		return Result{Level: Fail, Check: checkPrivileged, Message: "no docker command in PATH; kind runs it to create the cluster",
-			Fix: "install the Docker CLI (the docker-ce-cli or docker.io package) and put it in PATH"}, true
-	}
-	status, err := env.ReadFile("/proc/self/status")
-	if err != nil {
-		return Result{}, false
-	}
-	capBnd, found := parseCapBnd(status)
-	if !found {
-		return Result{}, false
-	}
-	if capBnd&(1<<capSysResource) != 0 {
-		return Result{Level: OK, Check: checkPrivileged, Message: "kind can run its privileged node containers"}, true
-	}
-	if isShim(env, docker) {
-		return Result{Level: OK, Check: checkPrivileged,
-			Message: "this host cannot run --privileged containers; " + docker + " rewrites them for kind"}, true
-	}
-	return Result{Level: Fail, Check: checkPrivileged,
-		Message: "this host cannot run --privileged containers (no CAP_SYS_RESOURCE), and kind needs them for its node",
-		Fix:     "put e2e/images/shim first in PATH (see README: this host cannot run --privileged containers)"}, true
-}
-
-// parseCapBnd finds the CapBnd line of /proc/<pid>/status.
-func parseCapBnd(status []byte) (uint64, bool) {
-	for _, line := range strings.Split(string(status), "\n") {
-		rest, ok := strings.CutPrefix(line, "CapBnd:")
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseUint(strings.TrimSpace(rest), 16, 64)
-		return v, err == nil
-	}
-	return 0, false
-}
-
-// isShim reports whether path is a script that rewrites --privileged.
-func isShim(env Env, path string) bool {
-	data, err := env.ReadFile(path)
-	if err != nil {
-		return false
-	}
-	return bytes.HasPrefix(data, []byte("#!")) && bytes.Contains(data, []byte("privileged"))
 }
 
 func checkClusterState(env Env, cfg *config.Config) (running bool, r Result) {

@@ -17,6 +17,7 @@ const shimScript = "#!/bin/bash\n# docker shim\nif [ \"$a\" = --privileged ]; th
 // fakeMachine describes a machine; env turns it into an Env.
 type fakeMachine struct {
 	dockerErr  error
+	version    string            // the engine's version; "" → 20.10.24
 	files      map[string]string // ReadFile contents; missing → fs.ErrNotExist
 	free       map[string]uint64 // FreeBytes per path; missing → error
 	busy       map[string]bool   // addresses PortFree refuses
@@ -32,6 +33,9 @@ func (m fakeMachine) env() Env {
 		DockerVersion: func(context.Context) (string, string, error) {
 			if m.dockerErr != nil {
 				return "", "", m.dockerErr
+			}
+			if m.version != "" {
+				return m.version, "1.51", nil
 			}
 			return "20.10.24", "1.41", nil
 		},

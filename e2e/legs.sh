@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# `make e2e`: the whole e2e suite once per engine leg of the harness's Docker 28 (e2e/images/engine.sh), each
+# on a freshly (re)started dockerd of that leg with the harness images present in its store (e2e/setup.sh
+# builds them, or loads their cached `docker save` tars). Legs: DEVLOOP_E2E_LEGS (default
+# "containerd classic"). Every leg runs even when one fails; a failing leg fails the run. The containerd leg
+# is left running at the end. Where a dockerd that engine.sh did not start answers (a developer's own Docker),
+# the suite runs once on it, as leg "external", without touching it.
+# Extra arguments go to `go test` (e.g. -run TestUp).
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ENGINE=e2e/images/engine.sh
+LEGS=${DEVLOOP_E2E_LEGS:-containerd classic}
+if [ -z "$("$ENGINE" leg 2>/dev/null)" ] && docker info >/dev/null 2>&1; then LEGS=external; fi
+
+declare -a summary
+rc=0
+T0=$(date +%s)
+for leg in $LEGS; do
+  start=$(date +%s)
+  echo "=== e2e leg $leg ==="
+  if [ "$leg" != external ] && ! "$ENGINE" start "$leg"; then
+    summary+=("e2e leg $leg: FAIL (dockerd did not start)"); rc=1; continue
+  fi
+  if [ "$leg" = external ]; then env_line=$(bash e2e/setup.sh); else env_line=$(DEVLOOP_E2E_ENGINE_LEG=$leg bash e2e/setup.sh); fi \
+    || { summary+=("e2e leg $leg: FAIL (e2e/setup.sh failed)"); rc=1; continue; }
+  setup_s=$(( $(date +%s) - start ))
+  (
+    eval "$env_line"
+    echo "=== e2e leg $leg: $(docker version --format 'Docker {{.Server.Version}}' 2>/dev/null), storage $(docker info --format '{{.Driver}}' 2>/dev/null), images ready in ${setup_s}s ==="
+    go test -tags e2e -count=1 -v -timeout 60m ./e2e/ "$@"
+  )
+  st=$?
+  if [ $st = 0 ]; then verdict=PASS; else verdict=FAIL; rc=1; fi
+  summary+=("e2e leg $leg: $verdict in $(( $(date +%s) - start ))s (setup ${setup_s}s)")
+  echo "=== e2e leg $leg: $verdict ==="
+done
+# leave the containerd leg running (what the other users of this machine expect)
+if [ "$LEGS" != external ] && [ "$("$ENGINE" leg 2>/dev/null)" != containerd ]; then
+  "$ENGINE" start containerd || rc=1
+fi
+echo "=== e2e summary ($(( $(date +%s) - T0 ))s) ==="
+printf '%s\n' "${summary[@]}"
+exit $rc
