@@ -61,7 +61,9 @@ type resolved struct {
 
 func isIndex(mt string) bool { return mt == ocispec.MediaTypeImageIndex || mt == mediaTypeManifestList }
 
-func isManifest(mt string) bool { return mt == ocispec.MediaTypeImageManifest || mt == mediaTypeManifest }
+func isManifest(mt string) bool {
+	return mt == ocispec.MediaTypeImageManifest || mt == mediaTypeManifest
+}
 
 // heldBlobs reads blobs from a map.
 func heldBlobs(held map[string][]byte) func(ocispec.Descriptor) ([]byte, error) {

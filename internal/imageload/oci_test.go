@@ -227,7 +227,9 @@ func TestCheckEntryPAXSparse(t *testing.T) {
 }
 
 func TestPickPlatform(t *testing.T) {
-	p := func(os, arch, v string) *ocispec.Platform { return &ocispec.Platform{OS: os, Architecture: arch, Variant: v} }
+	p := func(os, arch, v string) *ocispec.Platform {
+		return &ocispec.Platform{OS: os, Architecture: arch, Variant: v}
+	}
 	ms := []ocispec.Descriptor{
 		{MediaType: ocispec.MediaTypeImageManifest, Digest: "sha256:a", Platform: p("linux", "arm", "v6")},
 		{MediaType: ocispec.MediaTypeImageManifest, Digest: "sha256:b", Platform: p("linux", "arm", "v7")},
