@@ -65,7 +65,7 @@ func (s *session) openDocker(ctx context.Context) error {
 	s.docker = cli
 	s.builder = build.NewBuilder(cli)
 	s.kind = kindcluster.NewProvider(kindcluster.ProviderWithDocker())
-	s.loader = imageload.NewLoader(cli, s.kind, imageload.WithLayerCacheFile(cachePath("layers.json")))
+	s.loader = imageload.NewLoader(cli, s.kind, imageload.WithLayerCacheFile(cachePath("layers.json")), imageload.WithVerbose(s.g.verbosity > 0))
 	return nil
 }
 
