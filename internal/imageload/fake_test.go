@@ -268,9 +268,8 @@ func (f *fakeContainerd) importTar(r io.Reader) error {
 				Layers    []desc
 				Manifests []desc
 			}
-			switch d.MediaType {
-			case mediaTypeLayer, "application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip", mediaTypeConfig, "application/vnd.oci.image.config.v1+json", "application/vnd.in-toto+json":
-				return nil
+			if !isManifest(d.MediaType) && !isIndex(d.MediaType) {
+				return nil // a layer or config
 			}
 			if err := json.Unmarshal(blobByDigest(d.Digest), &m); err != nil {
 				return fmt.Errorf("%s %s: %w", d.MediaType, d.Digest, err)

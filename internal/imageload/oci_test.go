@@ -7,10 +7,13 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/image"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -282,4 +285,62 @@ func FuzzReadSave(f *testing.F) {
 			t.Fatalf("wrote %d bytes from a %d-byte stream", n, len(data))
 		}
 	})
+}
+
+// TestLoadRealDockerSaves: saves written by Docker 28.5.2 (BuildKit) of a
+// two-layer FROM scratch image, kept in testdata: the containerd image store
+// with the default provenance attestation (8 blobs) and without it, and the
+// classic store (Docker 25+'s OCI layout).
+func TestLoadRealDockerSaves(t *testing.T) {
+	const cfg = "sha256:7579da5f9aeb090e04935a9a9acd7fdf1d33212d02203439a8e652956437b0c1"
+	tests := []struct {
+		file, id, manifest string
+		desc               *ocispec.Descriptor
+	}{
+		{"docker28-containerd-store.tar", "sha256:c90e94f92f028537cd127267d07a3f0725fe2f85694abe86de9b1e6fcfa02d6a",
+			"sha256:34c86dfe39b9e021f2331805a3de12ece824307de6d8691821d0bee9a787b796",
+			&ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: "sha256:c90e94f92f028537cd127267d07a3f0725fe2f85694abe86de9b1e6fcfa02d6a", Size: 855}},
+		{"docker28-containerd-store-no-provenance.tar", "sha256:c1c04a862a65d998028f212d1bf6f0f533f5d55e6204fdf2e9f36dd10f390bc1",
+			"sha256:c1c04a862a65d998028f212d1bf6f0f533f5d55e6204fdf2e9f36dd10f390bc1",
+			&ocispec.Descriptor{MediaType: mediaTypeManifest, Digest: "sha256:c1c04a862a65d998028f212d1bf6f0f533f5d55e6204fdf2e9f36dd10f390bc1", Size: 692}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			archive, err := os.ReadFile(filepath.Join("testdata", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := "loader-probe:1"
+			fi := &fakeImage{id: tt.id, archive: archive, desc: tt.desc}
+			if tt.desc != nil && tt.desc.MediaType == ocispec.MediaTypeImageIndex {
+				fi.manifests = []image.ManifestSummary{{ID: tt.manifest, Kind: image.ManifestKindImage, Available: true}}
+			}
+			docker := &fakeDocker{images: map[string]*fakeImage{ref: fi}}
+			fakes, lister := twoNodes()
+			var out bytes.Buffer
+			res, err := NewLoader(docker, lister).Load(context.Background(), "c", ref, &out)
+			if err != nil {
+				t.Fatalf("load: %v\n%s", err, out.String())
+			}
+			for i, n := range res.Nodes {
+				if !n.Fast || n.Format != FormatOCI || n.LayersSent != 2 {
+					t.Errorf("node %d = %+v", i, n)
+				}
+				name := "docker.io/library/loader-probe:1"
+				if got := fakes[i].images[name]; got != tt.manifest {
+					t.Errorf("node %d: image points to %s, want the amd64 manifest %s", i, got, tt.manifest)
+				}
+				if got := fakes[i].configOf(name); got != cfg {
+					t.Errorf("node %d: config %s", i, got)
+				}
+			}
+			if out.Len() > 0 {
+				t.Errorf("notes: %s", out.String())
+			}
+			res, err = NewLoader(docker, lister).Load(context.Background(), "c", ref, &out)
+			if err != nil || !res.Nodes[0].Skipped || !res.Nodes[1].Skipped {
+				t.Errorf("second load: %+v, %v", res.Nodes, err)
+			}
+		})
+	}
 }
