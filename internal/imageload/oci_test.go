@@ -296,16 +296,24 @@ func TestLoadRealDockerSaves(t *testing.T) {
 	tests := []struct {
 		file, id, manifest string
 		desc               *ocispec.Descriptor
+		cfg                string // when not the containerd store's
 	}{
+		{file: "docker28-classic-store.tar", id: "sha256:da082803ce1aabc406f97d43a78e1fd83de016ab259a7a5ed2318b8ec056196c",
+			manifest: "sha256:35e167578f5909976427e466cfe94f618e621ec31eb9c97c172fa7c723fee858",
+			cfg:      "sha256:da082803ce1aabc406f97d43a78e1fd83de016ab259a7a5ed2318b8ec056196c"},
 		{"docker28-containerd-store.tar", "sha256:c90e94f92f028537cd127267d07a3f0725fe2f85694abe86de9b1e6fcfa02d6a",
 			"sha256:34c86dfe39b9e021f2331805a3de12ece824307de6d8691821d0bee9a787b796",
-			&ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: "sha256:c90e94f92f028537cd127267d07a3f0725fe2f85694abe86de9b1e6fcfa02d6a", Size: 855}},
+			&ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: "sha256:c90e94f92f028537cd127267d07a3f0725fe2f85694abe86de9b1e6fcfa02d6a", Size: 855}, ""},
 		{"docker28-containerd-store-no-provenance.tar", "sha256:c1c04a862a65d998028f212d1bf6f0f533f5d55e6204fdf2e9f36dd10f390bc1",
 			"sha256:c1c04a862a65d998028f212d1bf6f0f533f5d55e6204fdf2e9f36dd10f390bc1",
-			&ocispec.Descriptor{MediaType: mediaTypeManifest, Digest: "sha256:c1c04a862a65d998028f212d1bf6f0f533f5d55e6204fdf2e9f36dd10f390bc1", Size: 692}},
+			&ocispec.Descriptor{MediaType: mediaTypeManifest, Digest: "sha256:c1c04a862a65d998028f212d1bf6f0f533f5d55e6204fdf2e9f36dd10f390bc1", Size: 692}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
+			cfg := cfg
+			if tt.cfg != "" {
+				cfg = tt.cfg
+			}
 			archive, err := os.ReadFile(filepath.Join("testdata", tt.file))
 			if err != nil {
 				t.Fatal(err)
