@@ -191,6 +191,7 @@ func TestHostileSaveRefused(t *testing.T) {
 		raw        []byte
 	}{
 		{"GNU sparse layer.tar", "sparse file", gnuSparseEntry("abc/layer.tar", 10<<30)},
+		{"PAX sparse layer.tar", "sparse file", paxSparseEntry("abc/layer.tar", 10<<30)},
 		{"100 GiB declared", "declares 107374182400 bytes", huge.Bytes()},
 	}
 	for _, tt := range tests {
@@ -272,6 +273,7 @@ func FuzzReadSave(f *testing.F) {
 	f.Add(docker.addOCIImage("app:3", [][]byte{layer("a", 600), layer("b", 300)}, ociOpts{containerdStore: true, platforms: []string{"arm64", "amd64"}}).archive)
 	f.Add(docker.addOCIImage("app:4", [][]byte{layer("a", 600)}, ociOpts{containerdStore: true, omitAttestation: true}).archive)
 	f.Add(hostileSave(gnuSparseEntry("abc/layer.tar", 1<<20)))
+	f.Add(hostileSave(paxSparseEntry("abc/layer.tar", 1<<20)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := &fakeDocker{images: map[string]*fakeImage{"app:1": {id: "sha256:x", archive: data}}}
 		l := NewLoader(d, fakeLister{})
@@ -350,5 +352,21 @@ func TestLoadRealDockerSaves(t *testing.T) {
 				t.Errorf("second load: %+v, %v", res.Nodes, err)
 			}
 		})
+	}
+}
+
+// TestSparseEntriesAreSparse: the crafted entries do read as large files
+// (so the refusal tests test something).
+func TestSparseEntriesAreSparse(t *testing.T) {
+	for name, raw := range map[string][]byte{"gnu": gnuSparseEntry("abc/layer.tar", 1<<20), "pax": paxSparseEntry("abc/layer.tar", 1<<20)} {
+		tr := tar.NewReader(bytes.NewReader(append(raw, make([]byte, 1024)...)))
+		hdr, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		n, err := io.Copy(io.Discard, tr)
+		if err != nil || n != 1<<20 || hdr.Name != "abc/layer.tar" {
+			t.Errorf("%s: %q read %d bytes, %v; stream %d bytes", name, hdr.Name, n, err, len(raw))
+		}
 	}
 }

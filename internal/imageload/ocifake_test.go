@@ -235,6 +235,52 @@ func gnuSparseEntry(name string, realSize int64) []byte {
 	return append(h, bytes.Repeat([]byte{'x'}, 512)...)
 }
 
+// paxSparseEntry is a tar entry in the PAX sparse format 1.0 (a PAX header
+// with GNU.sparse.* records, then a regular entry starting with the sparse
+// map), which archive/tar reads as a regular file of realSize bytes but
+// cannot write: 512 bytes stored.
+func paxSparseEntry(name string, realSize int64) []byte {
+	rec := func(k, v string) string {
+		n := len(k) + len(v) + 3
+		for len(fmt.Sprint(n+len(fmt.Sprint(n))))+len(k)+len(v)+3 != n+len(fmt.Sprint(n)) {
+			n++
+		}
+		l := n + len(fmt.Sprint(n))
+		for len(fmt.Sprintf("%d %s=%s\n", l, k, v)) != l {
+			l++
+		}
+		return fmt.Sprintf("%d %s=%s\n", l, k, v)
+	}
+	recs := rec("GNU.sparse.major", "1") + rec("GNU.sparse.minor", "0") + rec("GNU.sparse.name", name) +
+		rec("GNU.sparse.realsize", fmt.Sprint(realSize))
+	block := func(name string, flag byte, size int) []byte {
+		h := make([]byte, 512)
+		octal := func(b []byte, v int64) { copy(b, fmt.Sprintf("%0*o\x00", len(b)-1, v)) }
+		copy(h[0:100], name)
+		octal(h[100:108], 0o644)
+		octal(h[108:116], 0)
+		octal(h[116:124], 0)
+		octal(h[124:136], int64(size))
+		octal(h[136:148], 0)
+		h[156] = flag
+		copy(h[257:265], "ustar\x0000")
+		copy(h[148:156], "        ")
+		sum := 0
+		for _, c := range h {
+			sum += int(c)
+		}
+		copy(h[148:156], fmt.Sprintf("%06o\x00 ", sum))
+		return h
+	}
+	pad := func(b []byte) []byte { return append(b, make([]byte, (512-len(b)%512)%512)...) }
+	out := block("PaxHeaders/x", 'x', len(recs))
+	out = append(out, pad([]byte(recs))...)
+	sparseMap := pad([]byte(fmt.Sprintf("1\n%d\n512\n", realSize-512)))
+	out = append(out, block("GNUSparseFile.0/x", '0', len(sparseMap)+512)...)
+	out = append(out, sparseMap...)
+	return append(out, bytes.Repeat([]byte{'x'}, 512)...)
+}
+
 // hostileSave is a small docker-archive save whose one layer.tar entry is
 // replaced by raw (a crafted entry).
 func hostileSave(raw []byte) []byte {
