@@ -78,6 +78,13 @@ func TestUp(t *testing.T) {
 		t.Errorf("no progress line during cluster creation:\n%s", up.out.String())
 	}
 
+	t.Run("images go in through the fast loader", func(t *testing.T) {
+		// A fallback to the whole image always prints this warning.
+		if out := up.out.String(); strings.Contains(out, "loading the whole image") {
+			t.Errorf("the fast image loader fell back:\n%s", out)
+		}
+	})
+
 	t.Run("serves through the forward and the ingress", func(t *testing.T) {
 		eventually(t, forwardURL, "", "hello from devloop v1", 30*time.Second)
 		eventually(t, ingressURL, "hello.localhost", "hello from devloop v1", 60*time.Second)
@@ -161,7 +168,8 @@ func TestUp(t *testing.T) {
 
 	t.Run("a second up adopts everything and changes nothing", func(t *testing.T) {
 		begin := time.Now()
-		out, err := run(t, dir, 3*time.Minute, "up", "--once")
+		// -v: the loader says, per node and image, how it got there.
+		out, err := run(t, dir, 3*time.Minute, "-v", "up", "--once")
 		took := time.Since(begin)
 		if err != nil {
 			t.Fatalf("up --once: %v\n%s", err, out)
@@ -174,6 +182,18 @@ func TestUp(t *testing.T) {
 		}
 		if strings.Contains(out, "applied:") {
 			t.Fatalf("a no-op up must not change any object:\n%s", out)
+		}
+		// Nothing is sent again: not the ingress's image, not the app's.
+		for _, bad := range []string{"loading the whole image", "fast image load into", "whole image loaded into"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("a no-op up sent an image (%q):\n%s", bad, out)
+			}
+		}
+		if !regexp.MustCompile(`node ` + clusterName + `-control-plane already has \S*traefik`).MatchString(out) {
+			t.Errorf("the ingress image was not found already in the node:\n%s", out)
+		}
+		if !strings.Contains(out, "already in the node(s)") {
+			t.Errorf("the app's image was not found already in the node:\n%s", out)
 		}
 		// The app kept running across both devloop runs.
 		eventually(t, ingressURL, "hello.localhost", "hello from devloop v4", 30*time.Second)

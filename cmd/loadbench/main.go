@@ -57,6 +57,8 @@ type measurement struct {
 	tool              string
 	first, afterOne   []time.Duration
 	firstB, afterOneB int64
+	format            string // devloop: the docker save layout its fast path read
+	err               string // the tool failed: its error
 }
 
 func run() error {
@@ -65,6 +67,7 @@ func run() error {
 	kindBin := flag.String("kind", "kind", "kind binary for the baseline")
 	sizes := flag.String("sizes", "20,100,500", "image sizes in MB, comma separated")
 	runs := flag.Int("runs", 3, "repetitions per measurement (the median is reported)")
+	useCLI := flag.Bool("docker-build", true, "build with the docker CLI (BuildKit on Docker 23+, with its default provenance attestation on the containerd image store), as users' images are built; false: devloop's builder")
 	flag.Parse()
 	if (*clusterName == "") == !*local {
 		return fmt.Errorf("give exactly one of -cluster or -local-containerd")
@@ -119,34 +122,49 @@ func run() error {
 					Image: fmt.Sprintf("loadbench-%dmb-%s", mb, strings.Fields(tool)[0]),
 					Build: config.Build{Context: dir},
 				}
+				build := func(n int) (string, error) {
+					if !*useCLI {
+						img, err := builder.Build(ctx, svc, io.Discard)
+						return img.Ref(), err
+					}
+					ref := fmt.Sprintf("%s:%d-%d-%d", svc.Image, os.Getpid(), i, n)
+					if out, err := exec.CommandContext(ctx, "docker", "build", "-q", "-t", ref, dir).CombinedOutput(); err != nil {
+						return "", fmt.Errorf("docker build: %v\n%s", err, out)
+					}
+					return ref, nil
+				}
 				if err := writeLayers(dir, mb, -1); err != nil {
 					return err
 				}
-				img1, err := builder.Build(ctx, svc, io.Discard)
+				ref1, err := build(1)
 				if err != nil {
 					return err
 				}
-				refs = append(refs, img1.Ref())
+				refs = append(refs, ref1)
 				if err := writeLayers(dir, mb, 3); err != nil {
 					return err
 				}
-				img2, err := builder.Build(ctx, svc, io.Discard)
+				ref2, err := build(2)
 				if err != nil {
 					return err
 				}
-				refs = append(refs, img2.Ref())
+				refs = append(refs, ref2)
 				os.RemoveAll(dir)
 
-				d1, b1, err := load(ctx, tool, *kindBin, *clusterName, nodeList, *local, loader, img1.Ref())
+				d1, b1, f1, err := load(ctx, tool, *kindBin, *clusterName, nodeList, *local, loader, ref1)
 				if err != nil {
-					return err
+					m.err = firstLine(err.Error())
+					fmt.Fprintf(os.Stderr, "%4d MB %-24s run %d: %v\n", mb, tool, i+1, err)
+					continue
 				}
-				d2, b2, err := load(ctx, tool, *kindBin, *clusterName, nodeList, *local, loader, img2.Ref())
+				d2, b2, _, err := load(ctx, tool, *kindBin, *clusterName, nodeList, *local, loader, ref2)
 				if err != nil {
-					return err
+					m.err = firstLine(err.Error())
+					fmt.Fprintf(os.Stderr, "%4d MB %-24s run %d: %v\n", mb, tool, i+1, err)
+					continue
 				}
 				m.first, m.afterOne = append(m.first, d1), append(m.afterOne, d2)
-				m.firstB, m.afterOneB = b1, b2
+				m.firstB, m.afterOneB, m.format = b1, b2, f1
 				fmt.Fprintf(os.Stderr, "%4d MB %-24s run %d: first %v, after one-layer change %v\n", mb, tool, i+1, d1.Round(time.Millisecond), d2.Round(time.Millisecond))
 			}
 			results = append(results, m)
@@ -159,36 +177,63 @@ func run() error {
 	for _, m := range results {
 		bytes := "whole archive"
 		if m.tool == "devloop imageload" {
-			bytes = fmt.Sprintf("%.1f MB / %.1f MB", float64(m.firstB)/1e6, float64(m.afterOneB)/1e6)
+			bytes = fmt.Sprintf("%.1f MB / %.1f MB (%s)", float64(m.firstB)/1e6, float64(m.afterOneB)/1e6, m.format)
+		}
+		if m.err != "" {
+			bytes = fmt.Sprintf("%d of %d runs failed: %s", *runs-len(m.first), *runs, m.err)
 		}
 		fmt.Fprintf(w, "| %d MB | %s | %s | %s | %s |\n", m.sizeMB, m.tool, median(m.first), median(m.afterOne), bytes)
 	}
 	return nil
 }
 
-// load loads ref with one tool and returns the wall time and (devloop) bytes.
-func load(ctx context.Context, tool, kindBin, clusterName string, nodeList []nodes.Node, local bool, l *imageload.Loader, ref string) (time.Duration, int64, error) {
+// load loads ref with one tool and returns the wall time, (devloop) bytes and
+// the layout of docker save devloop's fast path read.
+func load(ctx context.Context, tool, kindBin, clusterName string, nodeList []nodes.Node, local bool, l *imageload.Loader, ref string) (time.Duration, int64, string, error) {
 	start := time.Now()
 	if tool == "kind load docker-image" && local {
 		err := kindSequence(ref, nodeList)
-		return time.Since(start), 0, err
+		return time.Since(start), 0, "", err
 	}
 	if tool == "kind load docker-image" {
 		out, err := exec.CommandContext(ctx, kindBin, "load", "docker-image", "--name", clusterName, ref).CombinedOutput()
 		if err != nil {
-			return 0, 0, fmt.Errorf("kind load %s: %v\n%s", ref, err, out)
+			return 0, 0, "", fmt.Errorf("kind load %s: %v: %s", ref, err, lastError(string(out)))
 		}
-		return time.Since(start), 0, nil
+		return time.Since(start), 0, "", nil
 	}
 	res, err := l.Load(ctx, clusterName, ref, os.Stderr)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	var b int64
+	format := "fallback: whole image"
 	for _, n := range res.Nodes {
 		b += n.Bytes
+		if n.Fast {
+			format = n.Format
+		}
 	}
-	return time.Since(start), b, nil
+	return time.Since(start), b, format, nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+// lastError picks ctr's message out of kind's output (its last "ctr:" line).
+func lastError(out string) string {
+	msg := ""
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "ctr:") || strings.HasPrefix(l, "ERROR:") {
+			msg = strings.TrimSpace(l)
+		}
+	}
+	if msg == "" {
+		return firstLine(out)
+	}
+	return msg
 }
 
 // kindSequence does what `kind load docker-image` does (v0.33.0,

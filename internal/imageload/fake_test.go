@@ -15,6 +15,7 @@ import (
 
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	kexec "sigs.k8s.io/kind/pkg/exec"
 )
@@ -73,13 +74,16 @@ type fakeLister []nodes.Node
 func (f fakeLister) ListInternalNodes(string) ([]nodes.Node, error) { return f, nil }
 
 // fakeContainerd emulates the parts of a kind node's containerd the loader
-// uses: content store, images by name, `ctr images import` of docker-archive
-// and OCI-layout tars (which fails, like containerd's unpack, when a
-// manifest references a layer that is neither in the tar nor in the store).
+// uses: content store, images by name, `ctr images import --all-platforms`
+// of docker-archive and OCI-layout tars (which fails, like containerd's,
+// when an image references a blob that is neither in the tar nor in the
+// store: for an index that includes every child, as kind#3795 hits).
 type fakeContainerd struct {
 	mu         sync.Mutex
+	machine    string
 	content    map[string]int64  // digest -> size
-	images     map[string]string // normalized name -> config digest
+	blobs      map[string][]byte // digest -> content (small blobs)
+	images     map[string]string // normalized name -> target digest
 	imports    int
 	probes     int
 	idChecks   int
@@ -90,7 +94,7 @@ type fakeContainerd struct {
 }
 
 func newFakeContainerd() *fakeContainerd {
-	return &fakeContainerd{content: map[string]int64{}, images: map[string]string{}}
+	return &fakeContainerd{machine: "x86_64", content: map[string]int64{}, blobs: map[string][]byte{}, images: map[string]string{}}
 }
 
 func normalize(ref string) string {
@@ -100,18 +104,61 @@ func normalize(ref string) string {
 	return ref
 }
 
+// configOf returns the config digest of the image named name (following an
+// index to its linux/amd64 manifest), or "".
+func (f *fakeContainerd) configOf(name string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := f.images[name]
+	for range 4 {
+		var m struct {
+			Config    struct{ Digest string }
+			Manifests []struct {
+				Digest   string
+				Platform *struct{ Architecture string }
+			}
+		}
+		if json.Unmarshal(f.blobs[d], &m) != nil {
+			return ""
+		}
+		if m.Config.Digest != "" {
+			return m.Config.Digest
+		}
+		next := ""
+		for _, c := range m.Manifests {
+			if c.Platform != nil && c.Platform.Architecture == "amd64" {
+				next = c.Digest
+			}
+		}
+		d = next
+	}
+	return ""
+}
+
 func (f *fakeContainerd) run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd := strings.Join(args, " ")
 	switch {
-	case len(args) == 5 && args[0] == "sh" && args[1] == "-c" && args[2] == imageIDScript:
+	case len(args) == 5 && args[0] == "sh" && args[1] == "-c" && args[2] == imageScript:
 		f.mu.Lock()
-		id, ok := f.images[args[4]]
+		d, ok := f.images[args[4]]
 		f.idChecks++
+		b := f.blobs[d]
 		f.mu.Unlock()
 		if !ok {
 			return errors.New("image not found")
 		}
-		return json.NewEncoder(stdout).Encode(map[string]any{"mediaType": mediaTypeManifest, "config": map[string]any{"digest": id}})
+		fmt.Fprintln(stdout, d)
+		_, err := stdout.Write(b)
+		return err
+	case len(args) == 5 && strings.Join(args[:4], " ") == "ctr --namespace=k8s.io content get":
+		f.mu.Lock()
+		b, ok := f.blobs[args[4]]
+		f.mu.Unlock()
+		if !ok {
+			return fmt.Errorf("ctr: content digest %s: not found", args[4])
+		}
+		_, err := stdout.Write(b)
+		return err
 	case cmd == "containerd config dump":
 		_, err := io.WriteString(stdout, "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"overlayfs\"\n")
 		return err
@@ -119,6 +166,7 @@ func (f *fakeContainerd) run(ctx context.Context, args []string, stdin io.Reader
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.probes++
+		fmt.Fprintf(stdout, "machine %s\n", f.machine)
 		for name := range f.images {
 			fmt.Fprintln(stdout, name)
 		}
@@ -142,6 +190,7 @@ func (f *fakeContainerd) importTar(r io.Reader) error {
 	blobs := map[string][]byte{} // name -> content (small files only)
 	byName := map[string]string{}
 	newContent := map[string]int64{}
+	newBlobs := map[string][]byte{}
 	links := map[string]bool{}
 	oci := false
 	for {
@@ -169,10 +218,14 @@ func (f *fakeContainerd) importTar(r io.Reader) error {
 			oci = true
 			continue
 		}
+		if hex, ok := strings.CutPrefix(name, "blobs/sha256/"); ok && "sha256:"+hex != dg {
+			return fmt.Errorf("ctr: blob %s has digest %s", name, dg)
+		}
 		newContent[dg] = h.Size
 		byName[name] = dg
 		if h.Size < 1<<20 {
 			blobs[name] = small.Bytes()
+			newBlobs[dg] = small.Bytes()
 		}
 	}
 	f.mu.Lock()
@@ -181,18 +234,18 @@ func (f *fakeContainerd) importTar(r io.Reader) error {
 	f.imports++
 	has := func(d string) bool { _, a := f.content[d]; _, b := newContent[d]; return a || b }
 	blobByDigest := func(d string) []byte {
-		for n, dg := range byName {
-			if dg == d {
-				return blobs[n]
-			}
+		if b, ok := newBlobs[d]; ok {
+			return b
 		}
-		return nil
+		return f.blobs[d]
 	}
 	type desc struct {
+		MediaType   string
 		Digest      string
 		Size        int64
 		Annotations map[string]string
 	}
+	newImages := map[string]string{}
 	if oci {
 		if f.rejectOCI {
 			return errors.New("ctr: fake rejects OCI layout")
@@ -201,27 +254,46 @@ func (f *fakeContainerd) importTar(r io.Reader) error {
 		if err := json.Unmarshal(blobs["index.json"], &idx); err != nil {
 			return fmt.Errorf("index.json: %w", err)
 		}
+		// --all-platforms: every blob the image references must be there.
+		var walk func(d desc, depth int) error
+		walk = func(d desc, depth int) error {
+			if !has(d.Digest) || depth > 4 {
+				return fmt.Errorf("ctr: content digest %s: not found", d.Digest)
+			}
+			if sz, ok := newContent[d.Digest]; ok && sz != d.Size {
+				return fmt.Errorf("size mismatch for %s", d.Digest)
+			}
+			var m struct {
+				Config    *desc
+				Layers    []desc
+				Manifests []desc
+			}
+			if !isManifest(d.MediaType) && !isIndex(d.MediaType) {
+				return nil // a layer or config
+			}
+			if err := json.Unmarshal(blobByDigest(d.Digest), &m); err != nil {
+				return fmt.Errorf("%s %s: %w", d.MediaType, d.Digest, err)
+			}
+			children := append(m.Layers, m.Manifests...)
+			if m.Config != nil {
+				children = append(children, *m.Config)
+			}
+			for _, c := range children {
+				if err := walk(c, depth+1); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 		for _, m := range idx.Manifests {
-			var mf struct {
-				Config desc
-				Layers []desc
-			}
-			if err := json.Unmarshal(blobByDigest(m.Digest), &mf); err != nil {
-				return fmt.Errorf("manifest %s: %w", m.Digest, err)
-			}
-			for _, l := range append(mf.Layers, mf.Config) {
-				if !has(l.Digest) {
-					return fmt.Errorf("unpack: content digest %s: not found", l.Digest)
-				}
-				if sz, ok := newContent[l.Digest]; ok && sz != l.Size {
-					return fmt.Errorf("size mismatch for %s", l.Digest)
-				}
+			if err := walk(m, 0); err != nil {
+				return err
 			}
 			name := m.Annotations["io.containerd.image.name"]
 			if f.misnameOCI {
 				name += "-wrong"
 			}
-			f.images[name] = mf.Config.Digest
+			newImages[name] = m.Digest
 		}
 	} else {
 		var mfsts []struct {
@@ -233,18 +305,30 @@ func (f *fakeContainerd) importTar(r io.Reader) error {
 			return fmt.Errorf("manifest.json: %w", err)
 		}
 		for _, m := range mfsts {
+			var layers []map[string]any
 			for _, l := range m.Layers {
 				if _, ok := byName[path.Clean(l)]; !ok && !links[path.Clean(l)] {
 					return fmt.Errorf("layer %q not found", l)
 				}
+				layers = append(layers, map[string]any{"digest": byName[path.Clean(l)]})
 			}
+			// containerd converts a docker-archive into a manifest of its own.
+			mb, _ := json.Marshal(map[string]any{"mediaType": mediaTypeManifest, "config": map[string]any{"digest": byName[m.Config]}, "layers": layers})
+			md := fmt.Sprintf("sha256:%x", sha256.Sum256(mb))
+			newBlobs[md], newContent[md] = mb, int64(len(mb))
 			for _, t := range m.RepoTags {
-				f.images[normalize(t)] = byName[m.Config]
+				newImages[normalize(t)] = md
 			}
 		}
 	}
 	for d, s := range newContent {
 		f.content[d] = s
+	}
+	for d, b := range newBlobs {
+		f.blobs[d] = b
+	}
+	for n, d := range newImages {
+		f.images[n] = d
 	}
 	return nil
 }
@@ -271,6 +355,10 @@ type fakeImage struct {
 	id      string
 	config  []byte
 	archive []byte
+	// the containerd image store: the target's descriptor and the manifests
+	// (ImageInspect's Descriptor and Manifests)
+	desc      *ocispec.Descriptor
+	manifests []image.ManifestSummary
 }
 
 // addImage builds an image from layers (each layer: file name -> content).
@@ -368,7 +456,7 @@ func (d *fakeDocker) ImageInspect(ctx context.Context, ref string, _ ...client.I
 	if !ok {
 		return client.ImageInspectResult{}, fmt.Errorf("no such image: %s", ref)
 	}
-	return client.ImageInspectResult{InspectResponse: image.InspectResponse{ID: img.id}}, nil
+	return client.ImageInspectResult{InspectResponse: image.InspectResponse{ID: img.id, Descriptor: img.desc, Manifests: img.manifests}}, nil
 }
 
 func (d *fakeDocker) ImageSave(ctx context.Context, refs []string, _ ...client.ImageSaveOption) (client.ImageSaveResult, error) {

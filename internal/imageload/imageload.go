@@ -3,15 +3,26 @@
 // nodes that already have the image, and, when it can, sending only the
 // layers a node lacks.
 //
-// The fast path streams `docker save` (the legacy docker-archive format of
-// Docker 20.10) and rewrites it on the fly into an OCI-layout archive for
-// `ctr images import`: containerd stores every blob of an OCI layout under
-// its own digest whatever its name in the tar, and the manifest may reference
-// layers that are already in the node's content store. A layer is left out
-// when the node's content store already holds its diffID; which diffID a
-// `<v1id>/layer.tar` entry carries is learnt from earlier saves (Docker's v1
-// IDs of all but the top layer depend only on the layer chain). When the fast
-// path fails, the node gets the plain docker-archive, as `kind load` does.
+// The fast path streams `docker save` and rewrites it on the fly into an
+// OCI-layout archive for `ctr images import`: containerd stores every blob of
+// an OCI layout under its own digest whatever its name in the tar, and the
+// manifest may reference layers that are already in the node's content store.
+// It reads both layouts of docker save:
+//   - docker-archive (Docker before 25: `<v1id>/layer.tar`, manifest.json): a
+//     layer is left out when the node's content store already holds its
+//     diffID; which diffID a `<v1id>/layer.tar` entry carries is learnt from
+//     earlier saves (Docker's v1 IDs of all but the top layer depend only on
+//     the layer chain);
+//   - OCI layout (Docker 25+, and the containerd image store: index.json,
+//     blobs/sha256/, often gzip layers): blobs are named by digest, so a blob
+//     the node holds is left out. The node's image points at the image
+//     manifest for the node's platform only: other platforms and BuildKit's
+//     attestation manifests (whose blobs docker save may omit, which breaks
+//     `kind load`: kind#3795) are dropped.
+//
+// When the fast path fails, the node gets the plain docker save, as `kind
+// load` does. A save stream with sparse or implausibly large entries is
+// refused on both paths.
 package imageload
 
 import (
@@ -26,7 +37,10 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/client"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 )
 
@@ -55,6 +69,9 @@ type NodeResult struct {
 	// Bytes is how many archive bytes were streamed into the node.
 	Bytes    int64
 	Duration time.Duration
+	// Format is the layout of docker save the fast path read
+	// (FormatDockerArchive or FormatOCI); empty unless Fast.
+	Format string
 }
 
 // Result describes one Load.
@@ -86,12 +103,18 @@ func WithFastPath(on bool) Option { return func(l *Loader) { l.fast = on } }
 // fast path works on the first load after a restart too.
 func WithLayerCacheFile(path string) Option { return func(l *Loader) { l.layers.path = path } }
 
+// WithVerbose makes Load write one line per node to its out: how the image
+// got there (the fast path, what it sent and left out) or that the node
+// already had it. Fallbacks are always written.
+func WithVerbose(on bool) Option { return func(l *Loader) { l.verbose = on } }
+
 // Loader loads images into kind nodes. It is safe for concurrent use.
 type Loader struct {
-	docker SaveAPI
-	nodes  NodeLister
-	fast   bool
-	layers *layerCache
+	docker  SaveAPI
+	nodes   NodeLister
+	fast    bool
+	verbose bool
+	layers  *layerCache
 
 	mu            sync.Mutex
 	snapshotter   map[string]string // node name -> containerd snapshotter
@@ -128,9 +151,10 @@ type NodeProbe struct {
 
 // nodeHolds is what one node's containerd holds.
 type nodeHolds struct {
-	images  map[string]bool // normalized names
-	content map[string]bool // blob digests
-	err     error           // probing failed: the node is probed the slow way
+	platform ocispec.Platform
+	images   map[string]bool // normalized names
+	content  map[string]bool // blob digests
+	err      error           // probing failed: the node is probed the slow way
 }
 
 // ProbeNodes starts probing clusterName's nodes and returns at once. The
@@ -174,6 +198,7 @@ func (l *Loader) LoadProbed(ctx context.Context, p *NodeProbe, ref string, out i
 		return res, fmt.Errorf("loading image %s: inspecting it in Docker: %w", ref, err)
 	}
 	res.ID = insp.ID
+	want := l.hostImage(ctx, ref, insp)
 	select {
 	case <-p.done:
 	case <-ctx.Done():
@@ -196,9 +221,9 @@ func (l *Loader) LoadProbed(ctx context.Context, p *NodeProbe, ref string, out i
 	probes := make([]*target, len(p.nodes))
 	for i, n := range p.nodes {
 		res.Nodes[i].Name = n.String()
-		t := &target{node: n, result: &res.Nodes[i]}
-		probes[i] = t
 		holds := p.found[i]
+		t := &target{node: n, result: &res.Nodes[i], platform: holds.platform}
+		probes[i] = t
 		if l.fast {
 			t.have, t.haveErr = holds.content, holds.err
 		}
@@ -210,8 +235,8 @@ func (l *Loader) LoadProbed(ctx context.Context, p *NodeProbe, ref string, out i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			id, err := nodeImageID(ctx, n, ref)
-			t.result.Skipped = err == nil && id == insp.ID
+			got, err := nodeImage(ctx, n, ref, t.platform)
+			t.result.Skipped = err == nil && want.same(got)
 		}()
 	}
 	wg.Wait()
@@ -221,6 +246,8 @@ func (l *Loader) LoadProbed(ctx context.Context, p *NodeProbe, ref string, out i
 	for i := range p.nodes {
 		if !res.Nodes[i].Skipped {
 			need = append(need, i)
+		} else if l.verbose {
+			fmt.Fprintf(out, "node %s already has %s\n", p.nodes[i].String(), ref)
 		}
 	}
 	if len(need) == 0 {
@@ -234,7 +261,10 @@ func (l *Loader) LoadProbed(ctx context.Context, p *NodeProbe, ref string, out i
 	start := time.Now()
 	remaining := targets
 	if l.fast {
-		remaining = l.loadFast(ctx, ref, insp.ID, targets, out)
+		remaining, err = l.loadFast(ctx, ref, want, targets, out)
+		if err != nil {
+			return res, fmt.Errorf("loading image %s: %w", ref, err)
+		}
 	}
 	if len(remaining) > 0 {
 		if err := l.loadFull(ctx, ref, remaining); err != nil {
@@ -245,16 +275,93 @@ func (l *Loader) LoadProbed(ctx context.Context, p *NodeProbe, ref string, out i
 		if t.result.Duration == 0 {
 			t.result.Duration = time.Since(start)
 		}
+		if !l.verbose {
+			continue
+		}
+		r := t.result
+		if r.Fast {
+			fmt.Fprintf(out, "fast image load into %s (%s): %d layer(s) sent, %d already there, %s in %s\n",
+				r.Name, r.Format, r.LayersSent, r.LayersSkipped, humanSize(r.Bytes), r.Duration.Round(time.Millisecond))
+		} else {
+			fmt.Fprintf(out, "whole image loaded into %s: %s in %s\n", r.Name, humanSize(r.Bytes), r.Duration.Round(time.Millisecond))
+		}
 	}
 	return res, nil
 }
 
+// hostImage is what identifies an image of the local engine in a node.
+type hostImage struct {
+	id string // Docker's image ID: the config digest (classic store) or the target's (containerd store)
+	mu sync.Mutex
+	// manifests are digests of image manifests that are this image: on
+	// the containerd image store, its per-platform manifests; after a fast
+	// load, the one devloop wrote.
+	manifests map[string]bool
+	// multiPlatform: the image is an index with more than one platform.
+	multiPlatform bool
+}
+
+func (h *hostImage) addManifest(d string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.manifests[d] = true
+}
+
+// same says whether the image a node has by that name is this one: its
+// target is the image (the containerd store's index, as a plain load
+// leaves it), or one of its manifests (devloop's fast path imports the
+// platform's manifest), or its config is the image ID (the classic store).
+func (h *hostImage) same(n nodeImg) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return n.target == h.id || h.manifests[n.target] || (n.manifest != "" && h.manifests[n.manifest]) || n.config == h.id
+}
+
+// hostImage learns the image's manifests from the engine when it has a
+// multi-platform (containerd) image store: one more inspect, API 1.48+.
+func (l *Loader) hostImage(ctx context.Context, ref string, insp client.ImageInspectResult) *hostImage {
+	h := &hostImage{id: insp.ID, manifests: map[string]bool{}}
+	if insp.Descriptor == nil {
+		return h // the classic store: the ID is the config digest
+	}
+	if isManifest(insp.Descriptor.MediaType) {
+		h.manifests[insp.Descriptor.Digest.String()] = true
+		return h
+	}
+	full, err := l.docker.ImageInspect(ctx, ref, client.ImageInspectWithManifests(true))
+	if err != nil {
+		return h // only the skip check is weaker: the node's target must be the index
+	}
+	n := 0
+	for _, m := range full.Manifests {
+		if m.Kind == image.ManifestKindImage {
+			h.manifests[m.ID] = true
+			n++
+		}
+	}
+	h.multiPlatform = n > 1
+	return h
+}
+
+// save runs docker save of ref; for a multi-platform image, of the nodes'
+// platform only (so other platforms' layers are not read at all), when the
+// engine can.
+func (l *Loader) save(ctx context.Context, ref string, want *hostImage, plats ...ocispec.Platform) (io.ReadCloser, error) {
+	if want != nil && want.multiPlatform && len(plats) > 0 {
+		if rc, err := l.docker.ImageSave(ctx, []string{ref}, client.ImageSaveWithPlatforms(plats...)); err == nil {
+			return rc, nil
+		}
+	}
+	return l.docker.ImageSave(ctx, []string{ref})
+}
+
 // target is a node that needs the image.
 type target struct {
-	node    nodes.Node
-	result  *NodeResult
-	have    map[string]bool // digests in the node's content store
-	haveErr error
+	node     nodes.Node
+	result   *NodeResult
+	platform ocispec.Platform
+	have     map[string]bool // digests in the node's content store
+	haveErr  error
 }
 
 // loadFull streams one docker-archive save into every target's
@@ -266,6 +373,8 @@ func (l *Loader) loadFull(ctx context.Context, ref string, targets []*target) er
 		return fmt.Errorf("loading image %s: docker save: %w", ref, err)
 	}
 	defer save.Close()
+	guarded := newGuardedSave(save)
+	defer guarded.close()
 
 	fan := &fanout{}
 	errs := make([]error, len(targets))
@@ -287,7 +396,7 @@ func (l *Loader) loadFull(ctx context.Context, ref string, targets []*target) er
 			errs[i] = err
 		}()
 	}
-	_, cerr := io.Copy(fan, save)
+	_, cerr := io.Copy(fan, guarded)
 	fan.close(cerr)
 	wg.Wait()
 	var all []error
@@ -298,6 +407,9 @@ func (l *Loader) loadFull(ctx context.Context, ref string, targets []*target) er
 			all = append(all, fmt.Errorf("loading image %s into node %s: %w", ref, t.node.String(), errs[i]))
 		}
 	}
+	if errors.Is(cerr, errBadSave) {
+		return fmt.Errorf("loading image %s: %w", ref, cerr)
+	}
 	if cerr != nil && !errors.Is(cerr, errAllSinksFailed) && len(all) == 0 {
 		all = append(all, fmt.Errorf("loading image %s: reading docker save: %w", ref, cerr))
 	}
@@ -306,44 +418,64 @@ func (l *Loader) loadFull(ctx context.Context, ref string, targets []*target) er
 
 var errImportEnded = errors.New("import ended")
 
-// imageIDScript prints the manifest that the node's containerd image named $1
-// points to. It needs only sh and ctr (kind's own check uses crictl, which a
-// node image need not ship).
-const imageIDScript = `r=$(ctr --namespace=k8s.io images ls "name==$1") || exit 1
+// imageScript prints the digest of the target of the node's containerd image
+// named $1 (namespace k8s.io, the CRI's), then that blob. It needs only sh and
+// ctr (kind's own check uses crictl, which a node image need not ship).
+const imageScript = `r=$(ctr --namespace=k8s.io images ls "name==$1") || exit 1
 d=$(printf '%s\n' "$r" | { read -r _; read -r _ _ d _; printf '%s' "$d"; })
 [ -n "$d" ] || { echo "image $1 not found" >&2; exit 3; }
+printf '%s\n' "$d"
 exec ctr --namespace=k8s.io content get "$d"`
 
-// nodeImageID returns the image ID (config digest) that ref has in the
-// node's containerd (namespace k8s.io, the CRI's), in one cancellable exec.
-func nodeImageID(ctx context.Context, n nodes.Node, ref string) (string, error) {
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil {
-		return "", fmt.Errorf("parsing image reference %q: %w", ref, err)
-	}
-	var stdout bytes.Buffer
-	if err := n.CommandContext(ctx, "sh", "-c", imageIDScript, "sh", reference.TagNameOnly(named).String()).SetStdout(&stdout).Run(); err != nil {
-		return "", err
-	}
-	var m struct {
-		MediaType string `json:"mediaType"`
-		Config    struct {
-			Digest string `json:"digest"`
-		} `json:"config"`
-	}
-	if err := jsonUnmarshal(stdout.Bytes(), &m); err != nil {
-		return "", fmt.Errorf("reading manifest of %s on node %s: %w", ref, n.String(), err)
-	}
-	if m.Config.Digest == "" {
-		return "", fmt.Errorf("image %s on node %s is not a single-platform image manifest (%s)", ref, n.String(), m.MediaType)
-	}
-	return m.Config.Digest, nil
+// nodeImg is what a node's containerd has under an image name.
+type nodeImg struct {
+	target   string // what the name points to: a manifest or an index
+	manifest string // the image manifest for the node's platform
+	config   string // its config digest (Docker's image ID on the classic store)
 }
 
-// probeScript prints the image names in the node's containerd (the CRI's
-// namespace), a separator line, then the digests in its content store: one
-// exec for both.
-const probeScript = `ctr --namespace=k8s.io images ls -q || exit 1
+// nodeImage reads which image ref names in the node's containerd: one
+// cancellable exec, and one more when the name points to an index.
+func nodeImage(ctx context.Context, n nodes.Node, ref string, plat ocispec.Platform) (nodeImg, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return nodeImg{}, fmt.Errorf("parsing image reference %q: %w", ref, err)
+	}
+	var stdout bytes.Buffer
+	if err := n.CommandContext(ctx, "sh", "-c", imageScript, "sh", reference.TagNameOnly(named).String()).SetStdout(&stdout).Run(); err != nil {
+		return nodeImg{}, err
+	}
+	first, rest, _ := bytes.Cut(stdout.Bytes(), []byte("\n"))
+	img := nodeImg{target: strings.TrimSpace(string(first))}
+	dg, err := digest.Parse(img.target)
+	if err != nil {
+		return nodeImg{}, fmt.Errorf("image %s on node %s: target %q: %w", ref, n.String(), cut(img.target), err)
+	}
+	get := func(d ocispec.Descriptor) ([]byte, error) {
+		if d.Digest == dg {
+			return rest, nil
+		}
+		var b bytes.Buffer
+		if err := n.CommandContext(ctx, "ctr", "--namespace=k8s.io", "content", "get", d.Digest.String()).SetStdout(&b).Run(); err != nil {
+			return nil, fmt.Errorf("reading %s on node %s: %w", d.Digest, n.String(), err)
+		}
+		return b.Bytes(), nil
+	}
+	r, err := resolveManifest(get, ocispec.Descriptor{Digest: dg}, plat)
+	if err != nil {
+		// Not an image for this platform, or its manifest is not in the
+		// node: only the target can match.
+		return img, nil //nolint:nilerr
+	}
+	img.manifest, img.config = r.desc.Digest.String(), r.manifest.Config.Digest.String()
+	return img, nil
+}
+
+// probeScript prints the node's machine (`uname -m`), the image names in the
+// node's containerd (the CRI's namespace), a separator line, then the digests
+// in its content store: one exec for all.
+const probeScript = `printf 'machine %s\n' "$(uname -m)"
+ctr --namespace=k8s.io images ls -q || exit 1
 echo ---
 exec ctr --namespace=k8s.io content ls -q`
 
@@ -351,9 +483,9 @@ exec ctr --namespace=k8s.io content ls -q`
 func probeNode(ctx context.Context, n nodes.Node) *nodeHolds {
 	var stdout bytes.Buffer
 	if err := n.CommandContext(ctx, "sh", "-c", probeScript).SetStdout(&stdout).Run(); err != nil {
-		return &nodeHolds{err: fmt.Errorf("listing images and content of node %s: %w", n.String(), err)}
+		return &nodeHolds{platform: platformFromUname(""), err: fmt.Errorf("listing images and content of node %s: %w", n.String(), err)}
 	}
-	h := &nodeHolds{images: map[string]bool{}, content: map[string]bool{}}
+	h := &nodeHolds{platform: platformFromUname(""), images: map[string]bool{}, content: map[string]bool{}}
 	sc := bufio.NewScanner(&stdout)
 	sc.Buffer(nil, 1<<20)
 	inContent := false
@@ -366,6 +498,8 @@ func probeNode(ctx context.Context, n nodes.Node) *nodeHolds {
 			if strings.HasPrefix(line, "sha256:") {
 				h.content[line] = true
 			}
+		case strings.HasPrefix(line, "machine "):
+			h.platform = platformFromUname(strings.TrimPrefix(line, "machine "))
 		default:
 			h.images[line] = true
 		}

@@ -46,7 +46,7 @@ func TestLoadFirstThenSkipThenOneLayerChange(t *testing.T) {
 		if n.Skipped || !n.Fast || n.LayersSent != 3 || n.LayersSkipped != 0 || n.Bytes < 76000 {
 			t.Errorf("first load node %d = %+v", i, n)
 		}
-		if got := fakes[i].images["docker.io/library/app:devloop-1"]; got != v1.id {
+		if got := fakes[i].configOf("docker.io/library/app:devloop-1"); got != v1.id {
 			t.Errorf("node %d image id = %q, want %q", i, got, v1.id)
 		}
 		firstBytes = n.Bytes
@@ -81,7 +81,7 @@ func TestLoadFirstThenSkipThenOneLayerChange(t *testing.T) {
 		if n.Bytes*5 > firstBytes {
 			t.Errorf("changed load node %d sent %d bytes, first load %d", i, n.Bytes, firstBytes)
 		}
-		if got := fakes[i].images["docker.io/library/app:devloop-2"]; got != v2.id {
+		if got := fakes[i].configOf("docker.io/library/app:devloop-2"); got != v2.id {
 			t.Errorf("node %d image id = %q, want %q", i, got, v2.id)
 		}
 	}
@@ -114,7 +114,7 @@ func TestLoadFallsBackToFullArchive(t *testing.T) {
 				t.Fatalf("nodes = %+v", res.Nodes)
 			}
 			for i, f := range fakes {
-				if f.images["example.com/team/app:devloop-1"] != img.id {
+				if f.configOf("example.com/team/app:devloop-1") != img.id {
 					t.Errorf("node %d lacks the image: %v", i, f.images)
 				}
 			}
@@ -137,7 +137,7 @@ func TestLoadRepeatedLayer(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, n := range res.Nodes {
-		if !n.Fast || n.LayersSent != 2 || fakes[i].images["docker.io/library/app:rep"] != img.id {
+		if !n.Fast || n.LayersSent != 2 || fakes[i].configOf("docker.io/library/app:rep") != img.id {
 			t.Errorf("node %d = %+v", i, n)
 		}
 	}
@@ -146,7 +146,7 @@ func TestLoadRepeatedLayer(t *testing.T) {
 	if _, err := NewLoader(docker, lister, WithFastPath(false)).Load(context.Background(), "c", "app:rep", nil); err != nil {
 		t.Fatal(err)
 	}
-	if fakes[0].images["docker.io/library/app:rep"] != img.id {
+	if fakes[0].configOf("docker.io/library/app:rep") != img.id {
 		t.Error("full path did not load the image")
 	}
 }
@@ -167,7 +167,7 @@ func TestLoadVerifiesFirstLayerSkippingImport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Nodes[0].Fast || !res.Nodes[1].Fast || fakes[0].images["docker.io/library/app:2"] != img2.id {
+	if res.Nodes[0].Fast || !res.Nodes[1].Fast || fakes[0].configOf("docker.io/library/app:2") != img2.id {
 		t.Fatalf("nodes = %+v, images %v", res.Nodes, fakes[0].images)
 	}
 	if !strings.Contains(out.String(), "c-control-plane") || !strings.Contains(out.String(), "checking the imported image") {
@@ -184,7 +184,7 @@ func TestLoadFullPathOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, n := range res.Nodes {
-		if n.Fast || n.Bytes != int64(len(img.archive)) || fakes[i].images["docker.io/library/app:devloop-1"] != img.id {
+		if n.Fast || n.Bytes != int64(len(img.archive)) || fakes[i].configOf("docker.io/library/app:devloop-1") != img.id {
 			t.Errorf("node %d = %+v", i, n)
 		}
 	}
@@ -298,7 +298,7 @@ func TestProbeOverlapsBuild(t *testing.T) {
 		if fakes[i].probes != 1 || fakes[i].idChecks != 0 {
 			t.Errorf("node %d: %d probes, %d image ID checks; want 1 probe and no ID check (no image by that name)", i, fakes[i].probes, fakes[i].idChecks)
 		}
-		if fakes[i].images["docker.io/library/app:devloop-1"] != v1.id {
+		if fakes[i].configOf("docker.io/library/app:devloop-1") != v1.id {
 			t.Errorf("node %d lacks the image", i)
 		}
 	}
@@ -320,8 +320,8 @@ func TestProbeOverlapsBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Nodes[0].Skipped || res.Nodes[1].Skipped || fakes[1].images["docker.io/library/app:devloop-1"] != v1.id {
-		t.Errorf("nodes = %+v; node 1 has %s", res.Nodes, fakes[1].images["docker.io/library/app:devloop-1"])
+	if !res.Nodes[0].Skipped || res.Nodes[1].Skipped || fakes[1].configOf("docker.io/library/app:devloop-1") != v1.id {
+		t.Errorf("nodes = %+v; node 1 has %s", res.Nodes, fakes[1].configOf("docker.io/library/app:devloop-1"))
 	}
 }
 

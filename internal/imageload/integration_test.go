@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -105,6 +106,88 @@ func TestIntegrationFastLoadRealContainerd(t *testing.T) {
 		c.Stdout, c.Stderr = &o, &o
 		if err := c.Run(); err != nil || !strings.Contains(o.String(), "complete") {
 			t.Errorf("ctr images check %s: %v\n%s", img.Ref(), err, o.String())
+		}
+	}
+}
+
+// TestIntegrationBuildKitAttestations builds, with the docker CLI (BuildKit,
+// which adds a provenance attestation on the containerd image store), two
+// images that differ in their top layer, and loads them into a real
+// containerd through the fast path: no fallback, one layer the second time,
+// the image already there the third, and the images unpacked. On the
+// classic store the save is Docker 25+'s OCI layout without attestations.
+func TestIntegrationBuildKitAttestations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test (-short)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dc, err := build.NewDockerClient(ctx)
+	if err != nil {
+		t.Skipf("Docker unreachable: %v", err)
+	}
+	defer dc.Close()
+	if err := exec.CommandContext(ctx, "docker", "buildx", "version").Run(); err != nil {
+		t.Skipf("no docker buildx: %v", err)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run containerd")
+	}
+	ctrd, err := localnode.Start(ctx)
+	if err != nil {
+		t.Skipf("no local containerd: %v", err)
+	}
+	t.Cleanup(ctrd.Stop)
+
+	dir := t.TempDir()
+	write := func(name string, size int) {
+		b := make([]byte, size)
+		rand.Read(b)
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY base.bin /base.bin\nCOPY top.bin /top.bin\n"), 0o644)
+	write("base.bin", 3<<20)
+	var refs []string
+	for i := range 2 {
+		write("top.bin", 1<<20)
+		ref := fmt.Sprintf("devloop-loadtest-bk:%d-%d", os.Getpid(), i)
+		if out, err := exec.CommandContext(ctx, "docker", "build", "-q", "-t", ref, dir).CombinedOutput(); err != nil {
+			t.Fatalf("docker build: %v\n%s", err, out)
+		}
+		refs = append(refs, ref)
+		t.Cleanup(func() { exec.Command("docker", "image", "rm", "-f", ref).Run() })
+	}
+	node := &localnode.Node{Name: "ctrd-node", Address: ctrd.Address}
+	var out bytes.Buffer
+	var res []NodeResult
+	for _, ref := range []string{refs[0], refs[1], refs[1]} {
+		r, err := NewLoader(dc, fakeLister{node}).Load(ctx, "x", ref, &out)
+		if err != nil {
+			t.Fatalf("load %s: %v\n%s", ref, err, out.String())
+		}
+		res = append(res, r.Nodes[0])
+	}
+	t.Logf("first %+v\nsecond %+v\nthird %+v", res[0], res[1], res[2])
+	if out.Len() > 0 {
+		t.Errorf("notes (a fallback?): %s", out.String())
+	}
+	if n := res[0]; !n.Fast || n.Format != FormatOCI || n.LayersSent != 2 {
+		t.Errorf("first load = %+v", n)
+	}
+	if n := res[1]; !n.Fast || n.LayersSent != 1 || n.LayersSkipped != 1 || n.Bytes > 2<<20 {
+		t.Errorf("second load = %+v", n)
+	}
+	if n := res[2]; !n.Skipped {
+		t.Errorf("third load = %+v", n)
+	}
+	for _, ref := range refs {
+		var o bytes.Buffer
+		c := exec.CommandContext(ctx, "ctr", "--address", ctrd.Address, "-n", "k8s.io", "images", "check", "name=="+normalize(ref))
+		c.Stdout, c.Stderr = &o, &o
+		if err := c.Run(); err != nil || !strings.Contains(o.String(), "complete") {
+			t.Errorf("ctr images check %s: %v\n%s", ref, err, o.String())
 		}
 	}
 }

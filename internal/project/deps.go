@@ -107,7 +107,7 @@ func NewDeps(clusterOut io.Writer, verbosity int) *Deps {
 			kind := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
 			eng = &Engine{
 				Builder: build.NewBuilder(cli),
-				Loader:  imageload.NewLoader(cli, kind, imageload.WithLayerCacheFile(cachePath("layers.json"))),
+				Loader:  imageload.NewLoader(cli, kind, imageload.WithLayerCacheFile(cachePath("layers.json")), imageload.WithVerbose(verbosity > 0)),
 				HasImage: func(ctx context.Context, ref string) bool {
 					_, err := cli.ImageInspect(ctx, ref)
 					return err == nil

@@ -69,7 +69,17 @@ func (c *cmd) SetStderr(w io.Writer) kexec.Cmd { c.stderr = w; return c }
 func (c *cmd) ctr(stdin io.Reader, stdout, stderr io.Writer, args ...string) error {
 	x := exec.CommandContext(c.ctx, "ctr", append([]string{"--address", c.n.Address}, args...)...)
 	x.Stdin, x.Stdout, x.Stderr = stdin, stdout, stderr
-	return x.Run()
+	var msg bytes.Buffer
+	if stderr == nil { // say what ctr said, as a kind node's command error does
+		x.Stderr = &msg
+	}
+	if err := x.Run(); err != nil {
+		if m := strings.TrimSpace(msg.String()); m != "" {
+			return fmt.Errorf("%w: %s", err, m)
+		}
+		return err
+	}
+	return nil
 }
 
 func (c *cmd) Run() error {
