@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -109,6 +110,19 @@ func abs(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
+// expandHome replaces a leading "~/" (or a lone "~") with the home directory,
+// as a shell would; without a home directory p is returned unchanged.
+func expandHome(p string) string {
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return p
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return p
+	}
+	return filepath.Join(home, p[1:])
+}
+
 // setDefaults fills in defaults and makes every path absolute. Empty
 // required values stay empty for validation to report.
 func setDefaults(cfg *Config) {
@@ -157,6 +171,9 @@ func setDefaults(cfg *Config) {
 			} else {
 				b.PreBuild.Dir = abs(cfg.Dir, b.PreBuild.Dir)
 			}
+		}
+		for j := range b.Secrets {
+			b.Secrets[j].Src = abs(cfg.Dir, expandHome(b.Secrets[j].Src))
 		}
 		if len(s.Watch) == 0 {
 			s.Watch = []string{b.Context}
