@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/dockerhost"
 )
 
 // TagPrefix starts every tag devloop gives an image.
@@ -66,27 +67,37 @@ type DockerAPI interface {
 
 var _ DockerAPI = (*client.Client)(nil)
 
-// NewDockerClient connects to the Docker engine described by the environment
-// (DOCKER_HOST, DOCKER_API_VERSION, ...), negotiates the API version and
-// checks that the engine answers.
+// NewDockerClient connects to the Docker engine the docker CLI would use
+// (DOCKER_HOST, DOCKER_CONTEXT, the current docker context: see
+// internal/dockerhost), negotiates the API version and checks that the
+// engine answers.
 func NewDockerClient(ctx context.Context) (*client.Client, error) {
-	c, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	c, _, err := NewDockerClientEndpoint(ctx, os.Getenv)
+	return c, err
+}
+
+// NewDockerClientEndpoint is NewDockerClient reading the environment with
+// getenv, and returning the endpoint too: give its Env() to docker CLI
+// children (kind's provider) so they reach the same engine.
+func NewDockerClientEndpoint(ctx context.Context, getenv func(string) string) (*client.Client, dockerhost.Endpoint, error) {
+	ep, err := dockerhost.Resolve(getenv)
 	if err != nil {
-		return nil, fmt.Errorf("creating Docker client: %w", err)
+		return nil, ep, fmt.Errorf("finding the Docker engine: %w", err)
+	}
+	c, err := client.New(append(ep.ClientOptions(), client.WithAPIVersionNegotiation())...)
+	if err != nil {
+		return nil, ep, fmt.Errorf("creating Docker client for %s: %w", ep, err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := c.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		c.Close()
-		host := os.Getenv("DOCKER_HOST")
-		if host == "" {
-			host = "unix:///var/run/docker.sock (default)"
-		}
-		return nil, fmt.Errorf("cannot reach the Docker engine at %s: %w\n"+
-			"is Docker running? start it with `sudo systemctl start docker` or `dockerd &`; "+
-			"set DOCKER_HOST if it listens elsewhere (e.g. DOCKER_HOST=unix:///run/user/1000/docker.sock)", host, err)
+		return nil, ep, fmt.Errorf("cannot reach the Docker engine at %s: %w\n"+
+			"is Docker running? start it (Docker Desktop, colima start, `sudo systemctl start docker`), "+
+			"or point devloop at it as you would the docker CLI: DOCKER_HOST (e.g. DOCKER_HOST=unix:///run/user/1000/docker.sock), "+
+			"DOCKER_CONTEXT, or `docker context use NAME`", ep, err)
 	}
-	return c, nil
+	return c, ep, nil
 }
 
 // BuildError is a failed pre-build command or image build, with the tail of
