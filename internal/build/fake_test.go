@@ -38,7 +38,16 @@ type FakeDocker struct {
 	RespondBuildKit func(opts client.ImageBuildOptions) (string, error)
 	// Pings counts Ping calls; Sessions counts hijacked /session connections.
 	Pings, Sessions int
-	conns           []net.Conn
+	// dialed is closed by the first DialHijack: like the daemon, a BuildKit
+	// build waits for its session.
+	dialed      chan struct{}
+	dialedOnce  sync.Once
+	closeDialed sync.Once
+}
+
+func (f *FakeDocker) dialedCh() chan struct{} {
+	f.dialedOnce.Do(func() { f.dialed = make(chan struct{}) })
+	return f.dialed
 }
 
 var _ DockerAPI = (*FakeDocker)(nil)
@@ -46,6 +55,11 @@ var _ DockerAPI = (*FakeDocker)(nil)
 // ImageBuild implements DockerAPI.
 func (f *FakeDocker) ImageBuild(ctx context.Context, r io.Reader, opts client.ImageBuildOptions) (client.ImageBuildResult, error) {
 	if opts.Version == build.BuilderBuildKit {
+		select {
+		case <-f.dialedCh():
+		case <-ctx.Done():
+			return client.ImageBuildResult{}, ctx.Err()
+		}
 		f.mu.Lock()
 		f.Options = append(f.Options, opts)
 		respond := f.RespondBuildKit
@@ -141,6 +155,8 @@ func (f *FakeDocker) DialHijack(ctx context.Context, url, proto string, meta map
 	f.mu.Lock()
 	f.Sessions++
 	f.mu.Unlock()
+	ch := f.dialedCh()
+	f.closeDialed.Do(func() { close(ch) })
 	return a, nil
 }
 

@@ -278,13 +278,13 @@ func TestIntegrationBuildKitFeatures(t *testing.T) {
 			"docker/app.Dockerfile.dockerignore": "a.txt\ndocker\n",
 		})
 		img, _ := it.mustBuild(svc)
-		if got := it.cat(img, "/out"); got != "./.dockerignore\n./a.txt\n./docker/app.Dockerfile\n./docker/app.Dockerfile.dockerignore\n./sub/b.txt\n" {
+		if got := it.cat(img, "/out"); got != "./.dockerignore\n./Dockerfile\n./a.txt\n./docker/app.Dockerfile\n./docker/app.Dockerfile.dockerignore\n./sub/b.txt\n" {
 			t.Errorf(".dockerignore: files = %q", got)
 		}
 		svc.Build.Dockerfile = svc.Build.Context + "/docker/app.Dockerfile"
 		img, _ = it.mustBuild(svc)
 		// app.Dockerfile.dockerignore replaces .dockerignore.
-		if got := it.cat(img, "/out"); got != "./.dockerignore\n./secret/key\n./sub/b.txt\n./x.log\n" {
+		if got := it.cat(img, "/out"); got != "./.dockerignore\n./Dockerfile\n./secret/key\n./sub/b.txt\n./x.log\n" {
 			t.Errorf("app.Dockerfile.dockerignore: files = %q", got)
 		}
 	})
@@ -315,6 +315,7 @@ func TestIntegrationBuildKitFeatures(t *testing.T) {
 			t.Fatal("built without pulling the frontend")
 		}
 		msg := err.Error()
+		t.Logf("the error a user sees: %v", err)
 		if !strings.Contains(msg, "Dockerfile:1: `# syntax=docker/dockerfile:1.99`") || !strings.Contains(msg, "delete that line") {
 			t.Errorf("err = %v\n%s", err, out)
 		}
