@@ -440,3 +440,55 @@ func TestIntegrationClassicBuilder(t *testing.T) {
 		t.Errorf("second build said %q", out)
 	}
 }
+
+// TestIntegrationMultistageExample builds examples/multistage on golang:1.26
+// (built offline into the engine by the e2e harness): the final stage is
+// small, and after an edit the warm build cache mount means the standard
+// library is not compiled again.
+func TestIntegrationMultistageExample(t *testing.T) {
+	it := newITBuilder(t)
+	if _, err := it.c.ImageInspect(context.Background(), "golang:1.26"); err != nil {
+		if os.Getenv("DEVLOOP_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("golang:1.26 is not in the engine (e2e/setup.sh builds it): %v", err)
+		}
+		t.Skipf("golang:1.26 is not in the engine (e2e/setup.sh builds it): %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("../../examples/multistage")); err != nil {
+		t.Fatal(err)
+	}
+	svc := config.Service{Name: "multistage", Build: config.Build{Context: dir, Dockerfile: dir + "/Dockerfile"}}
+	img, _ := it.mustBuild(svc)
+	insp, err := it.c.ImageInspect(context.Background(), img.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if insp.Config == nil || strings.Join(insp.Config.Entrypoint, " ") != "/app" || insp.Size > 20<<20 {
+		t.Errorf("final image: entrypoint %v, %d bytes", insp.Config, insp.Size)
+	}
+
+	// The same build, listing what it compiles (go build -v) into a log read
+	// from the build stage, with the build cache under a test-only id.
+	df, err := os.ReadFile(dir + "/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := strings.NewReplacer(
+		"target=/root/.cache/go-build", "id=devloop-buildtest-gocache,target=/root/.cache/go-build",
+		"go build -trimpath", "go build -v -trimpath",
+		"-o /out/app .", "-o /out/app . 2> /build.log",
+	).Replace(string(df))
+	if probe == string(df) || !strings.Contains(probe, "2> /build.log") {
+		t.Fatalf("the example's Dockerfile changed shape; update this test:\n%s", df)
+	}
+	writeTree(t, dir, map[string]string{"Dockerfile": probe})
+	svc.Build.Target = "build"
+	it.mustBuild(svc) // warms the test cache (it may be warm already)
+	main, _ := os.ReadFile(dir + "/main.go")
+	writeTree(t, dir, map[string]string{"main.go": strings.Replace(string(main), "hello from a multi-stage build", "edited", 1)})
+	warm, _ := it.mustBuild(svc)
+	log := it.cat(warm, "/build.log")
+	if !strings.Contains(log, "example.com/multistage") || strings.Contains(log, "net/http") {
+		t.Errorf("after an edit the warm build compiled:\n%s\nwant only example.com/multistage", log)
+	}
+}

@@ -322,3 +322,16 @@ func TestShippedConfigsLoad(t *testing.T) {
 		})
 	}
 }
+
+func TestMultistageExampleLoads(t *testing.T) {
+	cfg, err := Load("../../examples/multistage/devloop.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := filepath.Abs("../../examples/multistage")
+	s := cfg.Services[0]
+	if cfg.Name != "multistage" || s.Image != "multistage" || s.Build.Context != dir || s.Build.PreBuild != nil ||
+		s.PortForwards[0] != (PortForward{Local: 18081, Port: 80, Resource: "service/multistage", Address: "127.0.0.1"}) {
+		t.Errorf("unexpected config: %+v", cfg)
+	}
+}
