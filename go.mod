@@ -4,7 +4,13 @@ go 1.26.8
 
 require (
 	github.com/fsnotify/fsnotify v1.10.1
+	// BuildKit's client session packages (session, filesync, secretsprovider,
+	// the progress types and plain display) for builds over the Engine API.
+	// v0.34.2 also raises the go directive to 1.26.8 (its own minimum).
 	github.com/moby/buildkit v0.34.2
+	// internal/dockerhost reads the docker CLI's config.json and
+	// contexts/meta/*/meta.json itself instead of importing github.com/docker/cli:
+	// that module would bring the whole CLI for two small JSON files.
 	github.com/moby/moby/client v0.6.2
 	github.com/moby/patternmatcher v0.6.1
 	github.com/spf13/cobra v1.10.2
