@@ -58,12 +58,17 @@ func (s *session) openDocker(ctx context.Context) error {
 	if s.docker != nil {
 		return nil
 	}
-	cli, err := build.NewDockerClient(ctx)
+	cli, ep, err := build.NewDockerClientEndpoint(ctx, os.Getenv)
 	if err != nil {
 		return err
 	}
+	// kind's provider shells out to `docker`: point it at the same engine.
+	for _, kv := range ep.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
 	s.docker = cli
-	s.builder = build.NewBuilder(cli)
+	s.builder = build.NewBuilder(cli, build.WithVerbose(s.g.verbosity > 0))
 	s.kind = kindcluster.NewProvider(kindcluster.ProviderWithDocker())
 	s.loader = imageload.NewLoader(cli, s.kind, imageload.WithLayerCacheFile(cachePath("layers.json")))
 	return nil
