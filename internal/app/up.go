@@ -161,7 +161,7 @@ func startWatcher(ctx context.Context, cfg *config.Config, loop *engine.Loop) (*
 	matchers := map[string]*sync.Matcher{}
 	var roots []sync.Root
 	for _, svc := range cfg.Services {
-		m, err := sync.NewMatcher(svc.Build.Context, svc.Ignore)
+		m, err := sync.NewMatcherForDockerfile(svc.Build.Context, svc.Build.Dockerfile, svc.Ignore)
 		if err != nil {
 			return nil, fmt.Errorf("service %s: %w", svc.Name, err)
 		}
