@@ -8,18 +8,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	buildtypes "github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/client"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/dockerhost"
 )
 
 // TagPrefix starts every tag devloop gives an image.
@@ -54,31 +59,45 @@ type DockerAPI interface {
 	ImageBuild(ctx context.Context, buildContext io.Reader, options client.ImageBuildOptions) (client.ImageBuildResult, error)
 	ImageTag(ctx context.Context, options client.ImageTagOptions) (client.ImageTagResult, error)
 	ImageInspect(ctx context.Context, imageID string, opts ...client.ImageInspectOption) (client.ImageInspectResult, error)
+	// DialHijack opens the /session endpoint a BuildKit build's session runs on.
+	DialHijack(ctx context.Context, url, proto string, meta map[string][]string) (net.Conn, error)
+	// Ping says which builder the engine has (BuilderVersion "2": BuildKit).
+	Ping(ctx context.Context, options client.PingOptions) (client.PingResult, error)
 }
 
 var _ DockerAPI = (*client.Client)(nil)
 
-// NewDockerClient connects to the Docker engine described by the environment
-// (DOCKER_HOST, DOCKER_API_VERSION, ...), negotiates the API version and
-// checks that the engine answers.
+// NewDockerClient connects to the Docker engine the docker CLI would use
+// (DOCKER_HOST, DOCKER_CONTEXT, the current docker context: see
+// internal/dockerhost), negotiates the API version and checks that the
+// engine answers.
 func NewDockerClient(ctx context.Context) (*client.Client, error) {
-	c, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	c, _, err := NewDockerClientEndpoint(ctx, os.Getenv)
+	return c, err
+}
+
+// NewDockerClientEndpoint is NewDockerClient reading the environment with
+// getenv, and returning the endpoint too: give its Env() to docker CLI
+// children (kind's provider) so they reach the same engine.
+func NewDockerClientEndpoint(ctx context.Context, getenv func(string) string) (*client.Client, dockerhost.Endpoint, error) {
+	ep, err := dockerhost.Resolve(getenv)
 	if err != nil {
-		return nil, fmt.Errorf("creating Docker client: %w", err)
+		return nil, ep, fmt.Errorf("finding the Docker engine: %w", err)
+	}
+	c, err := client.New(append(ep.ClientOptions(), client.WithAPIVersionNegotiation())...)
+	if err != nil {
+		return nil, ep, fmt.Errorf("creating Docker client for %s: %w", ep, err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := c.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		c.Close()
-		host := os.Getenv("DOCKER_HOST")
-		if host == "" {
-			host = "unix:///var/run/docker.sock (default)"
-		}
-		return nil, fmt.Errorf("cannot reach the Docker engine at %s: %w\n"+
-			"is Docker running? start it with `sudo systemctl start docker` or `dockerd &`; "+
-			"set DOCKER_HOST if it listens elsewhere (e.g. DOCKER_HOST=unix:///run/user/1000/docker.sock)", host, err)
+		return nil, ep, fmt.Errorf("cannot reach the Docker engine at %s: %w\n"+
+			"is Docker running? start it (Docker Desktop, colima start, `sudo systemctl start docker`), "+
+			"or point devloop at it as you would the docker CLI: DOCKER_HOST (e.g. DOCKER_HOST=unix:///run/user/1000/docker.sock), "+
+			"DOCKER_CONTEXT, or `docker context use NAME`", ep, err)
 	}
-	return c, nil
+	return c, ep, nil
 }
 
 // BuildError is a failed pre-build command or image build, with the tail of
@@ -109,24 +128,71 @@ func WithLabels(labels map[string]string) Option {
 	return func(b *Builder) { b.labels = labels }
 }
 
+// WithVerbose streams every build step to the build's output. Without it a
+// build is quiet on success and prints its steps only when it fails.
+func WithVerbose(v bool) Option { return func(b *Builder) { b.verbose = v } }
+
+// WithGetenv replaces os.Getenv for DOCKER_BUILDKIT (tests).
+func WithGetenv(getenv func(string) string) Option { return func(b *Builder) { b.getenv = getenv } }
+
+// stepLines is how many lines of a build's steps are kept to print when it fails.
+const stepLines = 400
+
 // Builder builds services' images.
 type Builder struct {
 	api       DockerAPI
 	tailLines int
 	labels    map[string]string
+	verbose   bool
+	getenv    func(string) string
+
+	detect      sync.Once
+	hasBuildKit bool
+	// classicNote is said once, by the first build, when the engine has no BuildKit.
+	classicNote string
+	noteOnce    sync.Once
 }
 
 // NewBuilder returns a Builder talking to api.
 func NewBuilder(api DockerAPI, opts ...Option) *Builder {
-	b := &Builder{api: api, tailLines: 20}
+	b := &Builder{api: api, tailLines: 20, getenv: os.Getenv}
 	for _, o := range opts {
 		o(b)
 	}
 	return b
 }
 
+// useBuildKit reports whether builds go through BuildKit, deciding once as
+// the docker CLI does: DOCKER_BUILDKIT=0/1 when set, otherwise the builder
+// version the engine reports on /_ping.
+func (b *Builder) useBuildKit(ctx context.Context) bool {
+	b.detect.Do(func() {
+		if v, err := strconv.ParseBool(b.getenv("DOCKER_BUILDKIT")); err == nil {
+			b.hasBuildKit = v
+			if !v {
+				b.classicNote = "DOCKER_BUILDKIT=0: building with the classic builder (no RUN --mount, heredocs or COPY --link)"
+			}
+			return
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		res, err := b.api.Ping(pctx, client.PingOptions{})
+		if err != nil || res.BuilderVersion == "" || res.BuilderVersion == buildtypes.BuilderBuildKit {
+			// Unknown: try BuildKit, which every engine since 23.0 has.
+			b.hasBuildKit = true
+			return
+		}
+		b.classicNote = fmt.Sprintf("the Docker engine has no BuildKit (it reports builder version %q): building with the classic builder "+
+			"(no RUN --mount, heredocs or COPY --link); Docker 23 and later build with BuildKit", res.BuilderVersion)
+	})
+	return b.hasBuildKit
+}
+
 // Build runs svc's pre-build command (if any), builds its image from its
-// context and tags it Repo:devloop-<id16>. Output goes to out as it comes.
+// context (with BuildKit, or the classic builder where the engine has none)
+// and tags it Repo:devloop-<id16>. The pre-build's output goes to out as it
+// comes; the build's steps go to out as they come with WithVerbose, and
+// otherwise only when the build fails.
 func (b *Builder) Build(ctx context.Context, svc config.Service, out io.Writer) (Image, error) {
 	if out == nil {
 		out = io.Discard
@@ -137,10 +203,64 @@ func (b *Builder) Build(ctx context.Context, svc config.Service, out io.Writer) 
 		}
 	}
 
+	steps := newLineTail(stepLines) // bounded, whatever the build prints
+	log := io.Writer(steps)
+	if b.verbose {
+		log = io.MultiWriter(out, steps)
+	}
+	var (
+		id  string
+		err error
+	)
+	if b.useBuildKit(ctx) {
+		df := svc.Build.Dockerfile
+		if df == "" {
+			df = "Dockerfile"
+		}
+		if !filepath.IsAbs(df) {
+			df = filepath.Join(svc.Build.Context, df)
+		}
+		id, err = b.buildKit(ctx, buildKitSpec{
+			contextDir: svc.Build.Context,
+			dockerfile: df,
+			target:     svc.Build.Target,
+			args:       svc.Build.Args,
+			secrets:    svc.Build.Secrets,
+		}, log)
+	} else {
+		b.noteOnce.Do(func() { fmt.Fprintln(out, b.classicNote) })
+		id, err = b.classic(ctx, svc, log)
+	}
+	if err != nil {
+		stage := "build"
+		var se *stageError
+		if errors.As(err, &se) {
+			stage, err = se.stage, se.err
+		}
+		all := steps.String()
+		if !b.verbose && all != "" {
+			io.WriteString(out, all+"\n")
+		}
+		return Image{}, &BuildError{Service: svc.Name, Stage: stage, Output: lastLines(all, b.tailLines), Err: err}
+	}
+
+	repo := svc.Image
+	if repo == "" {
+		repo = svc.Name
+	}
+	img := Image{Service: svc.Name, Repo: repo, Tag: ContentTag(id), ID: id}
+	if _, err := b.api.ImageTag(ctx, client.ImageTagOptions{Source: id, Target: img.Ref()}); err != nil {
+		return Image{}, &BuildError{Service: svc.Name, Stage: "build", Err: fmt.Errorf("tagging %s as %s: %w", id, img.Ref(), err)}
+	}
+	return img, nil
+}
+
+// classic builds svc with the classic builder: the context as a tar stream.
+func (b *Builder) classic(ctx context.Context, svc config.Service, log io.Writer) (string, error) {
 	spec := ContextSpec{Dir: svc.Build.Context, Dockerfile: svc.Build.Dockerfile}
 	name, _, err := dockerfileInContext(spec)
 	if err != nil {
-		return Image{}, &BuildError{Service: svc.Name, Stage: "context", Err: err}
+		return "", &stageError{"context", err}
 	}
 	// Stream the context through a pipe: no temporary file.
 	pr, pw := io.Pipe()
@@ -173,37 +293,36 @@ func (b *Builder) Build(ctx context.Context, svc config.Service, out io.Writer) 
 	})
 	if err != nil {
 		if cerr := contextFailed(); cerr != nil {
-			return Image{}, &BuildError{Service: svc.Name, Stage: "context", Err: cerr}
+			return "", &stageError{"context", cerr}
 		}
-		return Image{}, &BuildError{Service: svc.Name, Stage: "build", Err: fmt.Errorf("starting image build: %w", err)}
+		return "", fmt.Errorf("starting image build: %w", err)
 	}
-	tail := newLineTail(b.tailLines)
-	id, perr := ParseBuildStream(res.Body, io.MultiWriter(out, tail))
+	id, perr := ParseBuildStream(res.Body, log)
 	res.Body.Close()
 	if cerr := contextFailed(); cerr != nil {
-		return Image{}, &BuildError{Service: svc.Name, Stage: "context", Output: tail.String(), Err: cerr}
+		return "", &stageError{"context", cerr}
 	}
 	if perr != nil {
-		return Image{}, &BuildError{Service: svc.Name, Stage: "build", Output: tail.String(), Err: perr}
+		return "", perr
 	}
 	if !strings.HasPrefix(id, "sha256:") {
 		// Only a short ID was printed ("Successfully built 0123abcd"): resolve it.
 		insp, err := b.api.ImageInspect(ctx, id)
 		if err != nil {
-			return Image{}, &BuildError{Service: svc.Name, Stage: "build", Output: tail.String(), Err: fmt.Errorf("inspecting built image %s: %w", id, err)}
+			return "", fmt.Errorf("inspecting built image %s: %w", id, err)
 		}
 		id = insp.ID
 	}
+	return id, nil
+}
 
-	repo := svc.Image
-	if repo == "" {
-		repo = svc.Name
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
 	}
-	img := Image{Service: svc.Name, Repo: repo, Tag: ContentTag(id), ID: id}
-	if _, err := b.api.ImageTag(ctx, client.ImageTagOptions{Source: id, Target: img.Ref()}); err != nil {
-		return Image{}, &BuildError{Service: svc.Name, Stage: "build", Err: fmt.Errorf("tagging %s as %s: %w", id, img.Ref(), err)}
-	}
-	return img, nil
+	return strings.Join(lines, "\n")
 }
 
 // preBuild runs cmd with sh -c in its own process group, killed on ctx cancel.
@@ -243,6 +362,7 @@ var errBuildDone = errors.New("build finished")
 
 // buildMessage is one line of the daemon's JSON build stream.
 type buildMessage struct {
+	ID          string `json:"id"`
 	Stream      string `json:"stream"`
 	Status      string `json:"status"`
 	Error       string `json:"error"`
@@ -334,44 +454,6 @@ func BuildAll(ctx context.Context, b *Builder, svcs []config.Service, parallel i
 	return images, errors.Join(errs...)
 }
 
-// tail keeps the last n lines written to it.
-type tail struct {
-	mu    sync.Mutex
-	n     int
-	lines []string
-	part  string
-}
-
-func newTail(n int) *tail { return &tail{n: n} }
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := t.part + string(p)
-	parts := strings.Split(s, "\n")
-	t.part = parts[len(parts)-1]
-	for _, l := range parts[:len(parts)-1] {
-		t.lines = append(t.lines, strings.TrimRight(l, "\r"))
-	}
-	if len(t.lines) > t.n {
-		t.lines = append([]string(nil), t.lines[len(t.lines)-t.n:]...)
-	}
-	return len(p), nil
-}
-
-// String returns the kept lines, joined by newlines.
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := t.lines
-	if t.part != "" {
-		lines = append(append([]string(nil), lines...), t.part)
-		if len(lines) > t.n {
-			lines = lines[len(lines)-t.n:]
-		}
-	}
-	return strings.Join(lines, "\n")
-}
 
 // syncWriter serialises writes from a process's stdout and stderr.
 type syncWriter struct {

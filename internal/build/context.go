@@ -46,6 +46,32 @@ func ReadDockerignore(dir string) ([]string, error) {
 	return patterns, nil
 }
 
+// dockerignorePatterns returns the exclude patterns for spec, as BuildKit
+// and the docker CLI choose them: <Dockerfile>.dockerignore next to the
+// Dockerfile when it exists, otherwise the context's .dockerignore.
+func dockerignorePatterns(spec ContextSpec) ([]string, error) {
+	df := spec.Dockerfile
+	if df == "" {
+		df = "Dockerfile"
+	}
+	if !filepath.IsAbs(df) {
+		df = filepath.Join(spec.Dir, df)
+	}
+	f, err := os.Open(df + ".dockerignore")
+	if errors.Is(err, fs.ErrNotExist) {
+		return ReadDockerignore(spec.Dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s.dockerignore: %w", filepath.Base(df), err)
+	}
+	defer f.Close()
+	patterns, err := ignorefile.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", f.Name(), err)
+	}
+	return patterns, nil
+}
+
 // dockerfileInContext resolves spec's Dockerfile. It returns the name the
 // daemon must be given (a slash path inside the tar) and, when the Dockerfile
 // lives outside the context, the host path that must be added under that name.
@@ -72,7 +98,7 @@ func dockerfileInContext(spec ContextSpec) (name, external string, err error) {
 // WriteContext writes spec's build context as a tar stream to w and returns
 // the Dockerfile name to pass to the daemon.
 //
-// It honours .dockerignore with docker's semantics (patternmatcher; `!`
+// It honours .dockerignore (or <Dockerfile>.dockerignore) with docker's semantics (patternmatcher; `!`
 // exceptions; the Dockerfile and .dockerignore are always sent). The output
 // is deterministic: entries are sorted and mtimes, owners and owner names are
 // zeroed, so the same content always gives the same bytes (and the same
@@ -82,7 +108,7 @@ func WriteContext(w io.Writer, spec ContextSpec) (dockerfile string, err error) 
 	if err != nil {
 		return "", err
 	}
-	patterns, err := ReadDockerignore(spec.Dir)
+	patterns, err := dockerignorePatterns(spec)
 	if err != nil {
 		return "", err
 	}

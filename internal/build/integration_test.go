@@ -11,18 +11,12 @@ import (
 )
 
 // TestIntegrationBuildRealDocker builds FROM scratch images with the local
-// engine. It is skipped when Docker is unreachable or with -short.
+// engine. It is skipped when Docker is unreachable (failed with
+// DEVLOOP_REQUIRE_DOCKER=1) or with -short.
 func TestIntegrationBuildRealDocker(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test (-short)")
-	}
+	c := dockerForTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := NewDockerClient(ctx)
-	if err != nil {
-		t.Skipf("Docker unreachable: %v", err)
-	}
-	defer c.Close()
 
 	repo := "devloop-buildtest-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
 	svc := svcIn(t, "it", map[string]string{

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -210,6 +211,19 @@ func abs(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
+// expandHome replaces a leading "~/" (or a lone "~") with the home directory,
+// as a shell would; without a home directory p is returned unchanged.
+func expandHome(p string) string {
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return p
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return p
+	}
+	return filepath.Join(home, p[1:])
+}
+
 // WithDefaults returns c with every empty setting defaulted.
 func (c Cluster) WithDefaults() Cluster {
 	if c.Name == "" {
@@ -266,6 +280,9 @@ func setDefaults(cfg *Config) {
 			} else {
 				b.PreBuild.Dir = abs(cfg.Dir, b.PreBuild.Dir)
 			}
+		}
+		for j := range b.Secrets {
+			b.Secrets[j].Src = abs(cfg.Dir, expandHome(b.Secrets[j].Src))
 		}
 		if len(s.Watch) == 0 {
 			s.Watch = []string{b.Context}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -278,6 +279,29 @@ func TestSuggest(t *testing.T) {
 
 // TestShippedConfigsLoad keeps the example project and the documented
 // example file valid.
+func TestLoadSecrets(t *testing.T) {
+	dir := fixture(t)
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	if err := os.WriteFile(filepath.Join(home, ".npmrc"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := writeConfig(t, dir, "name: p\nservices:\n  - name: web\n    build:\n      secrets:\n"+
+		"        - {id: npmrc, src: ~/.npmrc}\n        - {id: f, src: file.txt}\n        - {id: token, env: GH_TOKEN}\n")
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Secret{
+		{ID: "npmrc", Src: filepath.Join(home, ".npmrc")},
+		{ID: "f", Src: filepath.Join(dir, "file.txt")},
+		{ID: "token", Env: "GH_TOKEN"},
+	}
+	if got := cfg.Services[0].Build.Secrets; !reflect.DeepEqual(got, want) {
+		t.Errorf("secrets = %+v, want %+v", got, want)
+	}
+}
+
 func TestShippedConfigsLoad(t *testing.T) {
 	for _, p := range []string{"../../examples/hello/devloop.yaml", "../../devloop.example.yaml"} {
 		t.Run(p, func(t *testing.T) {
@@ -296,5 +320,18 @@ func TestShippedConfigsLoad(t *testing.T) {
 				t.Errorf("unexpected config: %+v", cfg)
 			}
 		})
+	}
+}
+
+func TestMultistageExampleLoads(t *testing.T) {
+	cfg, err := Load("../../examples/multistage/devloop.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := filepath.Abs("../../examples/multistage")
+	s := cfg.Services[0]
+	if cfg.Name != "multistage" || s.Image != "multistage" || s.Build.Context != dir || s.Build.PreBuild != nil ||
+		s.PortForwards[0] != (PortForward{Local: 18081, Port: 80, Resource: "service/multistage", Address: "127.0.0.1"}) {
+		t.Errorf("unexpected config: %+v", cfg)
 	}
 }

@@ -340,6 +340,54 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`devloop.yaml:1:1: expected a mapping at the top level, got a list`},
 		},
 		{
+			name:  "secret without a source",
+			yaml:  "name: p\nservices:\n  - name: web\n    build:\n      secrets:\n        - id: npmrc\n",
+			want:  []string{`6:11: services[0].build.secrets[0]: needs one of "src" (a host file) or "env"`},
+			count: 1,
+		},
+		{
+			name:  "secret with both sources",
+			yaml:  "name: p\nservices:\n  - name: web\n    build:\n      secrets:\n        - {id: t, src: file.txt, env: TOKEN}\n",
+			want:  []string{`6:39: services[0].build.secrets[0].env: give either "src" or "env", not both`},
+			count: 1,
+		},
+		{
+			name: "secret id missing, invalid and duplicate",
+			yaml: "name: p\nservices:\n  - name: web\n    build:\n      secrets:\n        - {env: A}\n        - {id: 'a b', env: A}\n        - {id: t, env: A}\n        - {id: t, env: B}\n",
+			want: []string{
+				`6:11: services[0].build.secrets[0].id: required: the id the Dockerfile names`,
+				`7:16: services[0].build.secrets[1].id: invalid secret id "a b"`,
+				`9:16: services[0].build.secrets[3].id: duplicate secret id "t" (also services[0].build.secrets[2])`,
+			},
+			count: 3,
+		},
+		{
+			name: "secret file missing or a directory",
+			yaml: "name: p\nservices:\n  - name: web\n    build:\n      secrets:\n        - {id: a, src: nope.txt}\n        - {id: b, src: static}\n",
+			want: []string{
+				`6:24: services[0].build.secrets[0].src: secret file DIR/nope.txt: does not exist`,
+				`7:24: services[0].build.secrets[1].src: secret file DIR/static is a directory`,
+			},
+			count: 2,
+		},
+		{
+			name:  "secret env name invalid",
+			yaml:  "name: p\nservices:\n  - name: web\n    build:\n      secrets:\n        - {id: a, env: 'GH-TOKEN'}\n",
+			want:  []string{`6:24: services[0].build.secrets[0].env: invalid environment variable name "GH-TOKEN"`},
+			count: 1,
+		},
+		{
+			name:  "secrets not a list",
+			yaml:  "name: p\nservices:\n  - name: web\n    build:\n      secrets: {id: a}\n",
+			want:  []string{`5:16: services[0].build.secrets: expected a list, got a mapping`},
+			count: 1,
+		},
+		{
+			name: "secret unknown key",
+			yaml: "name: p\nservices:\n  - name: web\n    build:\n      secrets:\n        - {id: a, file: x}\n",
+			want: []string{`6:19: services[0].build.secrets[0].file: unknown key; valid keys here: env, id, src`},
+		},
+		{
 			name: "two documents",
 			yaml: "name: p\nmanifests: [k8s]\n---\nname: q\n",
 			want: []string{`devloop.yaml:3:1: expected one YAML document, found a second one`},
@@ -360,6 +408,7 @@ func TestLoadErrors(t *testing.T) {
 			}
 			msg := err.Error()
 			for _, w := range tc.want {
+				w = strings.ReplaceAll(w, "DIR/", dir+"/")
 				// The position prefix is absolute: the file path, then the
 				// line and column.
 				if !strings.HasPrefix(w, "devloop.yaml") {

@@ -95,6 +95,20 @@ type Build struct {
 	// PreBuild is a host command run before the image build (e.g. `go build`);
 	// its failure is reported like a build failure.
 	PreBuild *Command `json:"preBuild,omitempty"`
+	// Secrets are offered to `RUN --mount=type=secret,id=<ID>` (BuildKit only).
+	// Their values never reach devloop's output, an image layer or the history.
+	Secrets []Secret `json:"secrets,omitempty"`
+}
+
+// Secret is one build secret: the contents of a host file (Src) or the value
+// of an environment variable of devloop's own environment (Env), exactly one.
+type Secret struct {
+	// ID is the id the Dockerfile names (--mount=type=secret,id=<ID>).
+	ID string `json:"id"`
+	// Src is a host file, absolute after load ("~/" is the home directory).
+	Src string `json:"src,omitempty"`
+	// Env names an environment variable; it must be set when a build runs.
+	Env string `json:"env,omitempty"`
 }
 
 // Command is a host command run with `sh -c`.

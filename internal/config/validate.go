@@ -24,6 +24,13 @@ var portForwardKinds = []string{"service", "deployment", "statefulset", "pod"}
 // kindClusterName is kind's own rule for cluster names.
 var kindClusterName = regexp.MustCompile(`^[a-z0-9.-]+$`)
 
+// secretID is what BuildKit accepts as a secret id in practice (docker
+// build --secret id=...): no commas, equals signs or spaces.
+var secretID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// envName is a portable environment variable name.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 var kubeVersion = regexp.MustCompile(`^v\d+\.\d+\.\d+$`)
 
 // kustomizationFiles are the file names that make a directory a kustomization.
@@ -276,7 +283,46 @@ func (v *validator) validateBuild(p string, b *Build) {
 			v.dir(p+".preBuild.dir", b.PreBuild.Dir, "preBuild directory")
 		}
 	}
+	ids := map[string]string{}
+	for i, s := range b.Secrets {
+		v.validateSecret(fmt.Sprintf("%s.secrets[%d]", p, i), s, ids)
+	}
 }
+
+func (v *validator) validateSecret(p string, s Secret, ids map[string]string) {
+	switch {
+	case s.ID == "":
+		v.errorf(p+".id", "required: the id the Dockerfile names in RUN --mount=type=secret,id=<id>")
+	case !secretID.MatchString(s.ID):
+		v.errorf(p+".id", "invalid secret id %q: use letters, digits, '.', '_' and '-'", s.ID)
+	case ids[s.ID] != "":
+		v.errorf(p+".id", "duplicate secret id %q (also %s)", s.ID, ids[s.ID])
+	default:
+		ids[s.ID] = p
+	}
+	switch {
+	case s.Src == "" && s.Env == "":
+		v.errorf(p, `needs one of "src" (a host file) or "env" (an environment variable name)`)
+	case s.Src != "" && s.Env != "":
+		v.errorf(p+".env", `give either "src" or "env", not both`)
+	case s.Env != "":
+		if !envName.MatchString(s.Env) {
+			v.errorf(p+".env", "invalid environment variable name %q", s.Env)
+		}
+	default:
+		switch fi, err := os.Stat(s.Src); {
+		case err != nil:
+			v.errorf(p+".src", "secret file %s: %s", s.Src, statProblem(err))
+		case fi.IsDir():
+			v.errorf(p+".src", "secret file %s is a directory", s.Src)
+		case fi.Size() > maxSecretSize:
+			v.errorf(p+".src", "secret file %s is %d bytes; BuildKit accepts at most %d", s.Src, fi.Size(), maxSecretSize)
+		}
+	}
+}
+
+// maxSecretSize is BuildKit's limit on a secret (secretsprovider.MaxSecretSize).
+const maxSecretSize = 500 * 1024
 
 func statProblem(err error) string {
 	if errors.Is(err, fs.ErrNotExist) {

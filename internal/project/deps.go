@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/moby/moby/client"
 	"k8s.io/client-go/rest"
@@ -100,13 +101,21 @@ func NewDeps(clusterOut io.Writer, verbosity int) *Deps {
 			if eng != nil {
 				return eng, nil
 			}
-			cli, err := build.NewDockerClient(ctx)
+			cli, ep, err := build.NewDockerClientEndpoint(ctx, os.Getenv)
 			if err != nil {
 				return nil, err
 			}
+			// kind shells out to `docker`: point it at the same engine
+			// (DOCKER_HOST or DOCKER_CONTEXT, as the docker CLI found it).
+			for _, kv := range ep.Env() {
+				k, v, _ := strings.Cut(kv, "=")
+				if err := os.Setenv(k, v); err != nil {
+					return nil, err
+				}
+			}
 			kind := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
 			eng = &Engine{
-				Builder: build.NewBuilder(cli),
+				Builder: build.NewBuilder(cli, build.WithVerbose(verbosity > 0)),
 				Loader:  imageload.NewLoader(cli, kind, imageload.WithLayerCacheFile(cachePath("layers.json")), imageload.WithVerbose(verbosity > 0)),
 				HasImage: func(ctx context.Context, ref string) bool {
 					_, err := cli.ImageInspect(ctx, ref)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -81,6 +82,10 @@ func (DefaultIgnore) MatchesEntireDir(absPath string) bool {
 type Matcher struct {
 	dir string // absolute, cleaned context directory
 
+	// always are context-relative files whose changes always matter (the
+	// service's Dockerfile and its own .dockerignore).
+	always []string
+
 	mu sync.Mutex // patternmatcher compiles lazily and is not concurrency-safe
 	pm *patternmatcher.PatternMatcher
 }
@@ -91,21 +96,41 @@ var _ PathMatcher = (*Matcher)(nil)
 // (.dockerignore syntax, relative to contextDir, "!" exceptions allowed).
 // contextDir must be absolute.
 func NewMatcher(contextDir string, patterns []string) (*Matcher, error) {
+	return NewMatcherForDockerfile(contextDir, "", patterns)
+}
+
+// NewMatcherForDockerfile is NewMatcher for a build with the given Dockerfile
+// (absolute; "" for <contextDir>/Dockerfile): as in BuildKit and the docker
+// CLI, <dockerfile>.dockerignore, when it exists, replaces the context's
+// .dockerignore; changes to the Dockerfile and its ignore file always matter.
+func NewMatcherForDockerfile(contextDir, dockerfile string, patterns []string) (*Matcher, error) {
 	if !filepath.IsAbs(contextDir) {
 		return nil, fmt.Errorf("creating ignore matcher: context dir %q is not absolute", contextDir)
 	}
 	dir := filepath.Clean(contextDir)
+	ignoreFile := filepath.Join(dir, ".dockerignore")
+	m := &Matcher{dir: dir}
+	if dockerfile != "" {
+		if _, err := os.Stat(dockerfile + ".dockerignore"); err == nil {
+			ignoreFile = dockerfile + ".dockerignore"
+		}
+		for _, f := range []string{dockerfile, dockerfile + ".dockerignore"} {
+			if rel, ok := m.rel(f); ok {
+				m.always = append(m.always, rel)
+			}
+		}
+	}
 	var all []string
-	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	f, err := os.Open(ignoreFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return nil, fmt.Errorf("reading .dockerignore: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", filepath.Base(ignoreFile), err)
 	default:
 		all, err = ignorefile.ReadAll(f)
 		_ = f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, ".dockerignore"), err)
+			return nil, fmt.Errorf("reading %s: %w", ignoreFile, err)
 		}
 	}
 	extra, err := ignorefile.ReadAll(strings.NewReader(strings.Join(patterns, "\n")))
@@ -117,7 +142,8 @@ func NewMatcher(contextDir string, patterns []string) (*Matcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing ignore patterns for %s: %w", dir, err)
 	}
-	return &Matcher{dir: dir, pm: pm}, nil
+	m.pm = pm
+	return m, nil
 }
 
 // Dir returns the context directory the patterns are relative to.
@@ -147,7 +173,7 @@ func (m *Matcher) Matches(absPath string) bool {
 		return true
 	}
 	rel, ok := m.rel(absPath)
-	if !ok || rel == "." || neverExcluded(rel) {
+	if !ok || rel == "." || neverExcluded(rel) || slices.Contains(m.always, rel) {
 		return false
 	}
 	m.mu.Lock()
@@ -164,8 +190,13 @@ func (m *Matcher) MatchesEntireDir(absPath string) bool {
 		return true
 	}
 	rel, ok := m.rel(absPath)
-	if !ok || rel == "." || neverExcluded(rel) {
+	if !ok || rel == "." || neverExcluded(rel) || slices.Contains(m.always, rel) {
 		return false
+	}
+	for _, a := range m.always {
+		if strings.HasPrefix(a, rel+"/") {
+			return false // it holds the Dockerfile or its ignore file
+		}
 	}
 	dirSegs := strings.Split(rel, "/")
 	m.mu.Lock()

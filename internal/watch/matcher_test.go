@@ -133,3 +133,58 @@ func TestDefaultIgnore(t *testing.T) {
 		t.Errorf("DefaultIgnore ignores a normal path")
 	}
 }
+
+func TestMatcherForDockerfile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(".dockerignore", "docs\n")
+	write("docker/app.Dockerfile", "FROM scratch\n")
+	write("docker/app.Dockerfile.dockerignore", "*.log\ndocker\n")
+	tests := []struct {
+		dockerfile string
+		path       string
+		ignored    bool
+	}{
+		// Without it the context's .dockerignore applies.
+		{"", "docs/a.md", true},
+		{"", "x.log", false},
+		// app.Dockerfile.dockerignore replaces .dockerignore.
+		{"docker/app.Dockerfile", "docs/a.md", false},
+		{"docker/app.Dockerfile", "x.log", true},
+		{"docker/app.Dockerfile", "docker/other", true},
+		// The Dockerfile and its ignore file always matter.
+		{"docker/app.Dockerfile", "docker/app.Dockerfile", false},
+		{"docker/app.Dockerfile", "docker/app.Dockerfile.dockerignore", false},
+		// A Dockerfile without its own ignore file keeps .dockerignore.
+		{"docker/none.Dockerfile", "docs/a.md", true},
+	}
+	for _, tt := range tests {
+		df := ""
+		if tt.dockerfile != "" {
+			df = filepath.Join(dir, tt.dockerfile)
+		}
+		m, err := NewMatcherForDockerfile(dir, df, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Matches(filepath.Join(dir, tt.path)); got != tt.ignored {
+			t.Errorf("dockerfile %q: Matches(%s) = %v, want %v", tt.dockerfile, tt.path, got, tt.ignored)
+		}
+	}
+	// The directory holding the Dockerfile stays watched though it is ignored.
+	m, err := NewMatcherForDockerfile(dir, filepath.Join(dir, "docker/app.Dockerfile"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.MatchesEntireDir(filepath.Join(dir, "docker")) {
+		t.Error("the Dockerfile's directory is ignored entirely")
+	}
+}

@@ -82,7 +82,7 @@ func (r Router) isManifest(p string) bool {
 func Roots(cfg *config.Config) ([]Root, error) {
 	var roots []Root
 	for _, svc := range cfg.Services {
-		m, err := NewMatcher(svc.Build.Context, svc.Ignore)
+		m, err := NewMatcherForDockerfile(svc.Build.Context, svc.Build.Dockerfile, svc.Ignore)
 		if err != nil {
 			return nil, fmt.Errorf("service %s: %w", svc.Name, err)
 		}
