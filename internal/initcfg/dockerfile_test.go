@@ -29,11 +29,14 @@ func TestDockerfileSources(t *testing.T) {
 		{"crlf", "FROM scratch\r\nCOPY bin/app /app\r\n", []string{"2:bin/app"}},
 		{"not copy", "FROM scratch\nRUN cp bin/a /a\nCOPYRIGHT bin/a /a\n", nil},
 		// "<<" is a heredoc only as a whole word, outside quotes, in RUN, COPY and ADD.
-		{"shift is no heredoc", "FROM alpine\nRUN echo $((1 << SHIFT))\nCOPY bin/a /a\nSHIFT\nCOPY bin/b /b\n", []string{"3:bin/a", "5:bin/b"}},
+		// BuildKit reads "<< SHIFT" (spaces around) as a heredoc that never ends
+		// and fails the build ("unterminated heredoc"): no sources, like the
+		// build (TestDockerfileBuildKitRejects).
+		{"shift with spaces is what BuildKit rejects", "FROM alpine\nRUN echo $((1 << SHIFT))\nCOPY bin/a /a\nSHIFT\nCOPY bin/b /b\n", nil},
 		{"shift without spaces is no heredoc", "FROM alpine\nRUN echo $((1<<SHIFT))\nCOPY bin/a /a\nSHIFT\n", []string{"3:bin/a"}},
 		{"quoted marker is no heredoc", "FROM alpine\nRUN echo \"<<EOF\" '<<END'\nCOPY bin/a /a\nEOF\nEND\nCOPY bin/b /b\n", []string{"3:bin/a", "6:bin/b"}},
 		{"marker in another instruction is no heredoc", "FROM alpine\nLABEL x=<<EOF\nCOPY bin/a /a\nEOF\n", []string{"3:bin/a"}},
-		{"unterminated heredoc skips nothing", "FROM alpine\nRUN cat <<EOF >/x\nCOPY bin/a /a\n", []string{"3:bin/a"}},
+		{"unterminated heredoc fails like the build", "FROM alpine\nRUN cat <<EOF >/x\nCOPY bin/a /a\n", nil},
 		{"two heredocs, fd and quotes", "FROM alpine\nRUN 3<<\"A\" cat - <<-B\nCOPY bin/no1 /\nA\n\tCOPY bin/no2 /\n\tB\nCOPY bin/yes /\n", []string{"7:bin/yes"}},
 		{"onbuild heredoc", "FROM alpine\nONBUILD RUN <<EOF\nCOPY bin/no /\nEOF\nCOPY bin/yes /\n", []string{"5:bin/yes"}},
 		{"json array keeps spacing", "FROM scratch\nCOPY [\"bin/my  tool\", \"/a  b\"]\n", []string{"2:bin/my  tool"}},
@@ -51,6 +54,20 @@ func TestDockerfileSources(t *testing.T) {
 				t.Errorf("sources = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestDockerfileBuildKitRejects: what BuildKit's parser rejects, init
+// reports as unparseable (it used to guess, differently from the build).
+func TestDockerfileBuildKitRejects(t *testing.T) {
+	for _, df := range []string{
+		"FROM alpine\nRUN cat <<EOF >/x\nCOPY bin/a /a\n",
+		"FROM alpine\nRUN echo $((1 << SHIFT))\nCOPY bin/a /a\n",
+		"# escape=x\nFROM alpine\n",
+	} {
+		if _, err := parseDockerfile([]byte(df)); err == nil {
+			t.Errorf("parsed %q, want BuildKit's error", df)
+		}
 	}
 }
 
@@ -137,7 +154,11 @@ func TestRunsGoBuild(t *testing.T) {
 		{"not a run", "FROM scratch\nLABEL note=\"go build\"\nCOPY bin/app /app\n", false},
 		{"cargo", "FROM rust\nRUN cargo build --release\n", false},
 	} {
-		if got := runsGoBuild(parseDockerfile([]byte(tc.dockerfile))); got != tc.want {
+		ast, err := parseDockerfile([]byte(tc.dockerfile))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := runsGoBuild(ast.instrs); got != tc.want {
 			t.Errorf("%s: runsGoBuild = %v, want %v", tc.name, got, tc.want)
 		}
 	}
