@@ -272,3 +272,64 @@ func isStageIndex(s string) bool {
 	}
 	return true
 }
+
+// goBuildOutput matches the -o output of a go build in a RUN command.
+var goBuildOutput = regexp.MustCompile(`\bgo\s+build\b[^;&|\n]*?\s-o(?:\s+|=)("[^"]+"|'[^']+'|\S+)`)
+
+// builtNames returns the names of the programs a Dockerfile builds or
+// runs, most telling first: go build -o outputs, what the final stages
+// copy from other stages, then the ENTRYPOINT and CMD programs. They are
+// matched against the last path element of the manifests' image
+// repositories.
+func builtNames(instrs []instruction) []string {
+	var out []string
+	seen := map[string]bool{}
+	addName := func(p string) {
+		p = strings.Trim(p, `"'`)
+		if p == "" || strings.ContainsAny(p, "$*?[") || strings.HasSuffix(p, "/") {
+			return
+		}
+		b := strings.ToLower(path.Base(p))
+		if b == "." || b == "/" || seen[b] {
+			return
+		}
+		seen[b] = true
+		out = append(out, b)
+	}
+	var copies, hostCopies, runs []string
+	for _, in := range instrs {
+		switch in.keyword {
+		case "RUN":
+			for _, text := range append([]string{strings.Join(in.args, " ")}, in.heredocs...) {
+				for _, m := range goBuildOutput.FindAllStringSubmatch(text, -1) {
+					addName(m[1])
+				}
+			}
+		case "COPY":
+			if from, ok := flag(in.flags, "from"); ok && from != "" && len(in.args) >= 2 {
+				copies = append(copies, in.args[:len(in.args)-1]...)
+			} else {
+				for _, cs := range instructionSources(in) {
+					if !cs.dir && !strings.Contains(path.Base(cs.path), ".") {
+						hostCopies = append(hostCopies, cs.path) // a program built on the host (bin/api)
+					}
+				}
+			}
+		case "ENTRYPOINT", "CMD":
+			if len(in.args) > 0 {
+				first, _, _ := strings.Cut(strings.TrimSpace(in.args[0]), " ")
+				runs = append(runs, first)
+			}
+		}
+	}
+	for _, c := range copies {
+		addName(c)
+	}
+	for _, c := range hostCopies {
+		addName(c)
+	}
+	for _, r := range runs {
+		addName(r)
+	}
+	return out
+}
