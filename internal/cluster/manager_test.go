@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/devloop-dev/devloop/internal/config"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -20,6 +21,8 @@ type fixture struct {
 	kubeconfig string
 	m          *Manager
 	log        *bytes.Buffer
+	// apiErr is what the fake API server probe returns.
+	apiErr error
 }
 
 func newFixture(t *testing.T, existing ...string) *fixture {
@@ -38,6 +41,7 @@ func newFixture(t *testing.T, existing ...string) *fixture {
 		WithDocker(f.docker),
 		WithKubeconfigPath(f.kubeconfig),
 		WithCgroupV1Detector(func() (bool, error) { return true, nil }),
+		WithAPIProbe(func(context.Context, *rest.Config) error { return f.apiErr }),
 	)
 	return f
 }
