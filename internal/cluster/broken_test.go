@@ -81,7 +81,9 @@ func TestDownHealthyRunsCleanup(t *testing.T) {
 	}
 	// A failing cleanup does not keep the cluster.
 	f = newFixture(t, "cx-h")
-	notCleaned, err = f.m.Down(context.Background(), "cx-h", func(context.Context, *rest.Config) error { return errors.New("the server is currently unable to handle the request") })
+	notCleaned, err = f.m.Down(context.Background(), "cx-h", func(context.Context, *rest.Config) error {
+		return errors.New("the server is currently unable to handle the request")
+	})
 	if err != nil || notCleaned == nil || !strings.Contains(notCleaned.Error(), "unable to handle") {
 		t.Fatalf("Down = %v, %v", notCleaned, err)
 	}

@@ -81,7 +81,7 @@ func BaseImages(ctx context.Context, cfg *config.Config, images initcfg.ImageChe
 		if len(unresolved) > 0 {
 			out = append(out, Result{Level: Warn, Check: checkBaseImages,
 				Message: fmt.Sprintf("service %s: %s uses a build arg without a default value", svc.Name, strings.Join(unresolved, ", ")),
-				Fix: "give the ARG a default in the Dockerfile or set it under build.args in " + cfgName(cfg)})
+				Fix:     "give the ARG a default in the Dockerfile or set it under build.args in " + cfgName(cfg)})
 		}
 		if len(present) > 0 && len(missing) == 0 && len(unknown) == 0 {
 			out = append(out, Result{Level: OK, Check: checkBaseImages,
@@ -90,7 +90,7 @@ func BaseImages(ctx context.Context, cfg *config.Config, images initcfg.ImageChe
 		if len(unknown) > 0 {
 			out = append(out, Result{Level: Warn, Check: checkBaseImages,
 				Message: fmt.Sprintf("service %s: needs %s; not checked: %s", svc.Name, strings.Join(unknown, ", "), engineReason(images, engineErr)),
-				Fix: "make the Docker engine reachable (see the docker check) and run devloop doctor again"})
+				Fix:     "make the Docker engine reachable (see the docker check) and run devloop doctor again"})
 		}
 	}
 	return out

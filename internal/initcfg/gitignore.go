@@ -142,7 +142,7 @@ func globRegexp(glob string) string {
 			}
 		case c == '\\' && i+1 < len(glob):
 			i++
-			b.WriteString(regexp.QuoteMeta(glob[i:i+1]))
+			b.WriteString(regexp.QuoteMeta(glob[i : i+1]))
 		default:
 			b.WriteString(regexp.QuoteMeta(glob[i : i+1])) // bytes, so that UTF-8 stays UTF-8
 		}

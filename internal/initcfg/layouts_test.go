@@ -111,7 +111,7 @@ FROM alpine:3.22
 COPY --from=build /out/backend /usr/local/bin/backend
 ENTRYPOINT ["/usr/local/bin/backend"]
 `,
-		"frontend/Dockerfile": "FROM node:22-alpine AS build\nWORKDIR /app\nCOPY package.json ./\nRUN npm install\nCOPY . .\nRUN npm run build\n\nFROM nginx:1.27-alpine\nCOPY --from=build /app/dist /usr/share/nginx/html\n",
+		"frontend/Dockerfile":   "FROM node:22-alpine AS build\nWORKDIR /app\nCOPY package.json ./\nRUN npm install\nCOPY . .\nRUN npm run build\n\nFROM nginx:1.27-alpine\nCOPY --from=build /app/dist /usr/share/nginx/html\n",
 		"frontend/package.json": `{"scripts": {"build": "vite build"}}`,
 		"jobs/go.mod":           "module github.com/acme/mailer\n\ngo 1.26\n",
 		"jobs/main.go":          mainGo,
@@ -232,12 +232,12 @@ func TestLayoutSharedEnvironmentsOnly(t *testing.T) {
 func TestLayoutPlainVariants(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "svc")
 	writeFiles(t, dir, map[string]string{
-		"Dockerfile":                  "FROM gcr.io/distroless/static:nonroot\nCOPY bin/api /api\n",
-		"k8s/local/api.yaml":          k8sDeploy("api", "registry.example.com/team/api:dev", "8000", "80"),
-		"k8s/minimal/api.yaml":        k8sDeploy("api", "registry.example.com/team/api:dev", "8000", "80"),
-		"k8s/production/api.yaml":     k8sDeploy("api", "registry.example.com/team/api:v3", "8000", "80"),
-		"k8s/production/extra.yaml":   k8sDeploy("metrics", "prom/statsd-exporter:v0.28", "9102", ""),
-		"deploy/chart/Chart.yaml":     "apiVersion: v2\nname: api\nversion: 1.0.0\n",
+		"Dockerfile":                   "FROM gcr.io/distroless/static:nonroot\nCOPY bin/api /api\n",
+		"k8s/local/api.yaml":           k8sDeploy("api", "registry.example.com/team/api:dev", "8000", "80"),
+		"k8s/minimal/api.yaml":         k8sDeploy("api", "registry.example.com/team/api:dev", "8000", "80"),
+		"k8s/production/api.yaml":      k8sDeploy("api", "registry.example.com/team/api:v3", "8000", "80"),
+		"k8s/production/extra.yaml":    k8sDeploy("metrics", "prom/statsd-exporter:v0.28", "9102", ""),
+		"deploy/chart/Chart.yaml":      "apiVersion: v2\nname: api\nversion: 1.0.0\n",
 		"deploy/chart/templates/a.yml": "{{ template \"x\" . }}\n",
 	})
 	cfg, data, sum := writeAndLoad(t, dir, Options{PortFree: allFree, Images: &fakeImages{}})
