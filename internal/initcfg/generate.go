@@ -265,7 +265,7 @@ func Generate(dir string, opts Options) ([]byte, Summary, error) {
 			bases, _ := BaseImages(data, nil)
 			st, engineErr := checkImages(ctx, opts.Images, bases, known)
 			if engineErr != nil && sum.EngineError == "" {
-				sum.EngineError = engineErr.Error()
+				sum.EngineError = strings.Join(strings.Fields(engineErr.Error()), " ")
 				opts.Images = nil // unreachable: do not wait for it again
 			}
 			s.baseImages = st

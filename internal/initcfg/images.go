@@ -114,3 +114,11 @@ func missingImages(st []ImageStatus) []string {
 	}
 	return out
 }
+
+// EngineUnavailable is an ImageChecker for an engine that could not be
+// reached: every answer is err, which init reports once.
+func EngineUnavailable(err error) ImageChecker { return unavailable{err} }
+
+type unavailable struct{ err error }
+
+func (u unavailable) HasImage(context.Context, string) (bool, error) { return false, u.err }
