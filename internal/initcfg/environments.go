@@ -219,9 +219,11 @@ func selectManifests(root string, mdirs []*manifestDir) selection {
 		return a.rel < b.rel
 	})
 
-	// One unit per family: the best ranked; the others are environments
-	// left out. A family of shared environments only gets its bases.
+	// One unit per family: the best ranked that renders; the others are
+	// environments left out. A family of shared environments only gets its
+	// bases.
 	picked := map[int]*unit{}
+	backups := map[int][]*unit{} // the family's other local environments, best first
 	var candidates []*unit
 	for _, u := range units {
 		if u.rank >= rankShared {
@@ -232,25 +234,36 @@ func selectManifests(root string, mdirs []*manifestDir) selection {
 			continue
 		}
 		if p := picked[u.family]; p != nil {
-			sel.alternatives = append(sel.alternatives, Alternative{Entry: u.rel, Reason: "environment", Detail: "another environment of the bases " + p.rel + " builds"})
+			backups[u.family] = append(backups[u.family], u)
 			continue
 		}
 		picked[u.family] = u
 		candidates = append(candidates, u)
 	}
 	// Families whose overlays were all shared environments: their bases.
+	var fams []int
 	for fam := range familiesWithoutPick(units, picked) {
-		for _, b := range sharedBases(root, units, fam, refDirs, byDir) {
-			candidates = append(candidates, b)
-		}
+		fams = append(fams, fam)
+	}
+	sort.Ints(fams)
+	for _, fam := range fams {
+		candidates = append(candidates, sharedBases(root, units, fam, refDirs, byDir)...)
 	}
 
 	seen := map[string]string{} // object key -> the unit defining it
-	for _, u := range candidates {
+	for i := 0; i < len(candidates); i++ {
+		u := candidates[i]
 		entries := u.md.entries(root)
 		objs, err := kube.Render(&config.Config{Dir: root, Manifests: entries, Namespace: "default"})
 		if err != nil {
 			sel.skipped = append(sel.skipped, fmt.Sprintf("%s: %v", u.rel, err))
+			// The next environment of its family, if it was the pick.
+			if picked[u.family] == u && len(backups[u.family]) > 0 {
+				next := backups[u.family][0]
+				backups[u.family] = backups[u.family][1:]
+				picked[u.family] = next
+				candidates = append(candidates[:i+1], append([]*unit{next}, candidates[i+1:]...)...)
+			}
 			continue
 		}
 		var dup []string
@@ -275,6 +288,15 @@ func selectManifests(root string, mdirs []*manifestDir) selection {
 		sel.included = append(sel.included, u)
 		sel.objs = append(sel.objs, objs...)
 	}
+	var envs []Alternative
+	for _, u := range units {
+		for _, b := range backups[u.family] {
+			if b == u {
+				envs = append(envs, Alternative{Entry: u.rel, Reason: "environment", Detail: "another environment of the bases " + picked[u.family].rel + " builds"})
+			}
+		}
+	}
+	sel.alternatives = append(envs, sel.alternatives...)
 	return sel
 }
 

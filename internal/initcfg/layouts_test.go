@@ -275,3 +275,34 @@ func TestLayoutNoEngine(t *testing.T) {
 		t.Errorf("summary:\n%s", lines)
 	}
 }
+
+// TestLayoutEnvironments: of several local overlays of one base, dev is
+// picked and the others are offered; when dev does not render, the next
+// one is picked instead.
+func TestLayoutEnvironments(t *testing.T) {
+	files := map[string]string{
+		"app/Dockerfile":                          "FROM scratch\n",
+		"k8s/base/kustomization.yaml":             "resources: [app.yaml]\n",
+		"k8s/base/app.yaml":                       k8sDeploy("app", "ghcr.io/o/app:1", "80", "80"),
+		"k8s/overlays/dev/kustomization.yaml":     "resources: [../../base]\n",
+		"k8s/overlays/local/kustomization.yaml":   "resources: [../../base]\nnamePrefix: local-\n",
+		"k8s/overlays/test/kustomization.yaml":    "resources: [../../base]\n",
+		"k8s/overlays/staging/kustomization.yaml": "resources: [../../base]\n",
+	}
+	check := func(t *testing.T, files map[string]string, manifests, alts string, skipped int) {
+		t.Helper()
+		dir := filepath.Join(t.TempDir(), "p")
+		writeFiles(t, dir, files)
+		_, _, sum := writeAndLoad(t, dir, Options{PortFree: allFree})
+		var got []string
+		for _, a := range sum.Alternatives {
+			got = append(got, a.Reason+":"+a.Entry)
+		}
+		if strings.Join(sum.Manifests, ",") != manifests || strings.Join(got, ",") != alts || len(sum.Skipped) != skipped {
+			t.Errorf("manifests %v, alternatives %v, skipped %v", sum.Manifests, got, sum.Skipped)
+		}
+	}
+	check(t, files, "k8s/overlays/dev", "environment:k8s/overlays/local,environment:k8s/overlays/test,shared environment:k8s/overlays/staging", 0)
+	files["k8s/overlays/dev/kustomization.yaml"] = "resources: [../../base, missing.yaml]\n"
+	check(t, files, "k8s/overlays/local", "environment:k8s/overlays/test,shared environment:k8s/overlays/staging", 1)
+}
