@@ -111,9 +111,10 @@ func (m *Manager) Usable(ctx context.Context, name string) (*rest.Config, error)
 
 // Down deletes cluster name, first running cleanup (removing what devloop
 // deployed) when the cluster can be talked to. A broken cluster, or a
-// cleanup that fails, does not stop the deletion: notCleaned then says
-// what was not cleaned inside it (a *BrokenError, or cleanup's error) and
-// err is only the deletion's.
+// cleanup that fails, does not stop the deletion: what was not cleaned
+// inside it is written to the Manager's output before the deletion starts
+// and returned as notCleaned (a *BrokenError, or cleanup's error); err is
+// only the deletion's.
 func (m *Manager) Down(ctx context.Context, name string, cleanup func(ctx context.Context, rc *rest.Config) error) (notCleaned, err error) {
 	rc, uerr := m.Usable(ctx, name)
 	var broken *BrokenError
@@ -132,6 +133,11 @@ func (m *Manager) Down(ctx context.Context, name string, cleanup func(ctx contex
 			}
 			notCleaned = fmt.Errorf("removing what devloop deployed in kind cluster %q failed (deleting the cluster removes it all anyway): %w", name, cerr)
 		}
+	}
+	if broken != nil {
+		m.logger.Warn(broken.NotCleaned())
+	} else if notCleaned != nil {
+		m.logger.Warn(notCleaned.Error())
 	}
 	return notCleaned, m.Delete(ctx, name)
 }

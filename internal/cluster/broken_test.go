@@ -62,6 +62,9 @@ func TestUsableBroken(t *testing.T) {
 			if ok, _ := f.m.Exists("cx-b"); ok {
 				t.Error("the broken cluster still exists")
 			}
+			if !strings.Contains(f.log.String(), "WARNING: did not remove what devloop deployed inside kind cluster \"cx-b\"") {
+				t.Errorf("not said in the output:\n%s", f.log.String())
+			}
 		})
 	}
 }
