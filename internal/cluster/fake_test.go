@@ -21,6 +21,10 @@ type fakeProvider struct {
 	deletes   []string
 	deleteCh  chan string // receives each deleted name, if non-nil
 	createKCs []string
+	// kubeconfigErr fails KubeConfig (docker exec into the node failing).
+	kubeconfigErr error
+	// deleteErr, when set, is called by Delete; its error fails it.
+	deleteErr func(name string) error
 }
 
 func newFakeProvider(existing ...string) *fakeProvider {
@@ -50,6 +54,12 @@ func (p *fakeProvider) Create(name string, cfg *v1alpha4.Cluster, wait time.Dura
 
 func (p *fakeProvider) Delete(name, kubeconfigPath string) error {
 	p.mu.Lock()
+	if p.deleteErr != nil {
+		if err := p.deleteErr(name); err != nil {
+			p.mu.Unlock()
+			return err
+		}
+	}
 	delete(p.clusters, name)
 	p.deletes = append(p.deletes, name)
 	ch := p.deleteCh
@@ -71,6 +81,9 @@ func (p *fakeProvider) List() ([]string, error) {
 }
 
 func (p *fakeProvider) KubeConfig(name string) ([]byte, error) {
+	if p.kubeconfigErr != nil {
+		return nil, p.kubeconfigErr
+	}
 	return fakeKindKubeconfig(name, p.server), nil
 }
 
@@ -113,6 +126,7 @@ type fakeDocker struct {
 	containers map[string]ContainerInfo
 	pullErr    error
 	pulls      []string
+	unpaused   []string
 }
 
 func (d *fakeDocker) ImagePresent(ctx context.Context, ref string) (bool, error) {
@@ -145,4 +159,14 @@ func (d *fakeDocker) Container(ctx context.Context, name string) (ContainerInfo,
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.containers[name], nil
+}
+
+func (d *fakeDocker) Unpause(ctx context.Context, name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ci := d.containers[name]
+	ci.Paused = false
+	d.containers[name] = ci
+	d.unpaused = append(d.unpaused, name)
+	return nil
 }

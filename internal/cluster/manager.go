@@ -51,6 +51,7 @@ type Manager struct {
 	readyTimeout   time.Duration
 	pullTimeout    time.Duration
 	marks          Marks
+	apiProbe       func(ctx context.Context, rc *rest.Config) error // nil: probeAPI
 }
 
 // Option configures a Manager.
@@ -108,13 +109,11 @@ func (m *Manager) NodeNames(name string) ([]string, error) {
 }
 
 // RESTConfig returns a client config for existing cluster name, built from
-// kind's kubeconfig for context kind-<name> (never the current context).
+// kind's kubeconfig for context kind-<name> (never the current context),
+// after checking that the cluster can be talked to (Usable): a broken one is
+// a *BrokenError that says what to do.
 func (m *Manager) RESTConfig(name string) (*rest.Config, error) {
-	kc, err := m.provider.KubeConfig(name)
-	if err != nil {
-		return nil, fmt.Errorf("getting kubeconfig of kind cluster %q: %w", name, err)
-	}
-	return restConfigFor(kc, name)
+	return m.Usable(context.Background(), name)
 }
 
 // Ensure adopts kind cluster spec.Name if it exists, or creates it, and
@@ -175,6 +174,9 @@ func (m *Manager) checkNodesRunning(ctx context.Context, name string) error {
 		ci, err := m.docker.Container(ctx, n)
 		if err != nil {
 			return fmt.Errorf("inspecting node %s of kind cluster %q: %w", n, name, err)
+		}
+		if ci.Exists && ci.Paused {
+			return fmt.Errorf("kind cluster %q exists but its node container %s is paused: unpause it with `docker unpause %s`, or delete the cluster with `devloop down --cluster`", name, n, n)
 		}
 		if ci.Exists && !ci.Running {
 			return fmt.Errorf("kind cluster %q exists but its node container %s is not running: start it with `docker start %s`, or delete the cluster with `devloop down --cluster`", name, n, n)
@@ -321,7 +323,16 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("deleting kind cluster %q: %w", name, err)
 	}
-	if err := m.provider.Delete(name, m.kubeconfigPath); err != nil {
+	err := m.provider.Delete(name, m.kubeconfigPath)
+	if err != nil {
+		// kind removes the nodes with `docker rm -f`, which some engines
+		// refuse for a paused container: unpause them and try once more.
+		if unpaused := m.unpauseNodes(ctx, name); len(unpaused) > 0 {
+			m.logger.V(0).Infof("Unpaused node container(s) %s to delete them", strings.Join(unpaused, ", "))
+			err = m.provider.Delete(name, m.kubeconfigPath)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("deleting kind cluster %q: %w", name, withCommandOutput(err))
 	}
 	return m.marks.Forget(name)

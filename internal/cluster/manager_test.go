@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/devloop-dev/devloop/internal/config"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -21,6 +22,8 @@ type fixture struct {
 	kubeconfig string
 	m          *Manager
 	log        *bytes.Buffer
+	// apiErr is what the fake API server probe returns.
+	apiErr error
 }
 
 func newFixture(t *testing.T, existing ...string) *fixture {
@@ -40,6 +43,7 @@ func newFixture(t *testing.T, existing ...string) *fixture {
 		withKubeconfigPath(f.kubeconfig),
 		withCgroupV1Detector(func() (bool, error) { return true, nil }),
 		withMarks(filepath.Join(t.TempDir(), "marks")),
+		withAPIProbe(func(context.Context, *rest.Config) error { return f.apiErr }),
 	)
 	return f
 }

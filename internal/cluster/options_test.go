@@ -1,6 +1,11 @@
 package cluster
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"k8s.io/client-go/rest"
+)
 
 // Options only tests need: the seams of a Manager.
 
@@ -23,3 +28,8 @@ func withReadyTimeout(d time.Duration) Option { return func(m *Manager) { m.read
 
 // withMarks keeps the created-by-devloop records in dir.
 func withMarks(dir string) Option { return func(m *Manager) { m.marks = Marks{dir: dir} } }
+
+// withAPIProbe replaces the API server readiness probe of Usable.
+func withAPIProbe(f func(ctx context.Context, rc *rest.Config) error) Option {
+	return func(m *Manager) { m.apiProbe = f }
+}

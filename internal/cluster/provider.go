@@ -100,14 +100,19 @@ type Docker interface {
 	ImageHasFile(ctx context.Context, ref, path string) (bool, error)
 	// Container inspects a container by name.
 	Container(ctx context.Context, name string) (ContainerInfo, error)
+	// Unpause unpauses a paused container.
+	Unpause(ctx context.Context, name string) error
 }
 
 // ContainerInfo is what Manager needs to know about a container.
 type ContainerInfo struct {
 	// Exists is false when there is no container of that name.
 	Exists bool
-	// Running is the container's State.Running.
+	// Running is the container's State.Running (a paused container is
+	// running, and Paused).
 	Running bool
+	// Paused is the container's State.Paused.
+	Paused bool
 	// KindCluster is the value of kind's io.x-k8s.kind.cluster label ("" if absent).
 	KindCluster string
 }
@@ -193,7 +198,7 @@ func (d DockerCLI) ImageHasFile(ctx context.Context, ref, path string) (bool, er
 
 // Container implements Docker.
 func (d DockerCLI) Container(ctx context.Context, name string) (ContainerInfo, error) {
-	format := fmt.Sprintf(`{{.State.Running}} {{index .Config.Labels %q}}`, kindClusterLabel)
+	format := fmt.Sprintf(`{{.State.Running}} {{.State.Paused}} {{index .Config.Labels %q}}`, kindClusterLabel)
 	out, err := d.run(ctx, "container", "inspect", "--format", format, name)
 	if err != nil {
 		if ctx.Err() == nil && isNoSuch(err) {
@@ -201,9 +206,16 @@ func (d DockerCLI) Container(ctx context.Context, name string) (ContainerInfo, e
 		}
 		return ContainerInfo{}, err
 	}
-	running, label, _ := strings.Cut(strings.TrimSpace(out), " ")
+	running, rest, _ := strings.Cut(strings.TrimSpace(out), " ")
+	paused, label, _ := strings.Cut(rest, " ")
 	if label == "<no value>" {
 		label = ""
 	}
-	return ContainerInfo{Exists: true, Running: running == "true", KindCluster: strings.TrimSpace(label)}, nil
+	return ContainerInfo{Exists: true, Running: running == "true", Paused: paused == "true", KindCluster: strings.TrimSpace(label)}, nil
+}
+
+// Unpause implements Docker.
+func (d DockerCLI) Unpause(ctx context.Context, name string) error {
+	_, err := d.run(ctx, "unpause", name)
+	return err
 }

@@ -72,10 +72,23 @@ type manifestDir struct {
 	extensions map[string]bool
 }
 
-// scan walks dir and returns its Dockerfiles and manifest directories (the
-// preferred directory names first, then by path).
-func scan(dir string) ([]dockerfile, []*manifestDir, error) {
+// scanResult is what scan found.
+type scanResult struct {
+	dockerfiles []dockerfile
+	// mdirs are the manifest directories, the preferred directory names
+	// first, then by path.
+	mdirs []*manifestDir
+	// charts are the Helm chart directories (absolute): a directory with a
+	// Chart.yaml, whose templates are not YAML until Helm renders them.
+	charts []string
+}
+
+// scan walks dir and returns its Dockerfiles, manifest directories and Helm
+// charts. A chart's directory is not searched further (a chart's Dockerfiles
+// and templates belong to the chart).
+func scan(dir string) (scanResult, error) {
 	var dfs []dockerfile
+	var charts []string
 	dirs := map[string]*manifestDir{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -84,6 +97,10 @@ func scan(dir string) ([]dockerfile, []*manifestDir, error) {
 		name := d.Name()
 		if d.IsDir() {
 			if p != dir && (skipDirs[name] || strings.HasPrefix(name, ".")) {
+				return filepath.SkipDir
+			}
+			if fi, err := os.Stat(filepath.Join(p, "Chart.yaml")); err == nil && fi.Mode().IsRegular() {
+				charts = append(charts, p)
 				return filepath.SkipDir
 			}
 			return nil
@@ -130,7 +147,7 @@ func scan(dir string) ([]dockerfile, []*manifestDir, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return scanResult{}, err
 	}
 	var out []*manifestDir
 	for _, md := range dirs {
@@ -146,7 +163,7 @@ func scan(dir string) ([]dockerfile, []*manifestDir, error) {
 		}
 		return out[i].dir < out[j].dir
 	})
-	return dfs, out, nil
+	return scanResult{dockerfiles: dfs, mdirs: out, charts: charts}, nil
 }
 
 // preferred reports whether p (under root) is or is inside a directory with a

@@ -1,10 +1,14 @@
 package initcfg
 
 import (
-	"encoding/json"
+	"bytes"
+	"fmt"
 	"path"
 	"regexp"
 	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
 
 // copySource is one path a Dockerfile's COPY or ADD reads from the build
@@ -16,165 +20,69 @@ type copySource struct {
 	text string // the instruction, whitespace collapsed
 }
 
-var (
-	parserDirective = regexp.MustCompile(`^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(\S+)\s*$`)
-	// heredocWord is a whole shell word that opens a heredoc, like BuildKit
-	// reads them: "<<EOF", "<<-EOF", "<<'EOF'", `<<"EOF"` (an fd number may
-	// come first). "<<" inside a word or inside quotes ($((1 << N)), "<<EOF")
-	// is no heredoc.
-	heredocWord = regexp.MustCompile(`^[0-9]*<<(-?)(?:"([A-Za-z_][A-Za-z0-9_.-]*)"|'([A-Za-z_][A-Za-z0-9_.-]*)'|([A-Za-z_][A-Za-z0-9_.-]*))$`)
-)
-
-// instruction is one Dockerfile instruction, continuation lines joined.
+// instruction is one Dockerfile instruction as BuildKit's parser reads it.
 type instruction struct {
 	keyword  string   // upper case ("COPY")
-	args     string   // what follows the keyword, as written (spacing kept)
+	args     []string // its arguments (the JSON form's elements, or the shell form's words; RUN's shell form is one)
+	flags    []string // "--from=build", "--mount=type=cache,target=/c"
 	text     string   // the instruction, whitespace collapsed
 	line     int      // 1-based line where the instruction starts
 	heredocs []string // the bodies of its heredocs
+	// onbuild is the instruction an ONBUILD wraps (nil otherwise).
+	onbuild *instruction
 }
 
-// heredocInstructions are the instructions BuildKit reads heredocs in
-// (ONBUILD takes them for the instruction it wraps).
-var heredocInstructions = map[string]bool{"RUN": true, "COPY": true, "ADD": true}
-
-// parseDockerfile splits a Dockerfile into instructions. It follows the
-// syntax init needs and no more: the escape parser directive, line
-// continuations, comment lines inside continuations and heredocs (whose
-// bodies are kept apart: they are not instructions).
-func parseDockerfile(data []byte) []instruction {
-	lines := strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
-	escape := byte('\\')
-	i := 0
-	// Parser directives come first, before any other line.
-	for ; i < len(lines); i++ {
-		m := parserDirective.FindStringSubmatch(strings.TrimSpace(lines[i]))
-		if m == nil {
-			break
-		}
-		if strings.EqualFold(m[1], "escape") && (m[2] == "`" || m[2] == `\`) {
-			escape = m[2][0]
-		}
-	}
-	var out []instruction
-	for i < len(lines) {
-		trimmed := strings.TrimSpace(lines[i])
-		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
-			i++
-			continue
-		}
-		start := i + 1
-		// Join continuation lines; comment and empty lines inside are dropped.
-		var b strings.Builder
-		for ; i < len(lines); i++ {
-			l := strings.TrimRight(lines[i], " \t")
-			if i+1 != start {
-				if t := strings.TrimSpace(l); t == "" || strings.HasPrefix(t, "#") {
-					continue
-				}
-			}
-			if n := len(l); n > 0 && l[n-1] == escape {
-				b.WriteString(l[:n-1])
-				b.WriteByte(' ')
-				continue
-			}
-			b.WriteString(l)
-			i++
-			break
-		}
-		raw := strings.TrimSpace(b.String())
-		keyword, args := cutSpace(raw)
-		in := instruction{keyword: strings.ToUpper(keyword), args: args, text: strings.Join(strings.Fields(raw), " "), line: start}
-		// Heredoc bodies follow the instruction, one after the other, each
-		// up to its terminator line.
-		hk, hargs := in.keyword, args
-		if hk == "ONBUILD" {
-			hk, hargs = cutSpace(args)
-			hk = strings.ToUpper(hk)
-		}
-		if heredocInstructions[hk] {
-			for _, word := range shellWords(hargs) {
-				m := heredocWord.FindStringSubmatch(word)
-				if m == nil {
-					continue
-				}
-				name := m[2] + m[3] + m[4]
-				body, next, ok := heredocBody(lines, i, name, m[1] == "-")
-				if !ok {
-					// No terminator: not a heredoc after all (BuildKit fails
-					// on it), and the lines after it are still instructions.
-					break
-				}
-				in.heredocs = append(in.heredocs, body)
-				i = next
-			}
-		}
-		out = append(out, in)
-	}
-	return out
+// dockerfileAST is a parsed Dockerfile.
+type dockerfileAST struct {
+	instrs []instruction
+	escape rune
 }
 
-// heredocBody returns the heredoc body starting at lines[i] up to the line
-// name (leading tabs stripped with chomp, surrounding spaces tolerated) and
-// the index of the line after that terminator; ok is false when there is none.
-func heredocBody(lines []string, i int, name string, chomp bool) (body string, next int, ok bool) {
-	for j := i; j < len(lines); j++ {
-		l := lines[j]
-		if chomp {
-			l = strings.TrimLeft(l, "\t")
-		}
-		if strings.TrimSpace(l) == name {
-			return strings.Join(lines[i:j], "\n"), j + 1, true
-		}
+// parseDockerfile reads a Dockerfile with BuildKit's own parser (parser
+// directives, continuations, comments, the JSON and shell forms, heredocs),
+// so init reads a Dockerfile exactly like the build will.
+func parseDockerfile(data []byte) (*dockerfileAST, error) {
+	res, err := parser.Parse(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
 	}
-	return "", i, false
+	out := &dockerfileAST{escape: res.EscapeToken}
+	for _, n := range res.AST.Children {
+		out.instrs = append(out.instrs, fromNode(n))
+	}
+	return out, nil
 }
 
-// shellWords splits s into shell words as written, quotes and backslashes
-// kept, so that a word can be told apart from text inside quotes.
-func shellWords(s string) []string {
-	var words []string
-	for i := 0; i < len(s); {
-		if s[i] == ' ' || s[i] == '\t' {
-			i++
-			continue
-		}
-		start := i
-		for i < len(s) && s[i] != ' ' && s[i] != '\t' {
-			switch s[i] {
-			case '\\':
-				i += 2
-			case '\'':
-				if j := strings.IndexByte(s[i+1:], '\''); j >= 0 {
-					i += j + 2
-				} else {
-					i = len(s)
-				}
-			case '"':
-				i++
-				for i < len(s) && s[i] != '"' {
-					if s[i] == '\\' {
-						i++
-					}
-					i++
-				}
-				i++
-			default:
-				i++
-			}
-		}
-		words = append(words, s[start:min(i, len(s))])
+func fromNode(n *parser.Node) instruction {
+	in := instruction{
+		keyword: strings.ToUpper(n.Value),
+		flags:   n.Flags,
+		text:    strings.Join(strings.Fields(n.Original), " "),
+		line:    n.StartLine,
 	}
-	return words
+	for _, h := range n.Heredocs {
+		in.heredocs = append(in.heredocs, h.Content)
+	}
+	if in.keyword == "ONBUILD" && n.Next != nil && len(n.Next.Children) > 0 {
+		sub := fromNode(n.Next.Children[0])
+		in.onbuild = &sub
+		return in
+	}
+	for a := n.Next; a != nil; a = a.Next {
+		in.args = append(in.args, a.Value)
+	}
+	return in
 }
 
-// cutSpace splits s at its first run of spaces or tabs.
-func cutSpace(s string) (before, after string) {
-	i := strings.IndexAny(s, " \t")
-	if i < 0 {
-		return s, ""
+// flag returns the value of --name=value among flags, and whether it is there.
+func flag(flags []string, name string) (string, bool) {
+	for _, f := range flags {
+		k, v, _ := strings.Cut(strings.TrimPrefix(f, "--"), "=")
+		if k == name {
+			return v, true
+		}
 	}
-	return s[:i], strings.TrimLeft(s[i:], " \t")
+	return "", false
 }
 
 // dockerfileSources returns the build-context sources of every COPY and ADD
@@ -182,10 +90,14 @@ func cutSpace(s string) (before, after string) {
 // JSON-array form and several sources per instruction are understood. It
 // leaves out --from= sources (another stage or image), URLs and git
 // repositories (ADD), heredoc sources and sources with variables, whose value
-// init cannot know.
+// init cannot know. A Dockerfile BuildKit cannot parse has none.
 func dockerfileSources(data []byte) []copySource {
+	ast, err := parseDockerfile(data)
+	if err != nil {
+		return nil
+	}
 	var out []copySource
-	for _, in := range parseDockerfile(data) {
+	for _, in := range ast.instrs {
 		out = append(out, instructionSources(in)...)
 	}
 	return out
@@ -197,29 +109,14 @@ func instructionSources(in instruction) []copySource {
 	if in.keyword != "COPY" && in.keyword != "ADD" {
 		return nil
 	}
-	rest := strings.TrimSpace(in.args)
-	// Flags come first, in either form: --flag=value or --flag (--link).
-	for strings.HasPrefix(rest, "--") {
-		flag, after := cutSpace(rest)
-		if name, _, _ := strings.Cut(flag, "="); name == "--from" {
-			return nil
-		}
-		rest = after
+	if _, ok := flag(in.flags, "from"); ok {
+		return nil
 	}
-	var args []string
-	if strings.HasPrefix(rest, "[") {
-		if err := json.Unmarshal([]byte(rest), &args); err != nil {
-			args = nil // not valid JSON: Docker reads it as the shell form
-		}
-	}
-	if args == nil {
-		args = strings.Fields(rest)
-	}
-	if len(args) < 2 {
+	if len(in.args) < 2 {
 		return nil
 	}
 	var out []copySource
-	for _, src := range args[:len(args)-1] {
+	for _, src := range in.args[:len(in.args)-1] {
 		if src == "" || strings.HasPrefix(src, "<<") || strings.Contains(src, "$") || isRemote(src) {
 			continue
 		}
@@ -233,23 +130,20 @@ func instructionSources(in instruction) []copySource {
 	return out
 }
 
-// goBuildInRun matches a go build or go install in a RUN command, in the
-// shell form or the JSON form.
-var goBuildInRun = regexp.MustCompile(`(?:^|[^A-Za-z0-9_.-])go(?:\s+|"\s*,\s*")(?:build|install)\b`)
+// goBuildInRun matches a go build or go install in a RUN command.
+var goBuildInRun = regexp.MustCompile(`(?:^|[^A-Za-z0-9_.-])go\s+(?:build|install)\b`)
 
 // runsGoBuild reports whether a RUN instruction (or a heredoc it runs)
 // compiles Go: the image is then built from source inside Docker.
 func runsGoBuild(instrs []instruction) bool {
 	for _, in := range instrs {
-		kw, args := in.keyword, in.args
-		if kw == "ONBUILD" {
-			kw, args = cutSpace(args)
-			kw = strings.ToUpper(kw)
+		if in.onbuild != nil {
+			in = *in.onbuild
 		}
-		if kw != "RUN" {
+		if in.keyword != "RUN" {
 			continue
 		}
-		if goBuildInRun.MatchString(args) {
+		if goBuildInRun.MatchString(strings.Join(in.args, " ")) {
 			return true
 		}
 		for _, h := range in.heredocs {
@@ -264,4 +158,178 @@ func runsGoBuild(instrs []instruction) bool {
 // isRemote reports whether an ADD source is a URL or a git repository.
 func isRemote(src string) bool {
 	return strings.Contains(src, "://") || strings.HasPrefix(src, "git@")
+}
+
+// BaseImage is an image a Dockerfile's build pulls from a registry: a FROM
+// that names no earlier stage, or a COPY --from= / RUN --mount=from= that
+// names an image.
+type BaseImage struct {
+	// Ref is the image as the build resolves it, variables expanded with the
+	// ARG defaults and the given build args ("golang:1.26-alpine").
+	Ref string
+	// Line is the 1-based line of its first use.
+	Line int
+	// Unresolved is set when Ref still holds a variable init cannot know
+	// (an ARG without a default): it is shown as written.
+	Unresolved bool
+}
+
+// mapEnv is a shell.EnvGetter over a map.
+type mapEnv map[string]string
+
+func (m mapEnv) Get(k string) (string, bool) { v, ok := m[k]; return v, ok }
+func (m mapEnv) Keys() []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// BaseImages returns the images the build of a Dockerfile needs from a
+// registry, in order of first use, each once; "scratch" and stage names are
+// not images. buildArgs override the ARG defaults before the first FROM
+// (nil: the defaults only). A Dockerfile BuildKit cannot parse is an error.
+func BaseImages(data []byte, buildArgs map[string]string) ([]BaseImage, error) {
+	ast, err := parseDockerfile(data)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the Dockerfile: %w", err)
+	}
+	lex := shell.NewLex(ast.escape)
+	env := mapEnv{}
+	stages := map[string]bool{}
+	seen := map[string]bool{}
+	var out []BaseImage
+	add := func(word string, line int) {
+		res, err := lex.ProcessWordWithMatches(word, env)
+		ref, unresolved := res.Result, err != nil || len(res.Unmatched) > 0
+		if unresolved {
+			ref = word
+		}
+		if ref == "" || strings.EqualFold(ref, "scratch") || stages[strings.ToLower(ref)] || seen[ref] {
+			return
+		}
+		seen[ref] = true
+		out = append(out, BaseImage{Ref: ref, Line: line, Unresolved: unresolved})
+	}
+	sawFrom := false
+	for _, in := range ast.instrs {
+		switch in.keyword {
+		case "ARG":
+			if sawFrom {
+				continue // a stage's ARGs do not reach FROM lines
+			}
+			for _, a := range in.args {
+				k, v, hasDefault := strings.Cut(a, "=")
+				if bv, ok := buildArgs[k]; ok {
+					env[k] = bv
+				} else if hasDefault {
+					if ev, _, err := lex.ProcessWord(v, env); err == nil {
+						v = ev
+					}
+					env[k] = strings.Trim(v, `"'`)
+				}
+			}
+		case "FROM":
+			sawFrom = true
+			if len(in.args) == 0 {
+				continue
+			}
+			add(in.args[0], in.line)
+			if len(in.args) == 3 && strings.EqualFold(in.args[1], "AS") {
+				stages[strings.ToLower(in.args[2])] = true
+			}
+		case "COPY", "ADD":
+			if from, ok := flag(in.flags, "from"); ok && !isStageIndex(from) {
+				add(from, in.line)
+			}
+		case "RUN":
+			for _, f := range in.flags {
+				k, v, _ := strings.Cut(strings.TrimPrefix(f, "--"), "=")
+				if k != "mount" {
+					continue
+				}
+				for _, kv := range strings.Split(v, ",") {
+					if mk, mv, _ := strings.Cut(kv, "="); mk == "from" && !isStageIndex(mv) {
+						add(mv, in.line)
+					}
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// isStageIndex reports whether a --from value is a stage number ("0").
+func isStageIndex(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// goBuildOutput matches the -o output of a go build in a RUN command.
+var goBuildOutput = regexp.MustCompile(`\bgo\s+build\b[^;&|\n]*?\s-o(?:\s+|=)("[^"]+"|'[^']+'|\S+)`)
+
+// builtNames returns the names of the programs a Dockerfile builds or
+// runs, most telling first: go build -o outputs, what the final stages
+// copy from other stages, then the ENTRYPOINT and CMD programs. They are
+// matched against the last path element of the manifests' image
+// repositories.
+func builtNames(instrs []instruction) []string {
+	var out []string
+	seen := map[string]bool{}
+	addName := func(p string) {
+		p = strings.Trim(p, `"'`)
+		if p == "" || strings.ContainsAny(p, "$*?[") || strings.HasSuffix(p, "/") {
+			return
+		}
+		b := strings.ToLower(path.Base(p))
+		if b == "." || b == "/" || seen[b] {
+			return
+		}
+		seen[b] = true
+		out = append(out, b)
+	}
+	var copies, hostCopies, runs []string
+	for _, in := range instrs {
+		switch in.keyword {
+		case "RUN":
+			for _, text := range append([]string{strings.Join(in.args, " ")}, in.heredocs...) {
+				for _, m := range goBuildOutput.FindAllStringSubmatch(text, -1) {
+					addName(m[1])
+				}
+			}
+		case "COPY":
+			if from, ok := flag(in.flags, "from"); ok && from != "" && len(in.args) >= 2 {
+				copies = append(copies, in.args[:len(in.args)-1]...)
+			} else {
+				for _, cs := range instructionSources(in) {
+					if !cs.dir && !strings.Contains(path.Base(cs.path), ".") {
+						hostCopies = append(hostCopies, cs.path) // a program built on the host (bin/api)
+					}
+				}
+			}
+		case "ENTRYPOINT", "CMD":
+			if len(in.args) > 0 {
+				first, _, _ := strings.Cut(strings.TrimSpace(in.args[0]), " ")
+				runs = append(runs, first)
+			}
+		}
+	}
+	for _, c := range copies {
+		addName(c)
+	}
+	for _, c := range hostCopies {
+		addName(c)
+	}
+	for _, r := range runs {
+		addName(r)
+	}
+	return out
 }

@@ -142,9 +142,9 @@ func globRegexp(glob string) string {
 			}
 		case c == '\\' && i+1 < len(glob):
 			i++
-			b.WriteString(regexp.QuoteMeta(string(glob[i])))
+			b.WriteString(regexp.QuoteMeta(glob[i : i+1]))
 		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
+			b.WriteString(regexp.QuoteMeta(glob[i : i+1])) // bytes, so that UTF-8 stays UTF-8
 		}
 	}
 	return b.String()
@@ -183,7 +183,7 @@ func globClass(s string) (class string, n int) {
 			b.WriteByte('-')
 			i++
 		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
+			b.WriteString(regexp.QuoteMeta(s[i : i+1]))
 			i++
 		}
 	}

@@ -271,6 +271,9 @@ func TestForceOverwrites(t *testing.T) {
 	}
 }
 
+// TestOverlayDuplicatingBaseIsSkipped: the overlay is picked, its base is
+// not included again (init used to keep the base and drop the overlay); a
+// templates directory without Chart.yaml is no chart, and does not parse.
 func TestOverlayDuplicatingBaseIsSkipped(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "proj")
 	writeFiles(t, dir, map[string]string{
@@ -284,7 +287,7 @@ func TestOverlayDuplicatingBaseIsSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(sum.Manifests, ",") != "k8s/base" || len(sum.Skipped) != 2 {
+	if strings.Join(sum.Manifests, ",") != "k8s/overlays/dev" || len(sum.Skipped) != 1 || len(sum.Alternatives) != 0 {
 		t.Fatalf("manifests %v, skipped %v", sum.Manifests, sum.Skipped)
 	}
 }

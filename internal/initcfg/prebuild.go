@@ -71,7 +71,11 @@ func inferPreBuild(root string, df dockerfile) *preBuildPlan {
 	if err != nil {
 		return nil
 	}
-	instrs := parseDockerfile(data)
+	ast, err := parseDockerfile(data)
+	if err != nil {
+		return nil // the build will say what is wrong; there is nothing to infer from
+	}
+	instrs := ast.instrs
 	ctx := df.dir
 	top := gitTop(root)
 	haveIgnores := false

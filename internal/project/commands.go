@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/devloop-dev/devloop/internal/build"
 	"github.com/devloop-dev/devloop/internal/config"
@@ -122,30 +123,47 @@ func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, 
 			return &NotOwnedError{Name: name}
 		}
 	}
-	conn, ok, err := open(cfg, deps)
+	exists, err := deps.Clusters.Exists(name)
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if !exists {
 		out.Line("devloop", "cluster %q does not exist: nothing to remove", name)
 		return nil
 	}
-	deleted, err := conn.Deployer.DeleteAll(ctx)
+	removeDeployed := func(ctx context.Context, conn *Conn) error {
+		deleted, err := conn.Deployer.DeleteAll(ctx)
+		if err != nil {
+			return err
+		}
+		if len(deleted) == 0 {
+			out.Line("devloop", "nothing deployed by devloop for project %q", cfg.Name)
+		} else {
+			out.Line("devloop", "removed: %s", strings.Join(deleted, ", "))
+		}
+		return nil
+	}
+	if !o.Cluster {
+		// A broken cluster is an error that says how to repair or delete it.
+		conn, _, err := open(cfg, deps)
+		if err != nil {
+			return err
+		}
+		return removeDeployed(ctx, conn)
+	}
+	// With --cluster a broken cluster is deleted all the same.
+	begin := time.Now()
+	_, err = deps.Clusters.Down(ctx, name, func(ctx context.Context, rc *rest.Config) error {
+		conn, err := deps.Connect(cfg, rc)
+		if err != nil {
+			return err
+		}
+		return removeDeployed(ctx, conn)
+	})
 	if err != nil {
 		return err
 	}
-	if len(deleted) == 0 {
-		out.Line("devloop", "nothing deployed by devloop for project %q", cfg.Name)
-	} else {
-		out.Line("devloop", "removed: %s", strings.Join(deleted, ", "))
-	}
-	if o.Cluster {
-		begin := time.Now()
-		if err := deps.Clusters.Delete(ctx, name); err != nil {
-			return err
-		}
-		out.Line("cluster", "deleted cluster %q in %s", name, since(begin))
-	}
+	out.Line("cluster", "deleted cluster %q in %s", name, since(begin))
 	return nil
 }
 

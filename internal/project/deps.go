@@ -49,6 +49,10 @@ type Clusters interface {
 	Exists(name string) (bool, error)
 	RESTConfig(name string) (*rest.Config, error)
 	Delete(ctx context.Context, name string) error
+	// Down deletes the cluster, first running cleanup when the cluster can be
+	// talked to; a broken cluster is deleted all the same, and what could
+	// not be cleaned inside it is returned (and said) as notCleaned.
+	Down(ctx context.Context, name string, cleanup func(context.Context, *rest.Config) error) (notCleaned, err error)
 	// Owned reports whether devloop created the cluster (rather than adopting it).
 	Owned(name string) (bool, error)
 	InstallAddons(ctx context.Context, c *Conn, spec config.Cluster, ensureImage func(context.Context, string) error) error

@@ -159,6 +159,13 @@ func (c *fakeClusters) Exists(string) (bool, error)             { return c.exist
 func (c *fakeClusters) RESTConfig(string) (*rest.Config, error) { return &rest.Config{}, nil }
 func (c *fakeClusters) Delete(context.Context, string) error    { c.deleted = true; return nil }
 func (c *fakeClusters) Owned(string) (bool, error)              { return c.owned, nil }
+func (c *fakeClusters) Down(ctx context.Context, name string, cleanup func(context.Context, *rest.Config) error) (error, error) {
+	var notCleaned error
+	if cleanup != nil {
+		notCleaned = cleanup(ctx, &rest.Config{})
+	}
+	return notCleaned, c.Delete(ctx, name)
+}
 func (c *fakeClusters) InstallAddons(context.Context, *Conn, config.Cluster, func(context.Context, string) error) error {
 	return nil
 }
