@@ -66,6 +66,9 @@ type Status struct {
 	Pod string
 	// Err explains State "error" (and sometimes "waiting").
 	Err string
+	// Note, with State "up", says the pod is used although it is not Ready
+	// as a whole (the container serving the port is).
+	Note string
 }
 
 // Options configure a Manager. The zero value is usable.
@@ -397,7 +400,7 @@ func (m *Manager) refresh() {
 			case fw.dialErr != "":
 				st.State, st.Pod, st.Err = StateError, tgt.pod.Name, fw.dialErr
 			default:
-				st.State, st.Pod = StateUp, tgt.pod.Name
+				st.State, st.Pod, st.Note = StateUp, tgt.pod.Name, tgt.note
 				if key := podKey(tgt.pod); m.tunnels[key] == nil && m.dialing[key] == nil {
 					warm = append(warm, warmup{fw, tgt.pod})
 				}

@@ -17,6 +17,9 @@ import (
 type target struct {
 	pod  *corev1.Pod // nil when no pod is ready
 	port int         // container port on pod
+	// note says why pod is used although it is not Ready as a whole: the
+	// container serving port is ready, another one of the pod is not.
+	note string
 }
 
 // splitResource parses "kind/name" (kind may be abbreviated: svc, deploy, sts, po).
@@ -57,10 +60,13 @@ func resolve(f informers.SharedInformerFactory, spec Spec) (target, error) {
 		if err != nil {
 			return target{}, fmt.Errorf("looking up pod %s/%s: %w", spec.Namespace, name, err)
 		}
-		if !usable(p) {
-			return target{}, nil
+		if usable(p) {
+			return target{pod: p, port: spec.Port}, nil
 		}
-		return target{pod: p, port: spec.Port}, nil
+		if note, ok := servingContainerReady(p, spec.Port); ok {
+			return target{pod: p, port: spec.Port, note: note}, nil
+		}
+		return target{}, nil
 	case "service":
 		s, err := f.Core().V1().Services().Lister().Services(spec.Namespace).Get(name)
 		if apierrors.IsNotFound(err) {
@@ -101,17 +107,76 @@ func resolve(f informers.SharedInformerFactory, spec Spec) (target, error) {
 	if err != nil {
 		return target{}, fmt.Errorf("listing pods for %s: %w", spec.Resource, err)
 	}
-	p := bestPod(list)
-	if p == nil {
-		return target{}, nil
+	portOn := func(p *corev1.Pod) (int, error) {
+		if svc == nil {
+			return spec.Port, nil
+		}
+		return targetPort(svc, p, spec.Port)
 	}
-	port := spec.Port
-	if svc != nil {
-		if port, err = targetPort(svc, p, spec.Port); err != nil {
+	if p := bestPod(list); p != nil {
+		port, err := portOn(p)
+		if err != nil {
 			return target{}, err
 		}
+		return target{pod: p, port: port}, nil
 	}
-	return target{pod: p, port: port}, nil
+	// No pod is Ready as a whole: a pod whose container behind the port is
+	// ready still serves (a crash-looping sidecar must not cut the user off
+	// from the container they work on).
+	for _, p := range newestFirst(list) {
+		if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
+			continue
+		}
+		port, err := portOn(p)
+		if err != nil {
+			continue
+		}
+		if note, ok := servingContainerReady(p, port); ok {
+			return target{pod: p, port: port, note: note}, nil
+		}
+	}
+	return target{}, nil
+}
+
+// servingContainerReady reports whether the container of p that declares
+// container port port is ready although p is not, with a note saying so.
+func servingContainerReady(p *corev1.Pod, port int) (string, bool) {
+	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
+		return "", false
+	}
+	ready := map[string]bool{}
+	for _, cs := range p.Status.ContainerStatuses {
+		ready[cs.Name] = cs.Ready
+	}
+	for _, c := range p.Spec.Containers {
+		for _, cp := range c.Ports {
+			if int(cp.ContainerPort) != port || (cp.Protocol != "" && cp.Protocol != corev1.ProtocolTCP) || !ready[c.Name] {
+				continue
+			}
+			var notReady []string
+			for _, o := range p.Spec.Containers {
+				if !ready[o.Name] {
+					notReady = append(notReady, o.Name)
+				}
+			}
+			return fmt.Sprintf("pod not ready (container %s is not); container %s, which serves port %d, is",
+				strings.Join(notReady, ", "), c.Name, port), true
+		}
+	}
+	return "", false
+}
+
+// newestFirst sorts pods newest first (ties broken by name for stability).
+func newestFirst(pods []*corev1.Pod) []*corev1.Pod {
+	out := append([]*corev1.Pod(nil), pods...)
+	sort.Slice(out, func(i, j int) bool {
+		ti, tj := out[i].CreationTimestamp, out[j].CreationTimestamp
+		if !ti.Equal(&tj) {
+			return tj.Before(&ti)
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
 }
 
 func selectorOf(ls *metav1.LabelSelector) (labels.Selector, error) {
@@ -144,23 +209,12 @@ func usable(p *corev1.Pod) bool {
 
 // bestPod picks the newest usable pod (ties broken by name for stability).
 func bestPod(pods []*corev1.Pod) *corev1.Pod {
-	var ok []*corev1.Pod
-	for _, p := range pods {
+	for _, p := range newestFirst(pods) {
 		if usable(p) {
-			ok = append(ok, p)
+			return p
 		}
 	}
-	if len(ok) == 0 {
-		return nil
-	}
-	sort.Slice(ok, func(i, j int) bool {
-		ti, tj := ok[i].CreationTimestamp, ok[j].CreationTimestamp
-		if !ti.Equal(&tj) {
-			return tj.Before(&ti)
-		}
-		return ok[i].Name < ok[j].Name
-	})
-	return ok[0]
+	return nil
 }
 
 // targetPort maps a Service port to the container port on pod, following

@@ -222,6 +222,10 @@ func reportForward(p *ui.Printer, st portfwd.Status) {
 	addr := kube.HTTPURL(st.Address, st.LocalPort)
 	switch st.State {
 	case portfwd.StateUp:
+		if st.Note != "" {
+			p.Line("forward", "%s → %s port %d (pod %s: %s)", addr, st.Resource, st.Port, st.Pod, st.Note)
+			return
+		}
 		p.Line("forward", "%s → %s port %d (pod %s)", addr, st.Resource, st.Port, st.Pod)
 	case portfwd.StateWaiting:
 		p.Line("forward", "%s waiting for a ready pod of %s%s", addr, st.Resource, suffix(st.Err))
