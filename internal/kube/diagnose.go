@@ -49,6 +49,28 @@ type diagnoser struct {
 	now func() time.Time
 }
 
+// PodProblem is one thing wrong with a pod, explained as a rollout failure
+// would be: Text is "pod <name>: <reason>" and any detail lines (the last
+// log lines of a crash). Kind is stable while the problem stays the same
+// (not, say, with each restart of a crash loop).
+type PodProblem struct {
+	Pod, Container, Kind, Text string
+}
+
+// ExplainPod explains what is wrong with pod now (nothing when it is fine).
+func ExplainPod(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod) []PodProblem {
+	d := diagnoser{cs: cs, now: time.Now}
+	var out []PodProblem
+	for _, p := range d.pod(ctx, pod) {
+		kind := p.reason
+		if i := strings.IndexAny(kind, "(:"); i > 0 {
+			kind = strings.TrimSpace(kind[:i]) // "container "app" is in CrashLoopBackOff"
+		}
+		out = append(out, PodProblem{Pod: p.pod, Container: p.container, Kind: kind, Text: strings.Join(p.lines(), "\n")})
+	}
+	return out
+}
+
 // Diagnose lists the pods in namespace matching selector and explains, one
 // entry per problem, what keeps them from running: crash loops (with the
 // last log lines), missing images, scheduling failures, configuration errors

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,10 +32,11 @@ type liveFeed struct {
 	status   ui.StatusView
 	forwards map[string]ui.ForwardRow
 	pods     map[string][3]int // service → ready, desired, restarts
+	trouble  map[string]string // service → what is wrong with its pods after the rollout
 }
 
 func newLiveFeed(view LiveView, project, clusterName string) *liveFeed {
-	return &liveFeed{view: view, forwards: map[string]ui.ForwardRow{}, pods: map[string][3]int{},
+	return &liveFeed{view: view, forwards: map[string]ui.ForwardRow{}, pods: map[string][3]int{}, trouble: map[string]string{},
 		status: ui.StatusView{Project: project, Cluster: clusterName}}
 }
 
@@ -58,6 +60,21 @@ func (l *liveFeed) fromState(st *engine.State, ingress []string) {
 	l.mu.Lock()
 	l.status.Services = rows
 	l.status.Ingress = ingress
+	l.mu.Unlock()
+	l.push()
+}
+
+// problems shows, per service, what is wrong with its pods after the
+// rollout (podMonitor); a service absent from byService has no problem.
+func (l *liveFeed) problems(byService map[string][]string) {
+	if l.view == nil {
+		return
+	}
+	l.mu.Lock()
+	l.trouble = map[string]string{}
+	for svc, texts := range byService {
+		l.trouble[svc] = strings.Join(texts, "\n")
+	}
 	l.mu.Unlock()
 	l.push()
 }
@@ -154,6 +171,9 @@ func (l *liveFeed) push() {
 		if c, ok := l.pods[row.Name]; ok {
 			v.Services[i].Pods = fmt.Sprintf("%d/%d", c[0], c[1])
 			v.Services[i].Restarts = c[2]
+		}
+		if t := l.trouble[row.Name]; t != "" && row.Error == "" {
+			v.Services[i].Error = t
 		}
 	}
 	v.Forwards = nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -28,6 +29,8 @@ type runner struct {
 	conn           *Conn
 	rolloutTimeout time.Duration
 	live           bool // the live status view is on: no "still ..." lines
+
+	deploying atomic.Int32 // deploys in flight: their rollout waits explain pods
 
 	mu        sync.Mutex
 	manifests *kube.Manifests // of the last deploy (before it: as rendered)
@@ -128,6 +131,8 @@ func (r *runner) containersOf(svc config.Service) []livesync.Target {
 // Deploy applies the manifests with the action's images and waits for the
 // rollouts it asks for.
 func (r *runner) Deploy(ctx context.Context, a engine.Action) (map[string]error, error) {
+	r.deploying.Add(1)
+	defer r.deploying.Add(-1)
 	res, err := r.conn.Deployer.Deploy(ctx, a.Images, kube.DeployOptions{
 		Services: a.Services, All: a.All, Timeout: r.rolloutTimeout,
 		Waiting: func(w kube.Workload) (func(string), func()) {

@@ -98,9 +98,15 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 	r := &runner{cfg: cfg, out: p, eng: eng, conn: conn, rolloutTimeout: o.RolloutTimeout, live: o.Live != nil, manifests: rendered}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	podsDone := make(chan struct{})
-	go func() { defer close(podsDone); live.watchPods(ctx, conn.Informers, cfg.Namespace, r.lastManifests) }()
-	defer func() { stop(); <-podsDone }()
+	podsDone := make(chan struct{}, 2)
+	go func() {
+		defer func() { podsDone <- struct{}{} }()
+		live.watchPods(ctx, conn.Informers, cfg.Namespace, r.lastManifests)
+	}()
+	// Pods that go wrong after their rollout are explained as it would.
+	mon := newPodMonitor(p, conn.Clients.Core, r.lastManifests, &r.deploying, live)
+	go func() { defer func() { podsDone <- struct{}{} }(); mon.run(ctx, conn.Informers, cfg.Namespace) }()
+	defer func() { stop(); <-podsDone; <-podsDone }()
 
 	var onceErr error
 	obs := &observer{p: p, base: cfg.Dir, started: cfg, reload: o.Reload,
