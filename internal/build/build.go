@@ -21,7 +21,6 @@ import (
 
 	buildtypes "github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/client"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/dockerhost"
@@ -420,39 +419,6 @@ func ParseBuildStream(r io.Reader, out io.Writer) (string, error) {
 	return "", errors.New("build finished without reporting an image ID")
 }
 
-// BuildAll builds svcs with at most parallel builds at a time. A failure does
-// not stop the other builds; it returns every built image and all errors joined.
-func BuildAll(ctx context.Context, b *Builder, svcs []config.Service, parallel int, out func(svc string) io.Writer) (map[string]Image, error) {
-	if parallel < 1 {
-		parallel = 1
-	}
-	var (
-		mu     sync.Mutex
-		images = make(map[string]Image, len(svcs))
-		errs   []error
-	)
-	var g errgroup.Group
-	g.SetLimit(parallel)
-	for _, svc := range svcs {
-		g.Go(func() error {
-			var w io.Writer = io.Discard
-			if out != nil {
-				w = out(svc.Name)
-			}
-			img, err := b.Build(ctx, svc, w)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-			} else {
-				images[svc.Name] = img
-			}
-			return nil
-		})
-	}
-	g.Wait()
-	return images, errors.Join(errs...)
-}
 
 
 // syncWriter serialises writes from a process's stdout and stderr.

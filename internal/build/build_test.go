@@ -348,35 +348,3 @@ func TestPreBuild(t *testing.T) {
 	})
 }
 
-func TestBuildAllCollectsErrors(t *testing.T) {
-	fake := &FakeDocker{Respond: func(b []byte, _ client.ImageBuildOptions) (string, error) {
-		if bytes.Contains(b, []byte("BROKEN")) {
-			return `{"error":"broken"}`, nil
-		}
-		return SuccessStream(fakeID(b)), nil
-	}}
-	svcs := []config.Service{
-		svcIn(t, "a", map[string]string{"Dockerfile": "FROM scratch\n"}),
-		svcIn(t, "b", map[string]string{"Dockerfile": "FROM scratch\nBROKEN\n"}),
-		svcIn(t, "c", map[string]string{"Dockerfile": "FROM scratch\nCOPY x /\n", "x": "x"}),
-	}
-	var mu = make(chan struct{}, 1)
-	mu <- struct{}{}
-	outs := map[string]*bytes.Buffer{}
-	imgs, err := BuildAll(context.Background(), NewBuilder(fake), svcs, 2, func(svc string) io.Writer {
-		<-mu
-		defer func() { mu <- struct{}{} }()
-		outs[svc] = &bytes.Buffer{}
-		return outs[svc]
-	})
-	var be *BuildError
-	if !errors.As(err, &be) || be.Service != "b" {
-		t.Fatalf("err = %v", err)
-	}
-	if len(imgs) != 2 || imgs["a"].ID == "" || imgs["c"].ID == "" {
-		t.Fatalf("images = %v", imgs)
-	}
-	if len(outs) != 3 {
-		t.Fatalf("outputs = %v", outs)
-	}
-}
