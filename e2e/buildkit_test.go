@@ -32,12 +32,14 @@ COPY go.mod main.go ./
 RUN --mount=type=cache,target=/root/.cache/go-build CGO_ENABLED=0 go build -o /out/app .
 
 FROM debian:bookworm-slim AS secret
+# BuildKit leaves secrets out of the cache key: NONCE (a build arg) reruns this step.
+ARG NONCE
 RUN --mount=type=secret,id=token sh -c 'sha256sum /run/secrets/token | cut -c1-16 > /secret.txt'
 
 FROM debian:bookworm-slim AS bind
 RUN --mount=type=bind,source=bound.txt,target=/mnt/bound.txt cp /mnt/bound.txt /bind.txt
 
-FROM debian:bookworm-slim AS context
+FROM debian:bookworm-slim AS ctxlist
 COPY . /ctx
 RUN cd /ctx && find . -type f | sort | tr '\n' ' ' > /ctx.txt
 
@@ -53,7 +55,7 @@ heredoc=ok
 EOT
 COPY --link --from=secret /secret.txt /features/3-secret.txt
 COPY --link --from=bind /bind.txt /features/4-bind.txt
-COPY --link --from=context /ctx.txt /features/5-ctx.txt
+COPY --link --from=ctxlist /ctx.txt /features/5-ctx.txt
 COPY --link --from=build /out/app /app
 ENTRYPOINT ["/app"]
 
@@ -135,7 +137,7 @@ services:
   - name: features
     build:
       target: app
-      args: {GREETING: hi-args}
+      args: {GREETING: hi-args, NONCE: "%d"}
       secrets:
         - {id: token, env: DEVLOOP_E2E_TOKEN}
     portForwards:
@@ -143,7 +145,7 @@ services:
         port: 80
 manifests:
   - k8s/app.yaml
-`, clusterName, ingressPort, featuresPort))
+`, clusterName, ingressPort, time.Now().UnixNano(), featuresPort))
 
 	up := start(t, dir, "up", "-v")
 	up.waitOutput("all services ready", 0, 10*time.Minute)

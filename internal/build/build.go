@@ -237,7 +237,8 @@ func (b *Builder) Build(ctx context.Context, svc config.Service, out io.Writer) 
 			stage, err = se.stage, se.err
 		}
 		all := steps.String()
-		if !b.verbose && all != "" {
+		// A cancelled build (superseded by a newer change) is not a failure to show.
+		if !b.verbose && all != "" && ctx.Err() == nil {
 			io.WriteString(out, all+"\n")
 		}
 		return Image{}, &BuildError{Service: svc.Name, Stage: stage, Output: lastLines(all, b.tailLines), Err: err}

@@ -161,6 +161,24 @@ func TestBuildKitVerboseAndFailureOutput(t *testing.T) {
 	})
 }
 
+func TestBuildKitCancelledBuildIsQuiet(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	fake := buildKitFake()
+	fake.RespondBuildKit = func(client.ImageBuildOptions) (string, error) {
+		cancel() // superseded while it ran
+		return traceMessage(&controlapi.StatusResponse{Vertexes: []*controlapi.Vertex{{Digest: "sha256:cc", Name: "[1/1] RUN sleep"}}}) +
+			`{"errorDetail":{"message":"context canceled"}}`, nil
+	}
+	svc := svcIn(t, "web", map[string]string{"Dockerfile": "FROM scratch\n"})
+	var out bytes.Buffer
+	if _, err := NewBuilder(fake).Build(ctx, svc, &out); err == nil {
+		t.Fatal("a cancelled build succeeded")
+	}
+	if out.Len() != 0 {
+		t.Errorf("a cancelled build printed %q", out.String())
+	}
+}
+
 func TestBuildKitSecretEnvMissing(t *testing.T) {
 	fake := buildKitFake()
 	svc := svcIn(t, "web", map[string]string{"Dockerfile": "FROM scratch\n"})

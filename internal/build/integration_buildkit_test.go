@@ -484,8 +484,9 @@ func TestIntegrationMultistageExample(t *testing.T) {
 	writeTree(t, dir, map[string]string{"Dockerfile": probe})
 	svc.Build.Target = "build"
 	it.mustBuild(svc) // warms the test cache (it may be warm already)
+	// A new edit each run, so BuildKit's layer cache cannot answer for the compile.
 	main, _ := os.ReadFile(dir + "/main.go")
-	writeTree(t, dir, map[string]string{"main.go": strings.Replace(string(main), "hello from a multi-stage build", "edited", 1)})
+	writeTree(t, dir, map[string]string{"main.go": strings.Replace(string(main), "hello from a multi-stage build", fmt.Sprintf("edited %d", time.Now().UnixNano()), 1)})
 	warm, _ := it.mustBuild(svc)
 	log := it.cat(warm, "/build.log")
 	if !strings.Contains(log, "example.com/multistage") || strings.Contains(log, "net/http") {
