@@ -18,6 +18,8 @@ import (
 
 	"github.com/distribution/reference"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/devloop-dev/devloop/internal/ui"
 )
 
 var jsonUnmarshal = json.Unmarshal
@@ -628,7 +630,7 @@ func writeFile(tw *tar.Writer, name string, b []byte) error {
 
 func readSmall(r io.Reader, size, limit int64) ([]byte, error) {
 	if size > limit {
-		return nil, fmt.Errorf("%w: metadata file of %d bytes (limit %s)", errBadSave, size, humanSize(limit))
+		return nil, fmt.Errorf("%w: metadata file of %d bytes (limit %s)", errBadSave, size, ui.Bytes(limit))
 	}
 	b := make([]byte, size)
 	if _, err := io.ReadFull(r, b); err != nil {

@@ -42,6 +42,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
+
+	"github.com/devloop-dev/devloop/internal/ui"
 )
 
 // SaveAPI is the subset of the Docker client the loader needs.
@@ -281,9 +283,9 @@ func (l *Loader) LoadProbed(ctx context.Context, p *NodeProbe, ref string, out i
 		r := t.result
 		if r.Fast {
 			fmt.Fprintf(out, "fast image load into %s (%s): %d layer(s) sent, %d already there, %s in %s\n",
-				r.Name, r.Format, r.LayersSent, r.LayersSkipped, humanSize(r.Bytes), r.Duration.Round(time.Millisecond))
+				r.Name, r.Format, r.LayersSent, r.LayersSkipped, ui.Bytes(r.Bytes), r.Duration.Round(time.Millisecond))
 		} else {
-			fmt.Fprintf(out, "whole image loaded into %s: %s in %s\n", r.Name, humanSize(r.Bytes), r.Duration.Round(time.Millisecond))
+			fmt.Fprintf(out, "whole image loaded into %s: %s in %s\n", r.Name, ui.Bytes(r.Bytes), r.Duration.Round(time.Millisecond))
 		}
 	}
 	return res, nil

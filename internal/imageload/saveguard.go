@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/devloop-dev/devloop/internal/ui"
 )
 
 // A docker save stream comes from the engine devloop talks to, which need not
@@ -29,15 +31,15 @@ const (
 // files (which expand on reading) and sizes that are negative or implausible.
 func checkEntry(hdr *tar.Header) error {
 	if hdr.Typeflag == tar.TypeGNUSparse {
-		return fmt.Errorf("%w: entry %q is a sparse file (GNU sparse, declares %s); Docker never writes one: check which engine DOCKER_HOST or the docker context points at", errBadSave, cut(hdr.Name), humanSize(hdr.Size))
+		return fmt.Errorf("%w: entry %q is a sparse file (GNU sparse, declares %s); Docker never writes one: check which engine DOCKER_HOST or the docker context points at", errBadSave, cut(hdr.Name), ui.Bytes(hdr.Size))
 	}
 	for k := range hdr.PAXRecords {
 		if strings.HasPrefix(k, "GNU.sparse.") {
-			return fmt.Errorf("%w: entry %q is a sparse file (PAX %s, declares %s); Docker never writes one: check which engine DOCKER_HOST or the docker context points at", errBadSave, cut(hdr.Name), k, humanSize(hdr.Size))
+			return fmt.Errorf("%w: entry %q is a sparse file (PAX %s, declares %s); Docker never writes one: check which engine DOCKER_HOST or the docker context points at", errBadSave, cut(hdr.Name), k, ui.Bytes(hdr.Size))
 		}
 	}
 	if hdr.Size < 0 || hdr.Size > maxEntrySize {
-		return fmt.Errorf("%w: entry %q declares %d bytes (limit %s)", errBadSave, cut(hdr.Name), hdr.Size, humanSize(maxEntrySize))
+		return fmt.Errorf("%w: entry %q declares %d bytes (limit %s)", errBadSave, cut(hdr.Name), hdr.Size, ui.Bytes(maxEntrySize))
 	}
 	return nil
 }
@@ -48,18 +50,6 @@ func cut(s string) string {
 		return s[:120] + "..."
 	}
 	return s
-}
-
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // readCounter counts the bytes read from the save stream itself, so that what
