@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/devloop-dev/devloop/internal/config"
+
+	"github.com/devloop-dev/devloop/internal/dockerhost"
 )
 
 // Env is what Machine needs from the machine, as replaceable functions so
@@ -144,13 +146,21 @@ func checkDockerEngine(ctx context.Context, env Env) (Result, string) {
 	server, api, err := env.DockerVersion(ctx)
 	if err != nil {
 		msg := "cannot reach the Docker engine: " + err.Error()
-		if host := env.Getenv("DOCKER_HOST"); host != "" {
-			msg += " (DOCKER_HOST=" + host + ")"
+		fix := "start Docker: sudo systemctl start docker (or dockerd &)"
+		// The engine devloop (and the docker CLI, and kind) would talk to.
+		if ep, rerr := dockerhost.Resolve(env.Getenv); rerr == nil {
+			msg += " (engine: " + ep.String() + ")"
+			if ep.Source != "the default socket" {
+				fix += ", or point DOCKER_HOST / DOCKER_CONTEXT (docker context use) at a running engine"
+			}
 		}
-		return Result{Level: Fail, Check: checkDocker, Message: msg,
-			Fix: "start Docker: sudo systemctl start docker (or dockerd &)"}, ""
+		return Result{Level: Fail, Check: checkDocker, Message: msg, Fix: fix}, ""
 	}
-	return Result{Level: OK, Check: checkDocker, Message: fmt.Sprintf("Docker %s (API %s)", server, api)}, server
+	msg := fmt.Sprintf("Docker %s (API %s)", server, api)
+	if ep, rerr := dockerhost.Resolve(env.Getenv); rerr == nil && ep.Source != "the default socket" {
+		msg += " at " + ep.String()
+	}
+	return Result{Level: OK, Check: checkDocker, Message: msg}, server
 }
 
 func checkDiskSpace(env Env) Result {

@@ -162,7 +162,7 @@ func TestMachineChecks(t *testing.T) {
 				m.dockerErr = errors.New("connection refused")
 				m.vars["DOCKER_HOST"] = "tcp://10.0.0.1:2375"
 			},
-			want: []want{{checkDocker, Fail, "(DOCKER_HOST=tcp://10.0.0.1:2375)", "start Docker"}},
+			want: []want{{checkDocker, Fail, "(engine: tcp://10.0.0.1:2375 (DOCKER_HOST))", "start Docker"}},
 		},
 		{
 			name:   "disk low",
