@@ -1,18 +1,25 @@
-.PHONY: build test unit fuzz e2e e2e-bench images example
+.PHONY: build test unit unit-docker fuzz e2e e2e-bench images example
 
 # build installs devloop into $GOPATH/bin (or $GOBIN).
 build:
 	go install ./cmd/devloop
 
-# test is what CI runs: unit tests, every fuzz target for a short time, then
-# the e2e suite against a real kind cluster and a real Docker engine (it
-# installs and starts what it needs).
-test: unit fuzz e2e
+# test is what CI runs: the unit tests with the harness's Docker engine up
+# (so the Docker-backed ones run, and must), every fuzz target for a short
+# time, then the e2e suite on both engine legs against a real kind cluster
+# (it installs and starts what it needs).
+test: unit-docker fuzz e2e
 
 # unit runs the fast tests: no cluster, no Docker needed (Docker tests skip).
 unit:
 	go vet ./...
 	go test -race ./...
+
+# unit-docker is unit with the harness's engine started (e2e/setup.sh) and
+# DEVLOOP_REQUIRE_DOCKER=1: a Docker-backed test that cannot reach it fails.
+unit-docker:
+	bash -c 'set -e; eval "$$(bash e2e/setup.sh)"; export DEVLOOP_REQUIRE_DOCKER=1; $(MAKE) unit'
+
 
 # fuzz runs every fuzz target (each func FuzzXxx) for FUZZTIME, on one
 # worker; longer runs: make fuzz FUZZTIME=10m.

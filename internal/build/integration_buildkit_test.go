@@ -451,6 +451,9 @@ func TestIntegrationMultistageExample(t *testing.T) {
 		if os.Getenv("DEVLOOP_REQUIRE_DOCKER") == "1" {
 			t.Fatalf("golang:1.26 is not in the engine (e2e/setup.sh builds it): %v", err)
 		}
+		if os.Getenv("DEVLOOP_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("DEVLOOP_REQUIRE_DOCKER=1 but golang:1.26 is not in the engine (e2e/setup.sh builds it): %v", err)
+		}
 		t.Skipf("golang:1.26 is not in the engine (e2e/setup.sh builds it): %v", err)
 	}
 	dir := t.TempDir()

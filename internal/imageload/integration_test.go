@@ -32,6 +32,9 @@ func TestIntegrationFastLoadRealContainerd(t *testing.T) {
 	defer cancel()
 	dc, err := build.NewDockerClient(ctx)
 	if err != nil {
+		if os.Getenv("DEVLOOP_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("DEVLOOP_REQUIRE_DOCKER=1 but Docker is unreachable: %v", err)
+		}
 		t.Skipf("Docker unreachable: %v", err)
 	}
 	defer dc.Close()
@@ -124,6 +127,9 @@ func TestIntegrationBuildKitAttestations(t *testing.T) {
 	defer cancel()
 	dc, err := build.NewDockerClient(ctx)
 	if err != nil {
+		if os.Getenv("DEVLOOP_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("DEVLOOP_REQUIRE_DOCKER=1 but Docker is unreachable: %v", err)
+		}
 		t.Skipf("Docker unreachable: %v", err)
 	}
 	defer dc.Close()
