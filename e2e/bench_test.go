@@ -32,23 +32,9 @@ func BenchmarkSaveToServing(b *testing.B) {
 	up.waitOutput("all services ready", 0, 8*time.Minute)
 	eventually(b, forwardURL, "", "hello from devloop", time.Minute)
 
-	var total, debounce, build, load, serve, rollout []time.Duration
-	for i := 0; i < runs; i++ {
-		want := fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i)
-		mark := up.mark()
-		saved := time.Now()
+	rb := measureRebuilds(b, up, runs, forwardURL, func(want string) {
 		atomicWrite(b, filepath.Join(dir, "message.go"), message(want))
-		took := eventually(b, forwardURL, "", want, 2*time.Minute)
-		total = append(total, took)
-		// Wait for the loop to settle before the next edit.
-		up.waitOutput("all services ready", mark, time.Minute)
-		ph := phases(up.out.linesSince(saved), saved, saved.Add(took))
-		debounce = append(debounce, ph["debounce"])
-		build = append(build, ph["build"])
-		load = append(load, ph["load"])
-		serve = append(serve, ph["serve"])
-		rollout = append(rollout, ph["rollout"])
-	}
+	})
 
 	var syncs []time.Duration
 	for i := 0; i < runs; i++ {
@@ -57,19 +43,94 @@ func BenchmarkSaveToServing(b *testing.B) {
 		syncs = append(syncs, eventually(b, forwardURL+"static/", "", want, time.Minute))
 	}
 
-	report := func(name string, ds []time.Duration) {
-		p50, p95 := pct(ds, 50), pct(ds, 95)
-		b.ReportMetric(p50.Seconds(), name+"-p50-s")
-		b.ReportMetric(p95.Seconds(), name+"-p95-s")
-		b.Logf("%-22s p50 %6s  p95 %6s  (n=%d)", name, p50.Round(time.Millisecond), p95.Round(time.Millisecond), len(ds))
+	rb.report(b, "rebuild")
+	reportPct(b, "livesync/total", syncs)
+}
+
+// BenchmarkSaveToServingMultistage is BenchmarkSaveToServing's rebuild on
+// examples/multistage: the app compiled inside the image build (golang:1.26,
+// BuildKit cache mounts warm after the first build), a FROM scratch image.
+//
+//	go test -tags e2e -run '^$' -bench SaveToServingMultistage -benchtime 1x ./e2e/
+func BenchmarkSaveToServingMultistage(b *testing.B) {
+	runs := 20
+	if v := getenvInt("DEVLOOP_BENCH_RUNS"); v > 0 {
+		runs = v
 	}
-	report("rebuild/total", total)
-	report("rebuild/debounce", debounce)
-	report("rebuild/build", build)
-	report("rebuild/load", load)
-	report("rebuild/serve", serve)
-	report("rebuild/rollout-done", rollout)
-	report("livesync/total", syncs)
+	dir := b.TempDir()
+	copyDir(b, filepath.Join(repoRoot, "examples", "multistage"), dir)
+	port := featuresPort + 2
+	writeFile(b, filepath.Join(dir, "devloop.yaml"), fmt.Sprintf(`name: multistage
+cluster:
+  name: %s
+  ingress:
+    httpPort: %d
+    httpsPort: 18443
+services:
+  - name: multistage
+    portForwards:
+      - local: %d
+        port: 80
+manifests:
+  - k8s
+`, clusterName, ingressPort, port))
+	up := start(b, dir, "up")
+	up.waitOutput("all services ready", 0, 10*time.Minute)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	eventually(b, url, "", "hello from a multi-stage build", time.Minute)
+	main := filepath.Join(dir, "main.go")
+	src, err := os.ReadFile(main)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rb := measureRebuilds(b, up, runs, url, func(want string) {
+		atomicWrite(b, main, strings.Replace(string(src), `"hello from a multi-stage build"`, fmt.Sprintf("%q", want), 1))
+	})
+	rb.report(b, "multistage")
+	up.stop()
+	run(b, dir, 2*time.Minute, "down")
+}
+
+// rebuilds holds the phases of each measured rebuild.
+type rebuilds struct{ total, debounce, build, load, serve, rollout []time.Duration }
+
+// measureRebuilds makes runs edits (edit writes a source so that the app
+// answers want), each timed from the save to the new answer at url, and
+// waits for devloop to settle before the next.
+func measureRebuilds(b *testing.B, up *proc, runs int, url string, edit func(want string)) rebuilds {
+	var r rebuilds
+	for i := 0; i < runs; i++ {
+		want := fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i)
+		mark := up.mark()
+		saved := time.Now()
+		edit(want)
+		took := eventually(b, url, "", want, 3*time.Minute)
+		r.total = append(r.total, took)
+		up.waitOutput("all services ready", mark, time.Minute)
+		ph := phases(up.out.linesSince(saved), saved, saved.Add(took))
+		r.debounce = append(r.debounce, ph["debounce"])
+		r.build = append(r.build, ph["build"])
+		r.load = append(r.load, ph["load"])
+		r.serve = append(r.serve, ph["serve"])
+		r.rollout = append(r.rollout, ph["rollout"])
+	}
+	return r
+}
+
+func (r rebuilds) report(b *testing.B, name string) {
+	reportPct(b, name+"/total", r.total)
+	reportPct(b, name+"/debounce", r.debounce)
+	reportPct(b, name+"/build", r.build)
+	reportPct(b, name+"/load", r.load)
+	reportPct(b, name+"/serve", r.serve)
+	reportPct(b, name+"/rollout-done", r.rollout)
+}
+
+func reportPct(b *testing.B, name string, ds []time.Duration) {
+	p50, p95 := pct(ds, 50), pct(ds, 95)
+	b.ReportMetric(p50.Seconds(), name+"-p50-s")
+	b.ReportMetric(p95.Seconds(), name+"-p95-s")
+	b.Logf("%-22s p50 %6s  p95 %6s  (n=%d)", name, p50.Round(time.Millisecond), p95.Round(time.Millisecond), len(ds))
 }
 
 var (
