@@ -73,6 +73,10 @@ func TestUp(t *testing.T) {
 	if !strings.Contains(up.out.String(), "created cluster") {
 		t.Fatalf("expected a created cluster")
 	}
+	// The first build runs while the cluster is being created (issue 17).
+	if out := up.out.String(); strings.Index(out, "building (initial build)") > strings.Index(out, "created cluster") {
+		t.Errorf("the first build started only after the cluster was created:\n%s", out)
+	}
 	// Output is not a terminal here: long steps say how long so far.
 	if !regexp.MustCompile(`cluster +│ still ensuring cluster "devloop-e2e" \(\d+s so far\)`).MatchString(up.out.String()) {
 		t.Errorf("no progress line during cluster creation:\n%s", up.out.String())

@@ -16,6 +16,7 @@ import (
 	"github.com/devloop-dev/devloop/internal/build"
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/engine"
+	"github.com/devloop-dev/devloop/internal/imageload"
 	"github.com/devloop-dev/devloop/internal/kube"
 	"github.com/devloop-dev/devloop/internal/livesync"
 	"github.com/devloop-dev/devloop/internal/ui"
@@ -26,7 +27,7 @@ type runner struct {
 	cfg            *config.Config
 	out            *ui.Printer
 	eng            *Engine
-	conn           *Conn
+	cluster        *clusterStart // the cluster's connection, once it is up
 	rolloutTimeout time.Duration
 	live           bool // the live status view is on: no "still ..." lines
 
@@ -55,8 +56,21 @@ func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, prog
 	out := r.out.Writer(svc.Name)
 	defer out.Close()
 	begin := time.Now()
-	// Probe the nodes while the image builds: the load then starts sending at once.
-	probe := r.eng.Loader.ProbeNodes(ctx, r.cfg.Cluster.Name)
+	// Probe the nodes while the image builds (once the cluster is up: on a
+	// cold start the first builds run while it is created), so the load
+	// starts sending at once.
+	type probeResult struct {
+		probe *imageload.NodeProbe
+		err   error
+	}
+	probed := make(chan probeResult, 1)
+	go func() {
+		if _, err := r.cluster.wait(ctx); err != nil {
+			probed <- probeResult{err: err}
+			return
+		}
+		probed <- probeResult{probe: r.eng.Loader.ProbeNodes(ctx, r.cfg.Cluster.Name)}
+	}()
 	stop := r.progress(svc.Name, fixed("building"))
 	img, err := r.eng.Builder.Build(ctx, svc, out)
 	stop()
@@ -65,6 +79,13 @@ func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, prog
 	}
 	built := time.Since(begin)
 	progress(engine.PhaseLoading)
+	stop = r.progress(svc.Name, fixed("waiting for the cluster"))
+	pr := <-probed
+	stop()
+	if pr.err != nil {
+		return nil, fmt.Errorf("loading %s: the cluster is not up: %w", img.Ref(), pr.err)
+	}
+	probe := pr.probe
 	begin = time.Now()
 	stop = r.progress(svc.Name, fixed("loading "+img.Ref()+" into the cluster"))
 	res, err := r.eng.Loader.LoadProbed(ctx, probe, img.Ref(), out)
@@ -89,14 +110,18 @@ func (r *runner) Sync(ctx context.Context, svc config.Service, paths []string) (
 	if len(rest) > 0 {
 		return true, fmt.Errorf("%d changed files are not covered by sync rules", len(rest))
 	}
-	targets := r.containersOf(svc)
+	conn, err := r.cluster.wait(ctx)
+	if err != nil {
+		return true, err
+	}
+	targets := r.containersOf(conn, svc)
 	if len(targets) == 0 {
 		return true, errors.New("no running container to sync into")
 	}
 	run := strings.Join(livesync.Runs(files), " && ")
 	g, gctx := errgroup.WithContext(ctx)
 	for _, t := range targets {
-		g.Go(func() error { return livesync.Copy(gctx, r.conn.Execer, t, files, run) })
+		g.Go(func() error { return livesync.Copy(gctx, conn.Execer, t, files, run) })
 	}
 	if err := g.Wait(); err != nil {
 		return errors.Is(err, livesync.ErrNoTar), err
@@ -107,9 +132,9 @@ func (r *runner) Sync(ctx context.Context, svc config.Service, paths []string) (
 
 // containersOf finds the running containers of the service's image, from
 // the shared pod informer.
-func (r *runner) containersOf(svc config.Service) []livesync.Target {
+func (r *runner) containersOf(conn *Conn, svc config.Service) []livesync.Target {
 	m := r.lastManifests()
-	pods, _ := r.conn.Informers.Factory().Core().V1().Pods().Lister().Pods(r.cfg.Namespace).List(labels.Everything())
+	pods, _ := conn.Informers.Factory().Core().V1().Pods().Lister().Pods(r.cfg.Namespace).List(labels.Everything())
 	var out []livesync.Target
 	for _, p := range pods {
 		if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
@@ -133,7 +158,11 @@ func (r *runner) containersOf(svc config.Service) []livesync.Target {
 func (r *runner) Deploy(ctx context.Context, a engine.Action) (map[string]error, error) {
 	r.deploying.Add(1)
 	defer r.deploying.Add(-1)
-	res, err := r.conn.Deployer.Deploy(ctx, a.Images, kube.DeployOptions{
+	conn, err := r.cluster.wait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := conn.Deployer.Deploy(ctx, a.Images, kube.DeployOptions{
 		Services: a.Services, All: a.All, Timeout: r.rolloutTimeout,
 		Waiting: func(w kube.Workload) (func(string), func()) {
 			var mu sync.Mutex

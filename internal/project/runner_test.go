@@ -126,13 +126,15 @@ func syncRunner(t *testing.T, ex livesync.Execer) (*runner, *output) {
 	}...)
 	inf := startedInformers(t, cs)
 	out := newOutput()
-	return &runner{cfg: cfg, out: ui.NewPrinter(out, false, false), conn: &Conn{Informers: inf, Execer: ex}, manifests: m}, out
+	cl := &clusterStart{done: make(chan struct{})}
+	cl.finish(&Conn{Informers: inf, Execer: ex}, nil)
+	return &runner{cfg: cfg, out: ui.NewPrinter(out, false, false), cluster: cl, manifests: m}, out
 }
 
 func TestContainersOf(t *testing.T) {
 	r, _ := syncRunner(t, nil)
 	var got []string
-	for _, tg := range r.containersOf(r.cfg.Services[0]) {
+	for _, tg := range r.containersOf(r.cluster.conn, r.cfg.Services[0]) {
 		got = append(got, tg.Namespace+"/"+tg.Pod+"/"+tg.Container)
 	}
 	sort.Strings(got)
@@ -140,7 +142,7 @@ func TestContainersOf(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("containersOf(web) = %v, want %v", got, want)
 	}
-	if got := r.containersOf(r.cfg.Services[2]); len(got) != 0 {
+	if got := r.containersOf(r.cluster.conn, r.cfg.Services[2]); len(got) != 0 {
 		t.Errorf("containersOf(idle) = %v", got)
 	}
 }
@@ -199,12 +201,12 @@ func TestSyncFallsBackToRebuild(t *testing.T) {
 	if err := writeFile(changed, "a"); err != nil {
 		t.Fatal(err)
 	}
-	r.conn.Execer = &fakeExecer{err: errors.New(`exec: "tar": executable file not found in $PATH`)}
+	r.cluster.conn.Execer = &fakeExecer{err: errors.New(`exec: "tar": executable file not found in $PATH`)}
 	fallback, err = r.Sync(ctx, web, []string{changed})
 	if !fallback || !errors.Is(err, livesync.ErrNoTar) {
 		t.Errorf("no tar: %v, %v", fallback, err)
 	}
-	r.conn.Execer = &fakeExecer{err: errors.New("connection reset")}
+	r.cluster.conn.Execer = &fakeExecer{err: errors.New("connection reset")}
 	fallback, err = r.Sync(ctx, web, []string{changed})
 	if fallback || err == nil || !strings.Contains(err.Error(), "connection reset") {
 		t.Errorf("exec failure: %v, %v", fallback, err)

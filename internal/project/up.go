@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/devloop-dev/devloop/internal/cluster"
@@ -52,70 +53,53 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 	if err != nil {
 		return err
 	}
-	conn, err := ensureCluster(ctx, cfg, deps, eng, p)
-	if err != nil {
-		if isCanceled(ctx, err) {
-			p.Line("devloop", "stopped before the cluster was ready; nothing half-made was left behind")
-			return nil
-		}
-		return err
-	}
-
-	// One watch on the cluster for the whole session: forwards, tails,
-	// rollout waits and the live view all read it, and it keeps serving
-	// while builds run.
-	ictx, stopInformers := context.WithCancel(ctx)
-	defer func() { stopInformers(); conn.Informers.Shutdown() }()
-	if err := conn.Informers.Start(ictx); err != nil {
-		return err
-	}
-
-	live := newLiveFeed(o.Live, cfg.Name, cfg.Cluster.Name)
-	// Port-forwards: listeners for the whole session, carried to whichever
-	// pod is ready at connection time.
-	fwd := portfwd.New(conn.Clients.Config, conn.Clients.Core, conn.Informers.Factory(), portfwd.Options{
-		Logf:     func(format string, args ...any) { p.Line("forward", format, args...) },
-		OnChange: func(st portfwd.Status) { reportForward(p, st); live.forward(st) },
-	})
-	defer fwd.Close()
-	if err := fwd.Reconcile(ctx, ForwardSpecs(cfg)); err != nil {
-		return err
-	}
-
-	// One aggregated log stream of every container devloop deployed.
-	if !o.NoLogs && !o.Once {
-		lctx, stopLogs := context.WithCancel(ctx)
-		logsDone := make(chan struct{})
-		defer func() { stopLogs(); <-logsDone }()
-		go func() {
-			defer close(logsDone)
-			if err := tailLogs(lctx, cfg, conn, rendered, p, LogsOptions{Follow: true}); err != nil && lctx.Err() == nil {
-				p.Error("logs", "log tail stopped: %v", err)
-			}
-		}()
-	}
-
-	r := &runner{cfg: cfg, out: p, eng: eng, conn: conn, rolloutTimeout: o.RolloutTimeout, live: o.Live != nil, manifests: rendered}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	podsDone := make(chan struct{}, 2)
+
+	// The cluster comes up while the first images build: nothing of the loop
+	// waits for it but the loads, the syncs and the deploys.
+	live := newLiveFeed(o.Live, cfg.Name, cfg.Cluster.Name)
+	cl := &clusterStart{done: make(chan struct{})}
+	r := &runner{cfg: cfg, out: p, eng: eng, cluster: cl, rolloutTimeout: o.RolloutTimeout, live: o.Live != nil, manifests: rendered}
+	var session sync.WaitGroup
+	defer session.Wait()
+	session.Add(1)
 	go func() {
-		defer func() { podsDone <- struct{}{} }()
-		live.watchPods(ctx, conn.Informers, cfg.Namespace, r.lastManifests)
+		defer session.Done()
+		conn, err := ensureCluster(ctx, cfg, deps, p)
+		if err == nil {
+			// One watch on the cluster for the whole session: forwards, tails,
+			// rollout waits and the live view all read it, and it keeps
+			// serving while builds run.
+			err = conn.Informers.Start(ctx)
+		}
+		cl.finish(conn, err)
+		if err != nil {
+			stop()
+			return
+		}
+		defer conn.Informers.Shutdown()
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Add(2)
+		go func() { defer wg.Done(); installAddons(ctx, cfg, deps, eng, conn, p, cl) }()
+		go func() { defer wg.Done(); connected(ctx, cfg, conn, rendered, p, o, r, live) }()
 	}()
-	// Pods that go wrong after their rollout are explained as it would.
-	mon := newPodMonitor(p, conn.Clients.Core, r.lastManifests, &r.deploying, live)
-	go func() { defer func() { podsDone <- struct{}{} }(); mon.run(ctx, conn.Informers, cfg.Namespace) }()
-	defer func() { stop(); <-podsDone; <-podsDone }()
 
 	var onceErr error
 	obs := &observer{p: p, base: cfg.Dir, started: cfg, reload: o.Reload,
 		changed: func(st *engine.State) { live.fromState(st, r.lastManifests().IngressURLs) }}
 	obs.ready = func(st *engine.State) {
+		if cl.failed() {
+			return // the cluster failed: stopping, and that error is what matters
+		}
 		printURLs(p, cfg, r.lastManifests().IngressURLs)
 		if o.Once {
 			if failed := failedServices(st); len(failed) > 0 {
 				onceErr = fmt.Errorf("not ready: %s", strings.Join(failed, ", "))
+			}
+			if err := cl.waitAddons(ctx); err != nil && onceErr == nil {
+				onceErr = err
 			}
 			stop()
 		}
@@ -136,6 +120,16 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 	}
 
 	err = loop.Run(ctx)
+	// A cold start interrupted while the cluster is created: wait for the
+	// cluster step to end (it deletes what it half-made) before saying so.
+	<-cl.done
+	if cerr := cl.error(); cerr != nil {
+		if isCanceled(ctx, cerr) {
+			p.Line("devloop", "stopped before the cluster was ready; nothing half-made was left behind")
+			return nil
+		}
+		return cerr
+	}
 	switch {
 	case onceErr != nil:
 		return onceErr
@@ -148,6 +142,100 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 	return err
 }
 
+// connected runs what needs the cluster for the whole session: the
+// port-forwards, the log stream, the live view's pod counts and the
+// monitor of pods that go wrong after their rollout, until ctx ends.
+func connected(ctx context.Context, cfg *config.Config, conn *Conn, rendered *kube.Manifests, p *ui.Printer, o UpOptions, r *runner, live *liveFeed) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// Port-forwards: listeners for the whole session, carried to whichever
+	// pod is ready at connection time.
+	fwd := portfwd.New(conn.Clients.Config, conn.Clients.Core, conn.Informers.Factory(), portfwd.Options{
+		Logf:     func(format string, args ...any) { p.Line("forward", format, args...) },
+		OnChange: func(st portfwd.Status) { reportForward(p, st); live.forward(st) },
+	})
+	defer fwd.Close()
+	if err := fwd.Reconcile(ctx, ForwardSpecs(cfg)); err != nil && ctx.Err() == nil {
+		p.Error("forward", "%v", err)
+	}
+	// One aggregated log stream of every container devloop deployed.
+	if !o.NoLogs && !o.Once {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := tailLogs(ctx, cfg, conn, rendered, p, LogsOptions{Follow: true}); err != nil && ctx.Err() == nil {
+				p.Error("logs", "log tail stopped: %v", err)
+			}
+		}()
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); live.watchPods(ctx, conn.Informers, cfg.Namespace, r.lastManifests) }()
+	// Pods that go wrong after their rollout are explained as it would.
+	mon := newPodMonitor(p, conn.Clients.Core, r.lastManifests, &r.deploying, live)
+	go func() { defer wg.Done(); mon.run(ctx, conn.Informers, cfg.Namespace) }()
+	<-ctx.Done()
+}
+
+// clusterStart is the cluster coming up: the connection once it is there,
+// then the addons (the ingress controller) once they are.
+type clusterStart struct {
+	done       chan struct{}
+	conn       *Conn
+	err        error
+	addonsDone chan struct{}
+	addonsErr  error
+	mu         sync.Mutex
+}
+
+func (c *clusterStart) finish(conn *Conn, err error) {
+	c.mu.Lock()
+	c.conn, c.err = conn, err
+	c.addonsDone = make(chan struct{})
+	c.mu.Unlock()
+	close(c.done)
+}
+
+// wait returns the connection once the cluster is up.
+func (c *clusterStart) wait(ctx context.Context) (*Conn, error) {
+	select {
+	case <-c.done:
+		return c.conn, c.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *clusterStart) failed() bool {
+	select {
+	case <-c.done:
+		return c.err != nil
+	default:
+		return false
+	}
+}
+
+func (c *clusterStart) error() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+// waitAddons waits for the addons (after the cluster) and returns their error.
+func (c *clusterStart) waitAddons(ctx context.Context) error {
+	if _, err := c.wait(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-c.addonsDone:
+		return c.addonsErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func failedServices(st *engine.State) []string {
 	var failed []string
 	for _, name := range st.Order {
@@ -158,9 +246,8 @@ func failedServices(st *engine.State) []string {
 	return failed
 }
 
-// ensureCluster creates or adopts the cluster, connects to it and installs
-// the addons.
-func ensureCluster(ctx context.Context, cfg *config.Config, deps *Deps, eng *Engine, p *ui.Printer) (*Conn, error) {
+// ensureCluster creates or adopts the cluster and connects to it.
+func ensureCluster(ctx context.Context, cfg *config.Config, deps *Deps, p *ui.Printer) (*Conn, error) {
 	begin := time.Now()
 	name := cfg.Cluster.Name
 	p.Line("cluster", "ensuring kind cluster %q (context %s)...", name, cluster.ContextName(name))
@@ -175,12 +262,15 @@ func ensureCluster(ctx context.Context, cfg *config.Config, deps *Deps, eng *Eng
 		verb = "created"
 	}
 	p.Line("cluster", "%s cluster %q in %s (nodes: %s)", verb, name, since(begin), strings.Join(info.Nodes, ", "))
-	conn, err := deps.Connect(cfg, info.RESTConfig)
-	if err != nil {
-		return nil, err
-	}
+	return deps.Connect(cfg, info.RESTConfig)
+}
 
-	begin = time.Now()
+// installAddons installs the ingress controller and checks the default
+// StorageClass, while the apps deploy: an Ingress can exist before its
+// controller serves it, and devloop says when it starts serving. A failure
+// is said at once (and fails up --once).
+func installAddons(ctx context.Context, cfg *config.Config, deps *Deps, eng *Engine, conn *Conn, p *ui.Printer, cl *clusterStart) {
+	begin := time.Now()
 	in := cfg.Cluster.Ingress
 	what := "checking the default StorageClass"
 	if in.IsEnabled() {
@@ -193,19 +283,22 @@ func ensureCluster(ctx context.Context, cfg *config.Config, deps *Deps, eng *Eng
 		if !eng.HasImage(ctx, ref) {
 			return nil
 		}
-		_, err := eng.Loader.Load(ctx, name, ref, p.Writer("cluster"))
+		_, err := eng.Loader.Load(ctx, cfg.Cluster.Name, ref, p.Writer("cluster"))
 		return err
 	}
-	stop = p.Progress("cluster", what)
-	err = deps.Clusters.InstallAddons(ctx, conn, cfg.Cluster, ensureImage)
+	stop := p.Progress("cluster", what)
+	err := deps.Clusters.InstallAddons(ctx, conn, cfg.Cluster, ensureImage)
 	stop()
-	if err != nil {
-		return nil, err
+	cl.mu.Lock()
+	cl.addonsErr = err
+	cl.mu.Unlock()
+	close(cl.addonsDone)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		p.Error("cluster", "%v", err)
+	case err == nil && in.IsEnabled():
+		p.Line("cluster", "ingress ready in %s: serving http://*.localhost:%d/ (bound to %s)", since(begin), in.HTTPPort, in.ListenAddress)
 	}
-	if in.IsEnabled() {
-		p.Line("cluster", "ingress ready in %s: http://*.localhost:%d/ (bound to %s)", since(begin), in.HTTPPort, in.ListenAddress)
-	}
-	return conn, nil
 }
 
 // ForwardSpecs are cfg's port-forwards.

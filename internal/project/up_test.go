@@ -73,11 +73,16 @@ func (o *output) waitCount(t *testing.T, s string, n int) {
 type fakeBuilder struct {
 	mu     sync.Mutex
 	builds int
+	// started, when set, is closed as the first build starts.
+	started chan struct{}
 }
 
 func (b *fakeBuilder) Build(_ context.Context, svc config.Service, out io.Writer) (build.Image, error) {
 	b.mu.Lock()
 	b.builds++
+	if b.started != nil && b.builds == 1 {
+		close(b.started)
+	}
 	b.mu.Unlock()
 	src, err := os.ReadFile(filepath.Join(svc.Build.Context, "main.go"))
 	if err != nil {
@@ -147,9 +152,18 @@ func (d *fakeDeployer) lastImage(repo string) string {
 type fakeClusters struct {
 	exists, owned bool
 	deleted       bool
+	// gate, when set, holds Ensure until it is closed (a slow cold start).
+	gate chan struct{}
 }
 
-func (c *fakeClusters) Ensure(context.Context, config.Cluster) (*cluster.Info, error) {
+func (c *fakeClusters) Ensure(ctx context.Context, _ config.Cluster) (*cluster.Info, error) {
+	if c.gate != nil {
+		select {
+		case <-c.gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	created := !c.exists
 	c.exists = true
 	c.owned = c.owned || created
@@ -385,5 +399,48 @@ func TestBuildDownStatus(t *testing.T) {
 	}
 	if !f.deployer.deleted || !f.clusters.deleted || !strings.Contains(f.out.String(), "removed: deployment/hello deleted") {
 		t.Errorf("down --cluster: deleted=%v cluster=%v\n%s", f.deployer.deleted, f.clusters.deleted, f.out)
+	}
+}
+
+// Issue 17: on a cold start the first build runs while the cluster is being
+// created, and a Ctrl-C before the cluster is up leaves nothing behind.
+func TestUpBuildsWhileTheClusterComesUp(t *testing.T) {
+	f := newFixture(t)
+	f.clusters.gate = make(chan struct{})
+	f.builder.started = make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- Up(t.Context(), f.cfg, f.deps, UpOptions{Out: f.printer(), Once: true, RolloutTimeout: time.Minute})
+	}()
+	select {
+	case <-f.builder.started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first build did not start while the cluster was being created")
+	}
+	close(f.clusters.gate)
+	if err := <-done; err != nil {
+		t.Fatalf("up --once: %v\n%s", err, f.out)
+	}
+	out := f.out.String()
+	if b, c := strings.Index(out, "building (initial build)"), strings.Index(out, `created cluster "devloop"`); b < 0 || c < 0 || b > c {
+		t.Errorf("the build line should come before the cluster line:\n%s", out)
+	}
+
+	g := newFixture(t)
+	g.clusters.gate = make(chan struct{}) // never opens
+	g.builder.started = make(chan struct{})
+	ctx, cancel := context.WithCancel(t.Context())
+	done = make(chan error, 1)
+	go func() { done <- Up(ctx, g.cfg, g.deps, UpOptions{Out: g.printer(), RolloutTimeout: time.Minute}) }()
+	<-g.builder.started
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Ctrl-C during a cold start: %v", err)
+	}
+	if !strings.Contains(g.out.String(), "stopped before the cluster was ready; nothing half-made was left behind") {
+		t.Errorf("Ctrl-C during a cold start:\n%s", g.out)
+	}
+	if len(g.deployer.deploys) != 0 {
+		t.Errorf("deployed although the cluster never came up")
 	}
 }
