@@ -420,8 +420,6 @@ func ParseBuildStream(r io.Reader, out io.Writer) (string, error) {
 	return "", errors.New("build finished without reporting an image ID")
 }
 
-
-
 // syncWriter serialises writes from a process's stdout and stderr.
 type syncWriter struct {
 	mu sync.Mutex

@@ -347,4 +347,3 @@ func TestPreBuild(t *testing.T) {
 		}
 	})
 }
-
