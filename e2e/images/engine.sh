@@ -153,7 +153,14 @@ link_plugin() {
 }
 
 dockerd_pids() { pgrep -x dockerd || true; }
-running_leg() { [ -n "$(dockerd_pids)" ] && cat "$STATE" 2>/dev/null || true; }
+# running_leg prints the leg of the running dockerd when engine.sh started it (its pidfile names a live
+# dockerd of this engine and the state file says which leg), else nothing
+running_leg() {
+  local pid
+  pid=$(cat "$PIDFILE" 2>/dev/null) || return 0
+  [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$BIN/dockerd")" ] || return 0
+  cat "$STATE" 2>/dev/null || true
+}
 
 leg_config() {
   local leg=$1 f=$ENG/daemon-$1.json
