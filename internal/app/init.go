@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/devloop-dev/devloop/internal/initcfg"
+	"github.com/devloop-dev/devloop/internal/project"
 )
 
 func newInitCommand(g *globals) *cobra.Command {
@@ -13,31 +14,38 @@ func newInitCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "init [dir]",
 		Short: "Write a starting devloop.yaml from the Dockerfiles and Kubernetes manifests in a directory",
-		Long: `init looks for Dockerfiles (Dockerfile, Dockerfile.*, *.Dockerfile) and
-Kubernetes manifests (YAML with apiVersion: and kind:, in k8s/, kube/,
-kubernetes/, manifests/ or deploy/ first) under dir (default "."), matches
-each Dockerfile to the containers whose image has its directory's name, adds
-a port-forward per workload, and writes dir/devloop.yaml.
+		Long: `init looks for Dockerfiles (Dockerfile, Dockerfile.*, *.Dockerfile; read
+with BuildKit's parser) and Kubernetes manifests under dir (default "."), and
+writes dir/devloop.yaml, checked by loading it back:
 
-When a Dockerfile copies files built on the host (missing, git-ignored, or
-under bin/, dist/, build/, out/, target/), init infers the preBuild command
-that makes them: a Makefile target of that name, a package.json "build"
-script, or "go build" of the Go main package named like the file; and adds
-the output directory to the service's ignore list. Check what it wrote.`,
+- one kustomize overlay for local work (dev, local or development first, never
+  production or staging); the other environments, the bases the overlay
+  builds and other variants of the same objects are listed as comments;
+- each service's image as the manifests spell it (ghcr.io/org/name, say),
+  matched by the program the Dockerfile builds, its Go module or directory;
+  third-party images (databases, caches) and Helm charts named in comments;
+- one port-forward per Service in front of a built image, on a free port;
+- the preBuild command for files a Dockerfile copies from the host (missing,
+  git-ignored, or under bin/, dist/, build/, out/, target/): a Makefile
+  target, a package.json "build" script, or "go build" of the Go main
+  package named like the file; its output added to the ignore list;
+- the base images each build needs, and whether the local engine has them.
+
+Check what it wrote.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			path, sum, err := initcfg.Write(dir, initcfg.Options{Force: force})
+			p := g.printer()
+			path, sum, err := project.Init(cmd.Context(), dir, g.deps(p), force)
 			switch {
 			case errors.Is(err, initcfg.ErrNothingFound):
 				return withHint(err, "run devloop init in your project's root, or pass its directory: devloop init path/to/project")
 			case err != nil:
 				return err
 			}
-			p := g.printer()
 			p.Line("init", "wrote %s", path)
 			for _, l := range sum.Lines() {
 				p.Line("init", "%s", l)

@@ -16,6 +16,7 @@ import (
 	"github.com/devloop-dev/devloop/internal/build"
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/doctor"
+	"github.com/devloop-dev/devloop/internal/initcfg"
 	"github.com/devloop-dev/devloop/internal/kube"
 	"github.com/devloop-dev/devloop/internal/logs"
 	"github.com/devloop-dev/devloop/internal/status"
@@ -201,11 +202,28 @@ func Doctor(ctx context.Context, cfg *config.Config, deps *Deps) []doctor.Result
 		return eng.Version(ctx)
 	}
 	results := doctor.Machine(ctx, doctor.DefaultEnv(dockerVersion, deps.Clusters.Exists), cfg)
+	var images initcfg.ImageChecker
+	if eng, err := deps.Engine(ctx); err == nil {
+		images = eng.Images
+	}
+	results = append(results, doctor.BaseImages(ctx, cfg, images)...)
 	objs, err := kube.Render(cfg)
 	if err != nil {
 		return append(results, doctor.Result{Level: doctor.Fail, Check: "manifests", Message: err.Error(), Fix: "fix the manifest named above"})
 	}
 	return append(results, doctor.Manifests(objs, cfg)...)
+}
+
+// Init writes a starting devloop.yaml for the project in dir (initcfg),
+// asking the engine, when it can be reached, which base images it has.
+func Init(ctx context.Context, dir string, deps *Deps, force bool) (string, initcfg.Summary, error) {
+	opts := initcfg.Options{Force: force}
+	if eng, err := deps.Engine(ctx); err == nil {
+		opts.Images = eng.Images
+	} else {
+		opts.Images = initcfg.EngineUnavailable(err)
+	}
+	return initcfg.Write(dir, opts)
 }
 
 // LogsOptions configure Logs.

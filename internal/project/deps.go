@@ -26,6 +26,7 @@ import (
 	"github.com/devloop-dev/devloop/internal/cluster"
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/imageload"
+	"github.com/devloop-dev/devloop/internal/initcfg"
 	"github.com/devloop-dev/devloop/internal/kube"
 	"github.com/devloop-dev/devloop/internal/livesync"
 )
@@ -62,9 +63,10 @@ type Clusters interface {
 type Engine struct {
 	Builder Builder
 	Loader  Loader
-	// HasImage reports whether the engine has ref (addon images are loaded
-	// from it when it does; otherwise the node pulls them).
-	HasImage func(ctx context.Context, ref string) bool
+	// Images tells which images the engine has (addon images are loaded
+	// from it when it does, otherwise the node pulls them; init and doctor
+	// name the base images a build needs).
+	Images initcfg.ImageChecker
 	// Version is the engine's version and API version.
 	Version func(ctx context.Context) (string, string, error)
 }
@@ -121,10 +123,7 @@ func NewDeps(clusterOut io.Writer, verbosity int) *Deps {
 			eng = &Engine{
 				Builder: build.NewBuilder(cli, build.WithVerbose(verbosity > 0)),
 				Loader:  imageload.NewLoader(cli, kind, imageload.WithLayerCacheFile(cachePath("layers.json")), imageload.WithVerbose(verbosity > 0)),
-				HasImage: func(ctx context.Context, ref string) bool {
-					_, err := cli.ImageInspect(ctx, ref)
-					return err == nil
-				},
+				Images: initcfg.EngineImages{Client: cli},
 				Version: func(ctx context.Context) (string, string, error) {
 					v, err := cli.ServerVersion(ctx, client.ServerVersionOptions{})
 					if err != nil {

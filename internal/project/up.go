@@ -280,7 +280,7 @@ func installAddons(ctx context.Context, cfg *config.Config, deps *Deps, eng *Eng
 	// An addon image the local engine has is loaded into the nodes (nodes
 	// that have it are skipped); otherwise the node pulls it as usual.
 	ensureImage := func(ctx context.Context, ref string) error {
-		if !eng.HasImage(ctx, ref) {
+		if ok, _ := eng.Images.HasImage(ctx, ref); !ok {
 			return nil
 		}
 		_, err := eng.Loader.Load(ctx, cfg.Cluster.Name, ref, p.Writer("cluster"))

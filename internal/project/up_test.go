@@ -96,6 +96,11 @@ func (b *fakeBuilder) Build(_ context.Context, svc config.Service, out io.Writer
 	return build.Image{Service: svc.Name, Repo: svc.Image, Tag: build.ContentTag(id), ID: id}, nil
 }
 
+// noImages is an engine without any image of its own.
+type noImages struct{}
+
+func (noImages) HasImage(context.Context, string) (bool, error) { return false, nil }
+
 type fakeLoader struct{}
 
 func (fakeLoader) ProbeNodes(context.Context, string) *imageload.NodeProbe { return nil }
@@ -233,7 +238,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f := &fixture{dir: dir, cfg: cfg, builder: &fakeBuilder{}, deployer: &fakeDeployer{cfg: cfg, crash: map[string]bool{}},
 		clusters: &fakeClusters{}, out: newOutput()}
-	eng := &Engine{Builder: f.builder, Loader: fakeLoader{}, HasImage: func(context.Context, string) bool { return false },
+	eng := &Engine{Builder: f.builder, Loader: fakeLoader{}, Images: noImages{},
 		Version: func(context.Context) (string, string, error) { return "28.5.2", "1.51", nil }}
 	f.deps = &Deps{
 		Clusters: f.clusters,
