@@ -123,7 +123,7 @@ func NewDeps(clusterOut io.Writer, verbosity int) *Deps {
 			eng = &Engine{
 				Builder: build.NewBuilder(cli, build.WithVerbose(verbosity > 0)),
 				Loader:  imageload.NewLoader(cli, kind, imageload.WithLayerCacheFile(cachePath("layers.json")), imageload.WithVerbose(verbosity > 0)),
-				Images: initcfg.EngineImages{Client: cli},
+				Images:  initcfg.EngineImages{Client: cli},
 				Version: func(ctx context.Context) (string, string, error) {
 					v, err := cli.ServerVersion(ctx, client.ServerVersionOptions{})
 					if err != nil {
