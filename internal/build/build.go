@@ -372,22 +372,38 @@ type buildMessage struct {
 	Aux json.RawMessage `json:"aux"`
 }
 
+// eachMessage decodes the engine's JSON message stream of a build and
+// calls fn with each message; an error message ends the build with its error.
+func eachMessage(r io.Reader, fn func(buildMessage) error) error {
+	dec := json.NewDecoder(r)
+	for {
+		var m buildMessage
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("reading build output: %w", err)
+		}
+		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
+			return errors.New(strings.TrimSpace(m.ErrorDetail.Message))
+		}
+		if m.Error != "" {
+			return errors.New(strings.TrimSpace(m.Error))
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+}
+
 // ParseBuildStream reads the daemon's JSON message stream, writing every
 // "stream" text to out, and returns the built image ID: the full ID from the
 // legacy builder's aux message ({"ID":"sha256:..."}), or the short ID of the
 // last "Successfully built" line when there is no aux. An error message ends
 // the build with that error.
 func ParseBuildStream(r io.Reader, out io.Writer) (string, error) {
-	dec := json.NewDecoder(r)
 	var id, shortID string
-	for {
-		var m buildMessage
-		if err := dec.Decode(&m); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return "", fmt.Errorf("reading build output: %w", err)
-		}
+	err := eachMessage(r, func(m buildMessage) error {
 		if m.Stream != "" {
 			io.WriteString(out, m.Stream)
 			if s, ok := strings.CutPrefix(strings.TrimSpace(m.Stream), "Successfully built "); ok {
@@ -395,12 +411,6 @@ func ParseBuildStream(r io.Reader, out io.Writer) (string, error) {
 			}
 		} else if m.Status != "" {
 			io.WriteString(out, m.Status+"\n")
-		}
-		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
-			return "", errors.New(strings.TrimSpace(m.ErrorDetail.Message))
-		}
-		if m.Error != "" {
-			return "", errors.New(strings.TrimSpace(m.Error))
 		}
 		if len(m.Aux) > 0 {
 			var aux struct {
@@ -410,6 +420,10 @@ func ParseBuildStream(r io.Reader, out io.Writer) (string, error) {
 				id = aux.ID
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
 	if id != "" {
 		return id, nil

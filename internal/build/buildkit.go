@@ -192,37 +192,23 @@ func ReadBuildKitStream(ctx context.Context, r io.Reader, log io.Writer) (string
 // decodeBuildKitStream decodes the message stream, passing each progress
 // update to status and any plain "stream" text to log.
 func decodeBuildKitStream(r io.Reader, status func(*bkclient.SolveStatus), log io.Writer) (string, error) {
-	dec := json.NewDecoder(r)
 	var id string
-	for {
-		var m buildMessage
-		if err := dec.Decode(&m); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return "", fmt.Errorf("reading build output: %w", err)
-		}
-		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
-			return "", errors.New(strings.TrimSpace(m.ErrorDetail.Message))
-		}
-		if m.Error != "" {
-			return "", errors.New(strings.TrimSpace(m.Error))
-		}
+	err := eachMessage(r, func(m buildMessage) error {
 		if m.Stream != "" {
 			io.WriteString(log, m.Stream)
 		}
 		if len(m.Aux) == 0 {
-			continue
+			return nil
 		}
 		switch m.ID {
 		case auxTrace:
 			var dt []byte
 			if err := json.Unmarshal(m.Aux, &dt); err != nil {
-				return "", fmt.Errorf("reading build progress: %w", err)
+				return fmt.Errorf("reading build progress: %w", err)
 			}
 			var resp controlapi.StatusResponse
 			if err := resp.UnmarshalVT(dt); err != nil {
-				return "", fmt.Errorf("reading build progress: %w", err)
+				return fmt.Errorf("reading build progress: %w", err)
 			}
 			status(bkclient.NewSolveStatus(&resp))
 		case auxImageID:
@@ -230,10 +216,14 @@ func decodeBuildKitStream(r io.Reader, status func(*bkclient.SolveStatus), log i
 				ID string `json:"ID"`
 			}
 			if err := json.Unmarshal(m.Aux, &aux); err != nil {
-				return "", fmt.Errorf("reading built image ID: %w", err)
+				return fmt.Errorf("reading built image ID: %w", err)
 			}
 			id = aux.ID
 		}
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
 	if !strings.HasPrefix(id, "sha256:") {
 		return "", errors.New("build finished without reporting an image ID")
