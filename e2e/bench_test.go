@@ -57,23 +57,8 @@ func BenchmarkSaveToServingMultistage(b *testing.B) {
 	if v := getenvInt("DEVLOOP_BENCH_RUNS"); v > 0 {
 		runs = v
 	}
-	dir := b.TempDir()
-	copyDir(b, filepath.Join(repoRoot, "examples", "multistage"), dir)
 	port := featuresPort + 2
-	writeFile(b, filepath.Join(dir, "devloop.yaml"), fmt.Sprintf(`name: multistage
-cluster:
-  name: %s
-  ingress:
-    httpPort: %d
-    httpsPort: 18443
-services:
-  - name: multistage
-    portForwards:
-      - local: %d
-        port: 80
-manifests:
-  - k8s
-`, clusterName, ingressPort, port))
+	dir := multistageProject(b, port)
 	up := start(b, dir, "up")
 	up.waitOutput("all services ready", 0, 10*time.Minute)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)

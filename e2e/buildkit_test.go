@@ -228,12 +228,11 @@ func TestSyntaxLineOffline(t *testing.T) {
 	}
 }
 
-// TestMultistageExampleServesAnEdit runs examples/multistage (compiled in
-// Docker with cache mounts) and edits its message.
-func TestMultistageExampleServesAnEdit(t *testing.T) {
+// multistageProject copies examples/multistage into a temp dir with a
+// devloop.yaml for the e2e cluster, forwarding 127.0.0.1:port.
+func multistageProject(t testing.TB, port int) string {
 	dir := t.TempDir()
 	copyDir(t, filepath.Join(repoRoot, "examples", "multistage"), dir)
-	port := featuresPort + 1
 	writeFile(t, filepath.Join(dir, "devloop.yaml"), fmt.Sprintf(`name: multistage
 cluster:
   name: %s
@@ -248,6 +247,14 @@ services:
 manifests:
   - k8s
 `, clusterName, ingressPort, port))
+	return dir
+}
+
+// TestMultistageExampleServesAnEdit runs examples/multistage (compiled in
+// Docker with cache mounts) and edits its message.
+func TestMultistageExampleServesAnEdit(t *testing.T) {
+	port := featuresPort + 1
+	dir := multistageProject(t, port)
 	up := start(t, dir, "up")
 	up.waitOutput("all services ready", 0, 10*time.Minute)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
