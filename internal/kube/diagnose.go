@@ -33,6 +33,10 @@ type problem struct {
 	reason    string   // one line: what is wrong
 	detail    []string // extra lines: kubelet/scheduler messages, log lines
 	fatal     bool     // will not fix itself: fail the rollout now
+	// kind classifies the problem, stable while it lasts: "crash" (a crash
+	// loop, whether the container waits in back-off or runs again),
+	// "image", "config", "probe", "unschedulable", "failed".
+	kind string
 }
 
 func (p problem) lines() []string {
@@ -51,8 +55,9 @@ type diagnoser struct {
 
 // PodProblem is one thing wrong with a pod, explained as a rollout failure
 // would be: Text is "pod <name>: <reason>" and any detail lines (the last
-// log lines of a crash). Kind is stable while the problem stays the same
-// (not, say, with each restart of a crash loop).
+// log lines of a crash). Kind ("crash", "image", "config", "probe",
+// "unschedulable", "failed") is stable while the problem lasts: a crash
+// loop is one problem whether the container waits in back-off or runs again.
 type PodProblem struct {
 	Pod, Container, Kind, Text string
 }
@@ -62,11 +67,7 @@ func ExplainPod(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod) [
 	d := diagnoser{cs: cs, now: time.Now}
 	var out []PodProblem
 	for _, p := range d.pod(ctx, pod) {
-		kind := p.reason
-		if i := strings.IndexAny(kind, "(:"); i > 0 {
-			kind = strings.TrimSpace(kind[:i]) // "container "app" is in CrashLoopBackOff"
-		}
-		out = append(out, PodProblem{Pod: p.pod, Container: p.container, Kind: kind, Text: strings.Join(p.lines(), "\n")})
+		out = append(out, PodProblem{Pod: p.pod, Container: p.container, Kind: p.kind, Text: strings.Join(p.lines(), "\n")})
 	}
 	return out
 }
@@ -111,7 +112,7 @@ func (d diagnoser) pod(ctx context.Context, pod *corev1.Pod) []problem {
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
 			fatal := c.LastTransitionTime.IsZero() || now.Sub(c.LastTransitionTime.Time) >= unschedulableGrace
-			out = append(out, problem{pod: pod.Name, reason: "cannot be scheduled: " + strings.TrimSpace(c.Message), fatal: fatal})
+			out = append(out, problem{pod: pod.Name, reason: "cannot be scheduled: " + strings.TrimSpace(c.Message), fatal: fatal, kind: "unschedulable"})
 			return out
 		}
 	}
@@ -129,7 +130,7 @@ func (d diagnoser) pod(ctx context.Context, pod *corev1.Pod) []problem {
 		}
 	}
 	if len(out) == 0 && pod.Status.Phase == corev1.PodFailed {
-		out = append(out, problem{pod: pod.Name, reason: "failed: " + firstNonEmpty(pod.Status.Message, pod.Status.Reason, "pod phase is Failed"), fatal: true})
+		out = append(out, problem{pod: pod.Name, reason: "failed: " + firstNonEmpty(pod.Status.Message, pod.Status.Reason, "pod phase is Failed"), fatal: true, kind: "failed"})
 	}
 	return out
 }
@@ -149,7 +150,7 @@ func (d diagnoser) container(ctx context.Context, pod *corev1.Pod, spec corev1.C
 	if w := st.State.Waiting; w != nil {
 		switch w.Reason {
 		case "CrashLoopBackOff":
-			p.reason = fmt.Sprintf("%s is in CrashLoopBackOff (%s)", name, crashSummary(st))
+			p.reason, p.kind = fmt.Sprintf("%s is in CrashLoopBackOff (%s)", name, crashSummary(st)), "crash"
 			p.detail = d.logLines(ctx, pod, st.Name)
 			p.fatal = true
 			return p, true
@@ -158,7 +159,7 @@ func (d diagnoser) container(ctx context.Context, pod *corev1.Pod, spec corev1.C
 			if image == "" {
 				image = st.Image
 			}
-			p.reason = fmt.Sprintf("%s cannot start: image %q was not loaded into the node (%s)", name, image, w.Reason)
+			p.reason, p.kind = fmt.Sprintf("%s cannot start: image %q was not loaded into the node (%s)", name, image, w.Reason), "image"
 			p.detail = []string{
 				"devloop loads the images it builds into the kind nodes and no registry is used, so an image that was not loaded cannot be pulled.",
 				"Check that a service in devloop.yaml builds this image (services[].image), or load it yourself with `kind load docker-image`.",
@@ -169,19 +170,19 @@ func (d diagnoser) container(ctx context.Context, pod *corev1.Pod, spec corev1.C
 			p.fatal = true
 			return p, true
 		case "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "PreCreateHookError", "PostStartHookError":
-			p.reason = fmt.Sprintf("%s cannot be created (%s): %s", name, w.Reason, firstNonEmpty(w.Message, "no message"))
+			p.reason, p.kind = fmt.Sprintf("%s cannot be created (%s): %s", name, w.Reason, firstNonEmpty(w.Message, "no message")), "config"
 			p.fatal = true
 			return p, true
 		}
 	}
 	if t := lastTermination(st); t != nil && t.ExitCode != 0 && st.RestartCount >= 2 {
-		p.reason = fmt.Sprintf("%s keeps crashing (%s)", name, crashSummary(st))
+		p.reason, p.kind = fmt.Sprintf("%s keeps crashing (%s)", name, crashSummary(st)), "crash"
 		p.detail = d.logLines(ctx, pod, st.Name)
 		p.fatal = true
 		return p, true
 	}
 	if t := st.State.Terminated; t != nil && t.ExitCode != 0 && pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
-		p.reason = fmt.Sprintf("%s exited with code %d%s", name, t.ExitCode, reasonSuffix(t.Reason))
+		p.reason, p.kind = fmt.Sprintf("%s exited with code %d%s", name, t.ExitCode, reasonSuffix(t.Reason)), "crash"
 		p.detail = d.logLines(ctx, pod, st.Name)
 		p.fatal = true
 		return p, true
@@ -193,7 +194,7 @@ func (d diagnoser) container(ctx context.Context, pod *corev1.Pod, spec corev1.C
 			return p, false
 		}
 		msg := d.lastProbeEvent(ctx, pod)
-		p.reason = fmt.Sprintf("%s is running but not ready: readiness probe (%s) keeps failing", name, describeProbe(probe))
+		p.reason, p.kind = fmt.Sprintf("%s is running but not ready: readiness probe (%s) keeps failing", name, describeProbe(probe)), "probe"
 		if msg != "" {
 			p.detail = []string{"last event: " + msg}
 			p.fatal = true

@@ -42,6 +42,11 @@ func TestPodMonitorExplainsOnceAndAgainOnChange(t *testing.T) {
 	}
 	// More restarts of the same crash loop: nothing new to say.
 	mon.check(t.Context(), []*corev1.Pod{crashingSidecar(3, "Error")})
+	// Between back-offs the container runs again ("keeps crashing"): the
+	// same crash loop, not a new problem.
+	running := crashingSidecar(4, "Error")
+	running.Status.ContainerStatuses[1].State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	mon.check(t.Context(), []*corev1.Pod{running})
 	mon.check(t.Context(), []*corev1.Pod{crashingSidecar(7, "Error")})
 	if n := strings.Count(out.String(), "after its rollout"); n != 1 {
 		t.Fatalf("a crash loop's restarts were explained again (%d lines):\n%s", n, out)
