@@ -62,7 +62,8 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 	cl := &clusterStart{done: make(chan struct{})}
 	r := &runner{cfg: cfg, out: p, eng: eng, cluster: cl, rolloutTimeout: o.RolloutTimeout, live: o.Live != nil, manifests: rendered}
 	var session sync.WaitGroup
-	defer session.Wait()
+	// However Up returns, the session's goroutines end first: cancel, then wait.
+	defer func() { stop(); session.Wait() }()
 	session.Add(1)
 	go func() {
 		defer session.Done()
