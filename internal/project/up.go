@@ -84,7 +84,13 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 		defer wg.Wait()
 		wg.Add(2)
 		go func() { defer wg.Done(); installAddons(ctx, cfg, deps, eng, conn, p, cl) }()
-		go func() { defer wg.Done(); connected(ctx, cfg, conn, rendered, p, o, r, live) }()
+		go func() {
+			defer wg.Done()
+			if err := connected(ctx, cfg, conn, rendered, p, o, r, live); err != nil {
+				cl.fail(err) // a forward that cannot listen ends the session, as before the cluster was up
+				stop()
+			}
+		}()
 	}()
 
 	var onceErr error
@@ -146,7 +152,7 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 // connected runs what needs the cluster for the whole session: the
 // port-forwards, the log stream, the live view's pod counts and the
 // monitor of pods that go wrong after their rollout, until ctx ends.
-func connected(ctx context.Context, cfg *config.Config, conn *Conn, rendered *kube.Manifests, p *ui.Printer, o UpOptions, r *runner, live *liveFeed) {
+func connected(ctx context.Context, cfg *config.Config, conn *Conn, rendered *kube.Manifests, p *ui.Printer, o UpOptions, r *runner, live *liveFeed) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// Port-forwards: listeners for the whole session, carried to whichever
@@ -156,8 +162,11 @@ func connected(ctx context.Context, cfg *config.Config, conn *Conn, rendered *ku
 		OnChange: func(st portfwd.Status) { reportForward(p, st); live.forward(st) },
 	})
 	defer fwd.Close()
-	if err := fwd.Reconcile(ctx, ForwardSpecs(cfg)); err != nil && ctx.Err() == nil {
-		p.Error("forward", "%v", err)
+	if err := fwd.Reconcile(ctx, ForwardSpecs(cfg)); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
 	}
 	// One aggregated log stream of every container devloop deployed.
 	if !o.NoLogs && !o.Once {
@@ -175,6 +184,7 @@ func connected(ctx context.Context, cfg *config.Config, conn *Conn, rendered *ku
 	mon := newPodMonitor(p, conn.Clients.Core, r.lastManifests, &r.deploying, live)
 	go func() { defer wg.Done(); mon.run(ctx, conn.Informers, cfg.Namespace) }()
 	<-ctx.Done()
+	return nil
 }
 
 // clusterStart is the cluster coming up: the connection once it is there,
@@ -185,6 +195,7 @@ type clusterStart struct {
 	err        error
 	addonsDone chan struct{}
 	addonsErr  error
+	sessionErr error // set by fail
 	mu         sync.Mutex
 }
 
@@ -206,6 +217,15 @@ func (c *clusterStart) wait(ctx context.Context) (*Conn, error) {
 	}
 }
 
+// fail records an error that ends the session after the cluster came up.
+func (c *clusterStart) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sessionErr == nil {
+		c.sessionErr = err
+	}
+}
+
 func (c *clusterStart) failed() bool {
 	select {
 	case <-c.done:
@@ -218,10 +238,15 @@ func (c *clusterStart) failed() bool {
 func (c *clusterStart) error() error {
 	select {
 	case <-c.done:
-		return c.err
 	default:
 		return nil
 	}
+	if c.err != nil {
+		return c.err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sessionErr
 }
 
 // waitAddons waits for the addons (after the cluster) and returns their error.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -447,5 +448,32 @@ func TestUpBuildsWhileTheClusterComesUp(t *testing.T) {
 	}
 	if len(g.deployer.deploys) != 0 {
 		t.Errorf("deployed although the cluster never came up")
+	}
+}
+
+// A forward whose port is taken ends up with a clear error (after the
+// cluster came up, the session stops with it).
+func TestUpForwardPortInUse(t *testing.T) {
+	f := newFixture(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	f.write(t, "devloop.yaml", fmt.Sprintf("name: hello\nservices:\n  - name: hello\n    portForwards: [{local: %d, port: 80}]\nmanifests: [k8s/deploy.yaml]\n", port))
+	cfg, err := config.Load(f.cfg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- Up(t.Context(), cfg, f.deps, UpOptions{Out: f.printer(), NoLogs: true, RolloutTimeout: time.Minute}) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d is already in use", port)) {
+			t.Fatalf("Up with a taken forward port = %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Up did not stop on a forward that cannot listen:\n%s", f.out)
 	}
 }
