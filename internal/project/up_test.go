@@ -467,7 +467,9 @@ func TestUpForwardPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- Up(t.Context(), cfg, f.deps, UpOptions{Out: f.printer(), NoLogs: true, RolloutTimeout: time.Minute}) }()
+	go func() {
+		done <- Up(t.Context(), cfg, f.deps, UpOptions{Out: f.printer(), NoLogs: true, RolloutTimeout: time.Minute})
+	}()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d is already in use", port)) {
