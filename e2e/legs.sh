@@ -12,6 +12,22 @@ ENGINE=e2e/images/engine.sh
 LEGS=${DEVLOOP_E2E_LEGS:-containerd classic}
 if [ -z "$("$ENGINE" leg 2>/dev/null)" ] && docker info >/dev/null 2>&1; then LEGS=external; fi
 
+# free_gb prints the free space of Docker's data root's filesystem in GiB.
+free_gb() { df -BG --output=avail "${1:-/var/lib}" 2>/dev/null | tail -1 | tr -dc 0-9; }
+
+# make_room removes what earlier runs left in the running engine (images the tests built, tagged
+# devloop-*, and the build cache) when less than 20 GiB are free: every run adds a few hundred MB, and a
+# full disk fails builds and image loads in ways that look like bugs. The harness images are kept.
+make_room() {
+  local free
+  free=$(free_gb "$(docker info --format '{{.DockerRootDir}}' 2>/dev/null)")
+  [ -n "$free" ] && [ "$free" -lt 20 ] || return 0
+  echo "=== e2e: only ${free} GiB free: removing test images and the build cache of earlier runs ==="
+  docker images --format '{{.Repository}}:{{.Tag}}' | grep -E ':devloop-[0-9a-f]{16}$' | xargs -r docker rmi -f >/dev/null 2>&1 || true
+  docker builder prune -af >/dev/null 2>&1 || true
+  echo "=== e2e: $(free_gb "$(docker info --format '{{.DockerRootDir}}' 2>/dev/null)") GiB free ==="
+}
+
 declare -a summary
 rc=0
 T0=$(date +%s)
@@ -24,6 +40,7 @@ for leg in $LEGS; do
   if [ "$leg" = external ]; then env_line=$(bash e2e/setup.sh); else env_line=$(DEVLOOP_E2E_ENGINE_LEG=$leg bash e2e/setup.sh); fi \
     || { summary+=("e2e leg $leg: FAIL (e2e/setup.sh failed)"); rc=1; continue; }
   setup_s=$(( $(date +%s) - start ))
+  ( eval "$env_line"; make_room )
   (
     eval "$env_line"
     echo "=== e2e leg $leg: $(docker version --format 'Docker {{.Server.Version}}' 2>/dev/null), storage $(docker info --format '{{.Driver}}' 2>/dev/null), images ready in ${setup_s}s ==="
