@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"sync"
-	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -35,7 +34,7 @@ func newFakeProvider(existing ...string) *fakeProvider {
 	return p
 }
 
-func (p *fakeProvider) Create(name string, cfg *v1alpha4.Cluster, wait time.Duration, kubeconfigPath string) error {
+func (p *fakeProvider) Create(name string, cfg *v1alpha4.Cluster, kubeconfigPath string) error {
 	p.mu.Lock()
 	p.creates = append(p.creates, cfg)
 	p.createKCs = append(p.createKCs, kubeconfigPath)

@@ -8,7 +8,6 @@ package cluster
 
 import (
 	"context"
-
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +17,9 @@ import (
 	"time"
 
 	"github.com/devloop-dev/devloop/internal/config"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
@@ -52,6 +54,9 @@ type Manager struct {
 	pullTimeout    time.Duration
 	marks          Marks
 	apiProbe       func(ctx context.Context, rc *rest.Config) error // nil: probeAPI
+	// nodesReady reports whether a new cluster's control plane is Ready
+	// (nil: controlPlaneReady).
+	nodesReady func(ctx context.Context, name, kubeconfigPath string) (bool, error)
 }
 
 // Option configures a Manager.
@@ -277,29 +282,140 @@ func (e *NodeImageError) Error() string {
 func (e *NodeImageError) Unwrap() error { return e.Err }
 
 // runCreate runs kind's Create, which takes no context, in a goroutine. If
-// ctx is cancelled first it deletes the cluster concurrently (kind's next
-// docker exec then fails and Create returns quickly), waits for Create to
-// return, and deletes again so no half-made cluster is left behind.
+// ctx is cancelled first it deletes the cluster concurrently, and again each
+// second (kind's next docker exec then fails and Create returns quickly),
+// waits for Create to return, and deletes once more so no half-made cluster
+// is left behind. kind is
+// not asked to wait for the nodes to be Ready (its wait polls for minutes
+// after the nodes are gone and cannot be interrupted): waitReady does,
+// cancellably, and a cancel during it deletes the cluster too.
 func (m *Manager) runCreate(ctx context.Context, name, image string, cfg *v1alpha4.Cluster, kubeconfigPath string) error {
 	done := make(chan error, 1)
-	go func() { done <- m.provider.Create(name, cfg, m.readyTimeout, kubeconfigPath) }()
+	go func() { done <- m.provider.Create(name, cfg, kubeconfigPath) }()
 	select {
 	case err := <-done:
 		if err != nil {
 			// kind deletes the nodes itself on failure (we never set Retain).
 			return fmt.Errorf("creating kind cluster %q with node image %s: %w", name, image, withCommandOutput(err))
 		}
-		return nil
 	case <-ctx.Done():
 		m.logger.V(0).Infof("Cancelled: deleting the half-created kind cluster %q ...", name)
 		err1 := m.provider.Delete(name, kubeconfigPath)
-		<-done
-		err2 := m.provider.Delete(name, kubeconfigPath)
-		if err2 != nil {
-			return fmt.Errorf("creating kind cluster %q: %w (and deleting it failed: %v; first attempt: %v)", name, ctx.Err(), err2, err1)
+		// A delete that ran before kind's `docker run` made the node leaves
+		// kind going for the rest of its steps: delete again each second
+		// until Create fails on the missing node and returns.
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for waiting := true; waiting; {
+			select {
+			case <-done:
+				waiting = false
+			case <-tick.C:
+				err1 = m.provider.Delete(name, kubeconfigPath)
+			}
 		}
-		return fmt.Errorf("creating kind cluster %q: %w", name, ctx.Err())
+		return m.deleteHalfMade(ctx, name, kubeconfigPath, err1)
 	}
+	if err := m.waitReady(ctx, name, kubeconfigPath); err != nil {
+		if ctx.Err() == nil {
+			return err
+		}
+		m.logger.V(0).Infof("Cancelled: deleting the half-created kind cluster %q ...", name)
+		return m.deleteHalfMade(ctx, name, kubeconfigPath, nil)
+	}
+	return nil
+}
+
+// deleteHalfMade deletes cluster name after ctx was cancelled while it was
+// being made, and returns ctx's error (with any deletion failure).
+func (m *Manager) deleteHalfMade(ctx context.Context, name, kubeconfigPath string, first error) error {
+	if err := m.provider.Delete(name, kubeconfigPath); err != nil {
+		return fmt.Errorf("creating kind cluster %q: %w (and deleting it failed: %v; first attempt: %v)", name, ctx.Err(), err, first)
+	}
+	return fmt.Errorf("creating kind cluster %q: %w", name, ctx.Err())
+}
+
+// waitReady waits up to readyTimeout for the new cluster's control-plane
+// nodes to be Ready, as kind's own wait does (and like it, only warns when
+// they are not: the cluster is made, and rollouts explain what is wrong).
+// It returns early with ctx's error when ctx is cancelled.
+func (m *Manager) waitReady(ctx context.Context, name, kubeconfigPath string) error {
+	if m.readyTimeout <= 0 {
+		return nil
+	}
+	begin := time.Now()
+	m.logger.V(0).Infof(" • Waiting ≤ %s for control-plane = Ready ⏳  ...", m.readyTimeout)
+	ready := m.nodesReady
+	if ready == nil {
+		ready = controlPlaneReady
+	}
+	tick := time.NewTicker(readyPoll)
+	defer tick.Stop()
+	var last error
+	for {
+		ok, err := ready(ctx, name, kubeconfigPath)
+		if ok {
+			m.logger.V(0).Infof(" ✓ Ready after %s 💚", time.Since(begin).Round(time.Second))
+			return nil
+		}
+		last = err
+		if time.Since(begin) >= m.readyTimeout {
+			why := ""
+			if last != nil {
+				why = ": " + last.Error()
+			}
+			m.logger.V(0).Infof(" • WARNING: the control plane of %q was not Ready after %s%s ⚠️", name, m.readyTimeout, why)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// readyPoll is how often waitReady asks.
+const readyPoll = 250 * time.Millisecond
+
+// controlPlaneReady reports whether every control-plane node of cluster
+// name has condition Ready, asked through the kubeconfig kind wrote.
+func controlPlaneReady(ctx context.Context, name, kubeconfigPath string) (bool, error) {
+	kc, err := os.ReadFile(kubeconfigPath)
+	if err != nil {
+		return false, err
+	}
+	rc, err := restConfigFor(kc, name)
+	if err != nil {
+		return false, err
+	}
+	rc.Timeout = apiProbeTimeout
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return false, err
+	}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "node-role.kubernetes.io/control-plane"})
+	if err != nil {
+		return false, err
+	}
+	if len(nodes.Items) == 0 {
+		return false, fmt.Errorf("no control-plane node registered yet")
+	}
+	for _, n := range nodes.Items {
+		if !nodeReady(n.Status.Conditions) {
+			return false, fmt.Errorf("node %s is not Ready yet", n.Name)
+		}
+	}
+	return true, nil
+}
+
+func nodeReady(conds []corev1.NodeCondition) bool {
+	for _, c := range conds {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // withCommandOutput appends the tail of a failed command's output, which

@@ -7,7 +7,9 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/devloop-dev/devloop/internal/config"
 	"k8s.io/client-go/rest"
@@ -24,6 +26,8 @@ type fixture struct {
 	log        *bytes.Buffer
 	// apiErr is what the fake API server probe returns.
 	apiErr error
+	// ready, when set, answers the new cluster's readiness check (default: Ready).
+	ready func(ctx context.Context) (bool, error)
 }
 
 func newFixture(t *testing.T, existing ...string) *fixture {
@@ -44,6 +48,12 @@ func newFixture(t *testing.T, existing ...string) *fixture {
 		withCgroupV1Detector(func() (bool, error) { return true, nil }),
 		withMarks(filepath.Join(t.TempDir(), "marks")),
 		withAPIProbe(func(context.Context, *rest.Config) error { return f.apiErr }),
+		withNodesReady(func(ctx context.Context, _, _ string) (bool, error) {
+			if f.ready != nil {
+				return f.ready(ctx)
+			}
+			return true, nil
+		}),
 	)
 	return f
 }
@@ -247,11 +257,58 @@ func TestEnsureCancelDeletesHalfMadeCluster(t *testing.T) {
 		t.Fatal("Ensure returned before Create did")
 	}
 	// The second delete (after Create returned) must have happened too.
-	if _, d := f.prov.counts(); d != 2 {
-		t.Errorf("deletes = %d, want 2", d)
+	if _, d := f.prov.counts(); d < 2 {
+		t.Errorf("deletes = %d, want at least 2", d)
 	}
 	if ok, _ := f.m.Exists("cx-c"); ok {
 		t.Error("half-made cluster left behind")
+	}
+}
+
+// A Ctrl-C while the new cluster's control plane is awaited returns at once
+// and deletes the cluster: kind's own wait polled on for minutes after the
+// nodes were gone.
+func TestEnsureCancelWhileWaitingForReady(t *testing.T) {
+	f := newFixture(t)
+	waiting := make(chan struct{})
+	var once sync.Once
+	f.ready = func(ctx context.Context) (bool, error) {
+		once.Do(func() { close(waiting) })
+		return false, errors.New("node devloop-control-plane is not Ready yet")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := f.m.Ensure(ctx, testSpec(t, "cx-w"))
+		errc <- err
+	}()
+	<-waiting
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if ok, _ := f.m.Exists("cx-w"); ok {
+		t.Error("a cluster cancelled while its control plane was awaited was left behind")
+	}
+	if ok, _ := f.m.Owned("cx-w"); ok {
+		t.Error("a deleted cluster is marked as devloop's")
+	}
+}
+
+// A control plane that never becomes Ready is warned about, as kind does,
+// and the cluster is kept: the rollouts say what is wrong.
+func TestEnsureReadyTimeoutWarns(t *testing.T) {
+	f := newFixture(t)
+	f.m.readyTimeout = time.Nanosecond
+	f.ready = func(context.Context) (bool, error) { return false, errors.New("node x is not Ready yet") }
+	if _, err := f.m.Ensure(context.Background(), testSpec(t, "cx-t")); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(f.log.String(), "was not Ready after") || !strings.Contains(f.log.String(), "node x is not Ready yet") {
+		t.Errorf("no warning naming the reason:\n%s", f.log.String())
+	}
+	if ok, _ := f.m.Exists("cx-t"); !ok {
+		t.Error("the cluster was deleted")
 	}
 }
 

@@ -33,3 +33,8 @@ func withMarks(dir string) Option { return func(m *Manager) { m.marks = Marks{di
 func withAPIProbe(f func(ctx context.Context, rc *rest.Config) error) Option {
 	return func(m *Manager) { m.apiProbe = f }
 }
+
+// withNodesReady replaces the new cluster's control-plane readiness check.
+func withNodesReady(f func(ctx context.Context, name, kubeconfigPath string) (bool, error)) Option {
+	return func(m *Manager) { m.nodesReady = f }
+}

@@ -18,9 +18,10 @@ import (
 // exists so tests can fake kind (in particular a Create that blocks until
 // Delete is called). None of kind's methods take a context.
 type Provider interface {
-	// Create creates cluster name from cfg, waits up to wait for the
-	// control plane to be Ready and writes its kubeconfig to kubeconfigPath.
-	Create(name string, cfg *v1alpha4.Cluster, wait time.Duration, kubeconfigPath string) error
+	// Create creates cluster name from cfg and writes its kubeconfig to
+	// kubeconfigPath. It does not wait for the nodes to be Ready: kind's
+	// wait cannot be interrupted, so the Manager waits itself.
+	Create(name string, cfg *v1alpha4.Cluster, kubeconfigPath string) error
 	// Delete deletes the cluster's nodes and removes its entries from the
 	// kubeconfig at kubeconfigPath ("" = $KUBECONFIG or ~/.kube/config).
 	Delete(name, kubeconfigPath string) error
@@ -48,10 +49,10 @@ func NewKindProvider(logger kindlog.Logger) *KindProvider {
 }
 
 // Create implements Provider.
-func (p *KindProvider) Create(name string, cfg *v1alpha4.Cluster, wait time.Duration, kubeconfigPath string) error {
+func (p *KindProvider) Create(name string, cfg *v1alpha4.Cluster, kubeconfigPath string) error {
 	return p.Kind.Create(name,
 		kindcluster.CreateWithV1Alpha4Config(cfg),
-		kindcluster.CreateWithWaitForReady(wait),
+		kindcluster.CreateWithWaitForReady(0),
 		kindcluster.CreateWithKubeconfigPath(kubeconfigPath),
 		kindcluster.CreateWithDisplayUsage(false),
 		kindcluster.CreateWithDisplaySalutation(false),
