@@ -69,6 +69,18 @@ func TestTraefikObjects(t *testing.T) {
 			t.Errorf("args %v lack %s", c.Args, a)
 		}
 	}
+	// The API server is reached on the node, not through a VIP that kube-proxy programs later.
+	env := map[string]string{}
+	for _, e := range c.Env {
+		v := e.Value
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			v = "fieldRef:" + e.ValueFrom.FieldRef.FieldPath
+		}
+		env[e.Name] = v
+	}
+	if env["KUBERNETES_SERVICE_HOST"] != "fieldRef:status.hostIP" || env["KUBERNETES_SERVICE_PORT"] != "6443" {
+		t.Errorf("env = %v, want the API server on the node's IP", env)
+	}
 	// An ingressclass filter would drop classless Ingresses that predate the IngressClass.
 	for _, a := range c.Args {
 		if strings.HasPrefix(a, "--providers.kubernetesingress.ingressclass") {
