@@ -96,9 +96,14 @@ type Options struct {
 	SilenceTimeout time.Duration
 }
 
+// Retries back off from backoffMin to backoffMax. The cap is low on
+// purpose: the API server is a local kind node, and while it is down (or
+// restarting) a retry costs one refused connection, so a tail retries every
+// second and is back within about a second of the API server answering
+// (issue 16's fault scenarios; 5 s let it come back up to 5 s late).
 const (
 	backoffMin = 100 * time.Millisecond
-	backoffMax = 5 * time.Second
+	backoffMax = time.Second
 )
 
 // Manager tails the logs of the selected pods.

@@ -2,9 +2,11 @@ package logs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,9 +14,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 const ns = "dev"
@@ -473,5 +477,49 @@ func TestSplitTimestamp(t *testing.T) {
 		if ok != tt.ok || !ts.Equal(tt.wantTS) || string(text) != tt.wantText {
 			t.Errorf("splitTimestamp(%q) = %v, %q, %v", tt.in, ts, text, ok)
 		}
+	}
+}
+
+// The API server unreachable for a while (issue 16, fault 2): the tail is
+// back within about a second of it answering again, whatever the length of
+// the outage (its retries while it is down are at most a second apart), and
+// nothing is lost or printed twice.
+func TestTailIsBackSoonAfterTheAPIServerAnswers(t *testing.T) {
+	for _, outage := range []int{20, 37, 45, 52, 57, 60, 64, 90} {
+		t.Run(fmt.Sprintf("%ds", outage), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const pod = "hello-7d9c5b6f4-x2x9z"
+				h := start(t, Options{Follow: true}, testPod(pod, nil, containerState{name: "app", id: "c1"}))
+				var down atomic.Bool
+				h.fs.down = down.Load
+				h.cs.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+					if down.Load() {
+						return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+					}
+					return false, nil, nil
+				})
+				h.fs.start(pod, "app", "c1", fakeFault{after: 1})
+				h.fs.log(pod, "app", at(100), "a")
+				h.fs.log(pod, "app", at(200), "b")
+				down.Store(true) // the first stream breaks after "a", with the API server gone
+				h.run()
+				synctest.Wait()
+				time.Sleep(time.Duration(outage) * time.Second)
+				down.Store(false)
+				back := time.Now()
+				for len(h.linesOf(pfx)) < 2 {
+					if time.Since(back) > time.Minute {
+						t.Fatalf("the tail never came back: %q", h.lines())
+					}
+					time.Sleep(10 * time.Millisecond) // virtual time: measures when the tail is back
+					synctest.Wait()
+				}
+				if took := time.Since(back); took > 1200*time.Millisecond {
+					t.Errorf("after a %ds outage the tail printed again %s after the API server answered, want ≤ 1.2s", outage, took)
+				}
+				equal(t, "lines", h.linesOf(pfx), []string{"a", "b"})
+				h.stop()
+			})
+		})
 	}
 }

@@ -60,6 +60,8 @@ func (o *observer) Reduced(s *engine.State, ev engine.Event) {
 			// The runner already said what was built and how long each step took.
 		case errors.Is(e.Err, engine.ErrSuperseded):
 			o.p.Line(e.Service, "build superseded by a newer change")
+		case errors.As(e.Err, new(*engine.RetryError)):
+			o.p.Error(e.Service, "build failed; the last good version keeps running. Not your code: %v", e.Err)
 		default:
 			o.p.Error(e.Service, "build failed; the last good version keeps running. Fix it and save to retry:\n%v", e.Err)
 		}

@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/devloop-dev/devloop/internal/build"
@@ -75,7 +77,7 @@ func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, prog
 	img, err := r.eng.Builder.Build(ctx, svc, out)
 	stop()
 	if err != nil {
-		return nil, err
+		return nil, r.engineFailure(ctx, err)
 	}
 	built := time.Since(begin)
 	progress(engine.PhaseLoading)
@@ -91,7 +93,7 @@ func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, prog
 	res, err := r.eng.Loader.LoadProbed(ctx, probe, img.Ref(), out)
 	stop()
 	if err != nil {
-		return nil, fmt.Errorf("loading %s into the cluster: %w", img.Ref(), err)
+		return nil, r.engineFailure(ctx, fmt.Errorf("loading %s into the cluster: %w", img.Ref(), err))
 	}
 	sent, loaded := res.Sent()
 	if loaded > 0 {
@@ -101,6 +103,92 @@ func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, prog
 		r.out.Line(svc.Name, "image %s: build %s, already in the node(s)", img.Ref(), built.Round(time.Millisecond))
 	}
 	return &img, nil
+}
+
+// engineRetryReason is what the build line says when a build runs again
+// because the Docker engine answers again.
+const engineRetryReason = "retry: the Docker engine answers again"
+
+// enginePoll is how often a build that failed with the engine waits to see
+// whether it answers again.
+var enginePoll = 500 * time.Millisecond
+
+// engineFailure turns a failed build or load into an engine.RetryError when
+// it was the Docker engine that failed, not the code: the engine does not
+// answer now (stopped, restarting), or the build's connection to it broke.
+// The loop then builds again by itself once the engine (and the kind node it
+// runs, which restarts with it) answers, rather than waiting for a save that
+// could not fix anything. A cancelled build is left as it is.
+func (r *runner) engineFailure(ctx context.Context, err error) error {
+	if ctx.Err() != nil || r.eng.Version == nil {
+		return err
+	}
+	var be *build.BuildError
+	if errors.As(err, &be) && be.Stage == "pre-build" {
+		return err // the host's command: never the engine's
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	_, _, perr := r.eng.Version(pctx)
+	cancel()
+	if perr == nil && !build.EngineConnLost(err) {
+		return err
+	}
+	why := "the Docker engine stopped answering"
+	if perr != nil {
+		why = fmt.Sprintf("the Docker engine does not answer (%v)", perr)
+	}
+	return &engine.RetryError{
+		Err:    fmt.Errorf("%s; devloop builds again by itself once it answers: %w", why, err),
+		Reason: engineRetryReason,
+		Wait:   r.waitEngine,
+	}
+}
+
+// waitEngine returns once the Docker engine answers again and, when the
+// cluster was up, its API server too (a kind node restarts with the engine),
+// for at most nodeWait: a node that does not come back is the load's error
+// to report.
+func (r *runner) waitEngine(ctx context.Context) error {
+	if err := pollUntil(ctx, func(ctx context.Context) bool { _, _, err := r.eng.Version(ctx); return err == nil }); err != nil {
+		return err
+	}
+	select {
+	case <-r.cluster.done:
+	default:
+		return nil // the cluster is still being made: the build waits for it anyway
+	}
+	conn, err := r.cluster.wait(ctx)
+	if err != nil || conn == nil || conn.Clients == nil {
+		return nil
+	}
+	nctx, cancel := context.WithTimeout(ctx, nodeWait)
+	defer cancel()
+	_ = pollUntil(nctx, func(ctx context.Context) bool {
+		_, err := conn.Clients.Core.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{})
+		return err == nil || apierrors.IsNotFound(err) || apierrors.IsForbidden(err) // it answers
+	})
+	return ctx.Err()
+}
+
+// nodeWait bounds how long a retry waits for the cluster after the engine answers.
+const nodeWait = 3 * time.Minute
+
+// pollUntil calls ok (each call bounded to 2 s) every enginePoll until it
+// reports true or ctx ends.
+func pollUntil(ctx context.Context, ok func(context.Context) bool) error {
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		up := ok(pctx)
+		cancel()
+		if up {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(enginePoll):
+		}
+	}
 }
 
 // Sync copies changed files into every running container of the service.
