@@ -98,9 +98,15 @@ type Deps struct {
 }
 
 // NewDeps returns the real external systems; kind's own progress lines go
-// to clusterOut.
+// to clusterOut, and so, with -v, does what client-go logs by itself (its
+// retried watches while the API server restarts); without -v that is dropped.
 func NewDeps(clusterOut io.Writer, verbosity int) *Deps {
 	var eng *Engine
+	if verbosity > 0 {
+		kube.RouteClientGoLogs(clusterOut)
+	} else {
+		kube.RouteClientGoLogs(nil)
+	}
 	return &Deps{
 		Clusters: kindClusters{cluster.NewManager(clusterOut, cluster.WithVerbosity(verbosity))},
 		Engine: func(ctx context.Context) (*Engine, error) {
