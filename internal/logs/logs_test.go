@@ -523,3 +523,38 @@ func TestTailIsBackSoonAfterTheAPIServerAnswers(t *testing.T) {
 		})
 	}
 }
+
+// After a node restart (the Docker engine restarted, issue 16 fault 1) the
+// pod informer can lag the API server by up to 30 s (client-go's relist
+// backoff after a long outage). The tail of the dead container sees the new
+// container ID in the pod it reads directly, and the new container's tail
+// starts from that at once instead of waiting for the informer.
+func TestNewContainerSeenByTheOldTailIsTailedWithoutTheInformer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const pod = "hello-7d9c5b6f4-x2x9z"
+		h := start(t, Options{Follow: true}, testPod(pod, nil, containerState{name: "app", id: "c1"}))
+		// The informer watches a clientset that never sees the restart.
+		stale := fake.NewClientset(testPod(pod, nil, containerState{name: "app", id: "c1"}))
+		factory := informers.NewSharedInformerFactoryWithOptions(stale, 0, informers.WithNamespace(ns))
+		t.Cleanup(factory.Shutdown)
+		h.m.opts.Informers = factory
+		h.fs.start(pod, "app", "c1")
+		h.fs.log(pod, "app", at(0), "before the restart")
+		h.run()
+		synctest.Wait()
+		// The node restarts: c1 is gone, c2 runs; only the API server knows.
+		h.fs.start(pod, "app", "c2")
+		h.fs.log(pod, "app", at(5000), "after the restart")
+		h.updatePod(testPod(pod, nil, containerState{name: "app", id: "c2", lastID: "c1"}))
+		begin := time.Now()
+		for len(h.linesOf(pfx)) < 2 && time.Since(begin) < time.Minute {
+			time.Sleep(100 * time.Millisecond) // virtual time: measures when c2 shows
+			synctest.Wait()
+		}
+		equal(t, "lines", h.linesOf(pfx), []string{"before the restart", "after the restart"})
+		if took := time.Since(begin); took > 5*time.Second {
+			t.Errorf("the new container's lines showed %s after its start, want within the old tail's settle time", took)
+		}
+		h.stop()
+	})
+}
