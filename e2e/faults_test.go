@@ -307,6 +307,7 @@ func testAPIDown(t *testing.T, up *proc) {
 	node := clusterName + "-control-plane"
 	api := apiServerURL(t)
 	before := time.Now()
+	m := up.mark()
 	docker(t, "exec", node, "mkdir", "-p", "/etc/kubernetes/parked")
 	docker(t, "exec", node, "mv", "/etc/kubernetes/manifests/kube-apiserver.yaml", "/etc/kubernetes/parked/")
 	restore := func() {
@@ -368,6 +369,12 @@ func testAPIDown(t *testing.T, up *proc) {
 	t.Logf("FIGURE fault=api-down-60s down_for=%s forward_back=%s tail_back=%s lines_checked=%d",
 		answering.Sub(down).Round(100*time.Millisecond), served.Sub(answering).Round(10*time.Millisecond),
 		logged.Sub(answering).Round(10*time.Millisecond), len(lines))
+	// The user is told what happened, once each way.
+	out := up.out.String()
+	if n := strings.Count(out[m:], "its API server has not answered"); n != 1 {
+		t.Errorf("devloop said %d times that the API server does not answer, want once:\n%s", n, out[m:])
+	}
+	up.waitOutput("answers again", m, 10*time.Second)
 	if d := served.Sub(answering); d > 2*time.Second {
 		t.Errorf("the forward served %s after the API server answered, want within 2 s", d)
 	}
@@ -489,6 +496,29 @@ func testDockerdRestart(t *testing.T, up *proc, dir string) {
 		if n := builds(out); n != 0 {
 			t.Errorf("an engine restart while idle caused %d builds:\n%s", n, out)
 		}
+	})
+	t.Run("node-not-back", func(t *testing.T) {
+		// The state a node is in when it does not restart with the engine
+		// (kind's on-failure:1 policy gave up, or it was stopped): devloop
+		// says so and how to repair it, then recovers once it runs.
+		node := clusterName + "-control-plane"
+		m := up.mark()
+		docker(t, "stop", node)
+		stopped := time.Now()
+		up.waitOutput("is stopped, and it did not come back by itself", m, time.Minute)
+		said := lineAt(t, up, "is stopped, and it did not come back by itself", stopped).Sub(stopped)
+		if !strings.Contains(up.out.String()[m:], "`docker start "+node+"`") {
+			t.Errorf("the message does not say how to repair it:\n%s", up.out.String()[m:])
+		}
+		docker(t, "start", node)
+		started := time.Now()
+		up.waitOutput("answers again", m, 3*time.Minute)
+		back := lineAt(t, up, "answers again", started).Sub(started)
+		served := waitServe(t, "faultapp v2", 3*time.Minute)
+		logged := waitSeqAfter(t, up, served, 2*time.Minute)
+		t.Logf("FIGURE fault=node-not-back said_after=%s answers_after_start=%s forward_after_start=%s tail_after_start=%s",
+			said.Round(100*time.Millisecond), back.Round(100*time.Millisecond), served.Sub(started).Round(100*time.Millisecond),
+			logged.Sub(started).Round(100*time.Millisecond))
 	})
 	t.Run("during-a-build", func(t *testing.T) {
 		m := up.mark()

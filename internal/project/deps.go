@@ -56,6 +56,9 @@ type Clusters interface {
 	Down(ctx context.Context, name string, cleanup func(context.Context, *rest.Config) error) (notCleaned, err error)
 	// Owned reports whether devloop created the cluster (rather than adopting it).
 	Owned(name string) (bool, error)
+	// Usable checks that the cluster can be talked to (its nodes run, its API
+	// server answers); when not, the error (a *cluster.BrokenError) says why.
+	Usable(ctx context.Context, name string) (*rest.Config, error)
 	InstallAddons(ctx context.Context, c *Conn, spec config.Cluster, ensureImage func(context.Context, string) error) error
 }
 

@@ -83,6 +83,11 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		wg.Add(2)
+		if !o.Once {
+			// Say when the cluster stops answering, why, and when it is back.
+			wg.Add(1)
+			go func() { defer wg.Done(); newClusterWatch(cfg.Cluster.Name, p, conn, deps.Clusters).run(ctx) }()
+		}
 		go func() { defer wg.Done(); installAddons(ctx, cfg, deps, eng, conn, p, cl) }()
 		go func() {
 			defer wg.Done()

@@ -186,6 +186,9 @@ func (c *fakeClusters) Exists(string) (bool, error)             { return c.exist
 func (c *fakeClusters) RESTConfig(string) (*rest.Config, error) { return &rest.Config{}, nil }
 func (c *fakeClusters) Delete(context.Context, string) error    { c.deleted = true; return nil }
 func (c *fakeClusters) Owned(string) (bool, error)              { return c.owned, nil }
+func (c *fakeClusters) Usable(context.Context, string) (*rest.Config, error) {
+	return &rest.Config{}, nil
+}
 func (c *fakeClusters) Down(ctx context.Context, name string, cleanup func(context.Context, *rest.Config) error) (error, error) {
 	var notCleaned error
 	if cleanup != nil {
