@@ -83,12 +83,12 @@ func faultProject(t *testing.T) string {
 	t.Helper()
 	dir := goProject(t, "faultapp", faultApp, map[string]string{"app.yaml": faultManifests})
 	writeFile(t, filepath.Join(dir, "version.go"), faultVersion("v1"))
-	// A stage that sleeps as many seconds as slow.txt says: a build that is
-	// still running in the engine when the engine is restarted.
+	// A stage that sleeps as many seconds as slow.txt's first line says: a
+	// build that is still running in the engine when the engine is restarted.
 	writeFile(t, filepath.Join(dir, "slow.txt"), "0\n")
 	writeFile(t, filepath.Join(dir, "Dockerfile"), `FROM `+os.Getenv("DEVLOOP_E2E_DEBIAN_IMAGE")+` AS slow
 COPY slow.txt /slow.txt
-RUN sleep "$(cat /slow.txt)"
+RUN sleep "$(head -n1 /slow.txt)"
 FROM scratch
 COPY --from=slow /slow.txt /slow.txt
 COPY bin/faultapp /faultapp
@@ -524,7 +524,8 @@ func testDockerdRestart(t *testing.T, up *proc, dir string) {
 		m := up.mark()
 		binary := filepath.Join(dir, "bin", "faultapp")
 		before, _ := os.Stat(binary)
-		writeFile(t, filepath.Join(dir, "slow.txt"), "20\n")
+		// The second line makes the step new to BuildKit's cache on every run.
+		writeFile(t, filepath.Join(dir, "slow.txt"), fmt.Sprintf("20\n%d\n", time.Now().UnixNano()))
 		writeFile(t, filepath.Join(dir, "version.go"), faultVersion("v3"))
 		up.waitOutput("building (", m, time.Minute)
 		// The pre-build (host) is done once bin/faultapp is rewritten; then
