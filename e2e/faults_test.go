@@ -204,6 +204,14 @@ func eventuallyEvery(t *testing.T, url, want string, timeout, every time.Duratio
 	t.Fatalf("GET %s never answered %q within %s; last: %s", url, want, timeout, last)
 }
 
+// as makes p's waits fail t (a subtest) instead of the test that started
+// p, until the returned func restores it.
+func (p *proc) as(t testing.TB) func() {
+	prev := p.t
+	p.t = t
+	return func() { p.t = prev }
+}
+
 // apiServerURL is the kind API server's address on this host.
 func apiServerURL(t *testing.T) string {
 	t.Helper()
@@ -264,10 +272,10 @@ func TestFaults(t *testing.T) {
 	// controller-manager comes back only after its own restart backoff, and
 	// a rollout waits for it (not devloop's recovery, but it would be in the
 	// figure).
-	t.Run("suspended", func(t *testing.T) { testSuspended(t, up) })
-	t.Run("disk-full", func(t *testing.T) { testDiskFull(t, up, dir) })
-	t.Run("api-down", func(t *testing.T) { testAPIDown(t, up) })
-	t.Run("dockerd-restart", func(t *testing.T) { testDockerdRestart(t, up, dir) })
+	t.Run("suspended", func(t *testing.T) { defer up.as(t)(); testSuspended(t, up) })
+	t.Run("disk-full", func(t *testing.T) { defer up.as(t)(); testDiskFull(t, up, dir) })
+	t.Run("api-down", func(t *testing.T) { defer up.as(t)(); testAPIDown(t, up) })
+	t.Run("dockerd-restart", func(t *testing.T) { defer up.as(t)(); testDockerdRestart(t, up, dir) })
 	up.stop()
 	t.Run("sigkill-mid-deploy", func(t *testing.T) { testKilledMidDeploy(t, dir) })
 }
@@ -473,6 +481,7 @@ func testDockerdRestart(t *testing.T, up *proc, dir string) {
 	}
 	api := apiServerURL(t)
 	t.Run("idle", func(t *testing.T) {
+		defer up.as(t)()
 		m := up.mark()
 		took := restartEngine(t, leg)
 		engineBack := time.Now()
@@ -498,6 +507,7 @@ func testDockerdRestart(t *testing.T, up *proc, dir string) {
 		}
 	})
 	t.Run("node-not-back", func(t *testing.T) {
+		defer up.as(t)()
 		// The state a node is in when it does not restart with the engine
 		// (kind's on-failure:1 policy gave up, or it was stopped): devloop
 		// says so and how to repair it, then recovers once it runs.
@@ -521,6 +531,7 @@ func testDockerdRestart(t *testing.T, up *proc, dir string) {
 			logged.Sub(started).Round(100*time.Millisecond))
 	})
 	t.Run("during-a-build", func(t *testing.T) {
+		defer up.as(t)()
 		m := up.mark()
 		binary := filepath.Join(dir, "bin", "faultapp")
 		before, _ := os.Stat(binary)
