@@ -457,8 +457,10 @@ func EngineConnLost(err error) bool {
 	if err == nil {
 		return false
 	}
-	if client.IsErrConnectionFailed(err) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+	// Not "connection refused" and the like in general: a base image's
+	// registry that refuses is a build's own failure, and retrying it
+	// would only fail again.
+	if client.IsErrConnectionFailed(err) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return true
 	}
 	if st, ok := grpcstatus.FromError(err); ok && st.Code() == codes.Unavailable {
@@ -466,8 +468,8 @@ func EngineConnLost(err error) bool {
 	}
 	// The session's and the stream's errors do not always wrap their cause.
 	msg := err.Error()
-	for _, s := range []string{"Cannot connect to the Docker daemon", "connection reset by peer", "connection refused",
-		"broken pipe", "unexpected EOF", "error reading from server: EOF", "transport is closing"} {
+	for _, s := range []string{"Cannot connect to the Docker daemon", "failed to connect to the docker API",
+		"reading build output: unexpected EOF", "error reading from server: EOF", "transport is closing"} {
 		if strings.Contains(msg, s) {
 			return true
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,7 +55,8 @@ func (r *runner) progress(prefix string, what func() string) (stop func()) {
 func fixed(s string) func() string { return func() string { return s } }
 
 // Image runs the pre-build and the build, then loads the image into the nodes.
-func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, progress func(engine.Phase)) (*build.Image, error) {
+func (r *runner) Image(ctx context.Context, svc config.Service, reasons []string, progress func(engine.Phase)) (*build.Image, error) {
+	retry := slices.Contains(reasons, engineRetryReason)
 	out := r.out.Writer(svc.Name)
 	defer out.Close()
 	begin := time.Now()
@@ -77,7 +79,7 @@ func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, prog
 	img, err := r.eng.Builder.Build(ctx, svc, out)
 	stop()
 	if err != nil {
-		return nil, r.engineFailure(ctx, err)
+		return nil, r.engineFailure(ctx, err, retry)
 	}
 	built := time.Since(begin)
 	progress(engine.PhaseLoading)
@@ -93,7 +95,7 @@ func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, prog
 	res, err := r.eng.Loader.LoadProbed(ctx, probe, img.Ref(), out)
 	stop()
 	if err != nil {
-		return nil, r.engineFailure(ctx, fmt.Errorf("loading %s into the cluster: %w", img.Ref(), err))
+		return nil, r.engineFailure(ctx, fmt.Errorf("loading %s into the cluster: %w", img.Ref(), err), retry)
 	}
 	sent, loaded := res.Sent()
 	if loaded > 0 {
@@ -118,8 +120,9 @@ var enginePoll = 500 * time.Millisecond
 // answer now (stopped, restarting), or the build's connection to it broke.
 // The loop then builds again by itself once the engine (and the kind node it
 // runs, which restarts with it) answers, rather than waiting for a save that
-// could not fix anything. A cancelled build is left as it is.
-func (r *runner) engineFailure(ctx context.Context, err error) error {
+// could not fix anything. A cancelled build is left as it is, and so is a
+// retry that failed again while the engine answers (no retry storm).
+func (r *runner) engineFailure(ctx context.Context, err error, isRetry bool) error {
 	if ctx.Err() != nil || r.eng.Version == nil {
 		return err
 	}
@@ -130,7 +133,7 @@ func (r *runner) engineFailure(ctx context.Context, err error) error {
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	_, _, perr := r.eng.Version(pctx)
 	cancel()
-	if perr == nil && !build.EngineConnLost(err) {
+	if perr == nil && (isRetry || !build.EngineConnLost(err)) {
 		return err
 	}
 	why := "the Docker engine stopped answering"
