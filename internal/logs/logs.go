@@ -203,6 +203,29 @@ func (m *Manager) Run(ctx context.Context) error {
 	return nil
 }
 
+// Recheck reads the selected pods from the API server once and tails every
+// container not seen yet, as if the informer had delivered them. After the
+// cluster was unreachable the informer can lag by up to 30 s (client-go's
+// relist backoff), while a restarted node runs new containers at once: the
+// session calls Recheck when the cluster answers again. It does nothing
+// before Run or without Follow.
+func (m *Manager) Recheck(ctx context.Context) error {
+	m.mu.Lock()
+	running := m.ctx != nil && m.ctx.Err() == nil
+	m.mu.Unlock()
+	if !running || !m.opts.Follow {
+		return nil
+	}
+	list, err := m.cs.CoreV1().Pods(m.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: m.opts.Selector.String()})
+	if err != nil {
+		return fmt.Errorf("listing pods in %s: %w", m.opts.Namespace, err)
+	}
+	for i := range list.Items {
+		m.podUpdated(&list.Items[i])
+	}
+	return nil
+}
+
 func asPod(obj any) *corev1.Pod {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj

@@ -558,3 +558,34 @@ func TestNewContainerSeenByTheOldTailIsTailedWithoutTheInformer(t *testing.T) {
 		h.stop()
 	})
 }
+
+// The old container's stream stalls after a node restart (nothing ends it
+// but the 30 s silence watchdog) and the informer lags: Recheck, called
+// when the cluster answers again, tails the new container at once.
+func TestRecheckTailsContainersTheInformerHasNotDelivered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const pod = "hello-7d9c5b6f4-x2x9z"
+		h := start(t, Options{Follow: true, SilenceTimeout: time.Hour}, testPod(pod, nil, containerState{name: "app", id: "c1"}))
+		stale := fake.NewClientset(testPod(pod, nil, containerState{name: "app", id: "c1"}))
+		factory := informers.NewSharedInformerFactoryWithOptions(stale, 0, informers.WithNamespace(ns))
+		t.Cleanup(factory.Shutdown)
+		h.m.opts.Informers = factory
+		h.fs.start(pod, "app", "c1", fakeFault{after: 1, stall: true})
+		h.fs.log(pod, "app", at(0), "before the restart")
+		h.fs.log(pod, "app", at(100), "held in the stalled stream")
+		h.run()
+		synctest.Wait()
+		h.fs.start(pod, "app", "c2")
+		h.fs.log(pod, "app", at(5000), "after the restart")
+		h.updatePod(testPod(pod, nil, containerState{name: "app", id: "c2", lastID: "c1"}))
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		equal(t, "lines before Recheck", h.linesOf(pfx), []string{"before the restart"})
+		if err := h.m.Recheck(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		equal(t, "lines after Recheck", h.linesOf(pfx), []string{"before the restart", "after the restart"})
+		h.stop()
+	})
+}

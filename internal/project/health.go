@@ -30,6 +30,9 @@ type clusterWatch struct {
 	every      time.Duration
 	after      time.Duration
 	rediagnose time.Duration
+	// onBack, when set, is called when the cluster answers again after it
+	// was said not to.
+	onBack func()
 }
 
 func newClusterWatch(name string, out *ui.Printer, conn *Conn, clusters Clusters) *clusterWatch {
@@ -69,6 +72,9 @@ func (w *clusterWatch) run(ctx context.Context) {
 			if said != "" {
 				w.out.Line("cluster", "kind cluster %q answers again (it did not for %s); forwards and log tails resume",
 					w.name, now.Sub(downSince).Round(time.Second))
+				if w.onBack != nil {
+					w.onBack()
+				}
 			}
 			downSince, diagnosed, said = time.Time{}, time.Time{}, ""
 			continue

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -40,6 +41,8 @@ func TestClusterWatchSaysWhyTheClusterIsGoneAndWhenItIsBack(t *testing.T) {
 			probe:    func(context.Context) error { mu.Lock(); defer mu.Unlock(); return probeErr },
 			diagnose: func(context.Context) error { mu.Lock(); defer mu.Unlock(); return diagErr },
 			every:    2 * time.Second, after: 5 * time.Second, rediagnose: 10 * time.Second}
+		var backs atomic.Int32
+		w.onBack = func() { backs.Add(1) }
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { w.run(ctx); close(done) }()
@@ -65,6 +68,9 @@ func TestClusterWatchSaysWhyTheClusterIsGoneAndWhenItIsBack(t *testing.T) {
 		synctest.Wait()
 		if s := out.String(); !strings.Contains(s, `kind cluster "dev" answers again`) {
 			t.Fatalf("no word when it answered again:\n%s", s)
+		}
+		if n := backs.Load(); n != 1 {
+			t.Errorf("onBack called %d times, want once (the log tails recheck the pods then)", n)
 		}
 
 		// Only the API server is down (restarting), the node runs.

@@ -22,6 +22,7 @@ import (
 	"github.com/devloop-dev/devloop/internal/imageload"
 	"github.com/devloop-dev/devloop/internal/kube"
 	"github.com/devloop-dev/devloop/internal/livesync"
+	"github.com/devloop-dev/devloop/internal/logs"
 	"github.com/devloop-dev/devloop/internal/ui"
 )
 
@@ -35,6 +36,7 @@ type runner struct {
 	live           bool // the live status view is on: no "still ..." lines
 
 	deploying atomic.Int32 // deploys in flight: their rollout waits explain pods
+	tails     atomic.Pointer[logs.Manager]
 
 	mu        sync.Mutex
 	manifests *kube.Manifests // of the last deploy (before it: as rendered)
@@ -192,6 +194,27 @@ func pollUntil(ctx context.Context, ok func(context.Context) bool) error {
 		case <-time.After(enginePoll):
 		}
 	}
+}
+
+// recheckTails reads the pods directly a few times after the cluster
+// answers again (at once, then 2, 4, 8 and 16 s later, while a restarted
+// node starts its containers), so new containers are tailed without waiting
+// for the informer's relist, which lags by up to 30 s after an outage.
+func (r *runner) recheckTails(ctx context.Context) {
+	lm := r.tails.Load()
+	if lm == nil {
+		return
+	}
+	go func() {
+		for _, d := range []time.Duration{0, 2 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d):
+			}
+			_ = lm.Recheck(ctx)
+		}
+	}()
 }
 
 // Sync copies changed files into every running container of the service.
