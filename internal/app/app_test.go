@@ -92,6 +92,9 @@ func (noClusters) Exists(string) (bool, error)             { return false, nil }
 func (noClusters) RESTConfig(string) (*rest.Config, error) { return nil, errors.New("no cluster") }
 func (noClusters) Delete(context.Context, string) error    { return errors.New("no cluster") }
 func (noClusters) Owned(string) (bool, error)              { return false, nil }
+func (noClusters) Usable(context.Context, string) (*rest.Config, error) {
+	return nil, errors.New("no cluster")
+}
 func (noClusters) Down(context.Context, string, func(context.Context, *rest.Config) error) (error, error) {
 	return nil, errors.New("no cluster")
 }

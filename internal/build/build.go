@@ -21,6 +21,8 @@ import (
 
 	buildtypes "github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/client"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/dockerhost"
@@ -444,4 +446,33 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// EngineConnLost reports whether err is a broken or refused connection to
+// the Docker engine rather than a failure of the build itself: the engine
+// stopped or restarted while the build ran (a build's own failure, a RUN
+// that exits non-zero or a Dockerfile error, arrives as a message on a
+// healthy stream instead).
+func EngineConnLost(err error) bool {
+	if err == nil {
+		return false
+	}
+	// Not "connection refused" and the like in general: a base image's
+	// registry that refuses is a build's own failure, and retrying it
+	// would only fail again.
+	if client.IsErrConnectionFailed(err) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	if st, ok := grpcstatus.FromError(err); ok && st.Code() == codes.Unavailable {
+		return true
+	}
+	// The session's and the stream's errors do not always wrap their cause.
+	msg := err.Error()
+	for _, s := range []string{"Cannot connect to the Docker daemon", "failed to connect to the docker API",
+		"reading build output: unexpected EOF", "error reading from server: EOF", "transport is closing"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -346,4 +347,25 @@ func TestPreBuild(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// A lost connection to the engine is told apart from a build's own failure
+// that mentions a refused connection (a registry that refuses a pull):
+// only the first is retried by itself.
+func TestEngineConnLost(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{errors.New("reading build output: unexpected EOF"), true},
+		{fmt.Errorf("starting image build: %w", errors.New("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")), true},
+		{fmt.Errorf("wrapped: %w", io.ErrUnexpectedEOF), true},
+		{errors.New(`failed to resolve source metadata for docker.io/library/alpine:3: dial tcp 127.0.0.1:443: connect: connection refused`), false},
+		{errors.New(`process "/bin/sh -c make" did not complete successfully: exit code: 2`), false},
+		{nil, false},
+	} {
+		if got := EngineConnLost(tt.err); got != tt.want {
+			t.Errorf("EngineConnLost(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
 }

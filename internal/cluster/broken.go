@@ -26,6 +26,9 @@ type BrokenError struct {
 	Repair string
 	// Err is the underlying error, if any.
 	Err error
+	// NodeDown: a node container is gone, stopped or paused (rather than a
+	// running node whose API server does not answer).
+	NodeDown bool
 }
 
 // Error implements error: the whole advice, for `devloop down` (without
@@ -74,11 +77,11 @@ func (m *Manager) Usable(ctx context.Context, name string) (*rest.Config, error)
 		}
 		switch {
 		case !ci.Exists:
-			return nil, &BrokenError{Name: name, Reason: "its node container " + n + " is gone", Repair: "devloop down --cluster"}
+			return nil, &BrokenError{Name: name, Reason: "its node container " + n + " is gone", Repair: "devloop down --cluster", NodeDown: true}
 		case ci.Paused:
-			return nil, &BrokenError{Name: name, Reason: "its node container " + n + " is paused", Repair: "docker unpause " + n}
+			return nil, &BrokenError{Name: name, Reason: "its node container " + n + " is paused", Repair: "docker unpause " + n, NodeDown: true}
 		case !ci.Running:
-			return nil, &BrokenError{Name: name, Reason: "its node container " + n + " is stopped", Repair: "docker start " + n}
+			return nil, &BrokenError{Name: name, Reason: "its node container " + n + " is stopped", Repair: "docker start " + n, NodeDown: true}
 		}
 	}
 	kc, err := m.provider.KubeConfig(name)

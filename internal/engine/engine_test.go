@@ -410,3 +410,106 @@ func TestFailedFirstBuildSettles(t *testing.T) {
 		t.Fatal("settled although a fix of a is owed a build")
 	}
 }
+
+// A build that failed because the Docker engine stopped answering is not
+// the code's fault: it is shown as failed (the last good version keeps
+// running) and built again by itself once the engine answers, not on the
+// next save.
+func TestEngineFailureRetriesByItself(t *testing.T) {
+	s := settled(t, "a")
+	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/main.go"}}})
+	acts := step(s)
+	gen := acts[0].Gen
+	Reduce(s, ImageDone{Service: "a", Gen: gen, Err: &RetryError{Err: errors.New("engine gone"), Reason: "the engine answers again"}})
+	ss := s.Services["a"]
+	if ss.Phase != PhaseFailed || !ss.RetryOwed || ss.Deployed.Ref() != "a:1" {
+		t.Fatalf("after the engine failure: %+v", ss)
+	}
+	if acts := step(s); len(acts) != 0 {
+		t.Fatalf("retried before the engine answered: %v", kinds(acts))
+	}
+	Reduce(s, Retry{Service: "a", Gen: gen, Reason: "the engine answers again"})
+	acts = step(s)
+	if got := kinds(acts); !reflect.DeepEqual(got, []string{"image:a"}) || acts[0].Paths[0] != "the engine answers again" {
+		t.Fatalf("after the engine answered: %v %v, want one build saying why", got, acts)
+	}
+	if ss.RetryOwed {
+		t.Fatal("retry still owed once the build started")
+	}
+
+	// A code failure is never retried by a Retry event.
+	Reduce(s, ImageDone{Service: "a", Gen: acts[0].Gen, Err: errors.New("syntax error")})
+	Reduce(s, Retry{Service: "a", Gen: acts[0].Gen})
+	if acts := step(s); len(acts) != 0 {
+		t.Fatalf("a code failure was retried: %v", kinds(acts))
+	}
+}
+
+// A save while the retry waits builds at once; the retry, when the engine
+// answers, is then dropped (the newer build already runs).
+func TestRetryAfterSaveIsDropped(t *testing.T) {
+	s := settled(t, "a")
+	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/main.go"}}})
+	gen := step(s)[0].Gen
+	Reduce(s, ImageDone{Service: "a", Gen: gen, Err: &RetryError{Err: errors.New("engine gone")}})
+	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/main.go"}}})
+	if got := kinds(step(s)); !reflect.DeepEqual(got, []string{"image:a"}) {
+		t.Fatalf("save after an engine failure: %v", got)
+	}
+	Reduce(s, Retry{Service: "a", Gen: gen})
+	if got := kinds(step(s)); len(got) != 0 {
+		t.Fatalf("stale retry started %v", got)
+	}
+}
+
+// retryRunner fails the first build of each service with a RetryError whose
+// Wait returns when engineBack is closed.
+type retryRunner struct {
+	fakeRunner
+	engineBack chan struct{}
+}
+
+func (f *retryRunner) Image(ctx context.Context, svc config.Service, reasons []string, progress func(Phase)) (*build.Image, error) {
+	f.mu.Lock()
+	first := f.builds[svc.Name] == 0
+	f.mu.Unlock()
+	if first {
+		f.mu.Lock()
+		f.builds[svc.Name]++
+		f.mu.Unlock()
+		return nil, &RetryError{Err: errors.New("the Docker engine does not answer"), Reason: "the engine answers again",
+			Wait: func(ctx context.Context) error {
+				select {
+				case <-f.engineBack:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}}
+	}
+	return f.fakeRunner.Image(ctx, svc, reasons, progress)
+}
+
+func TestLoopRetriesWhenTheEngineAnswers(t *testing.T) {
+	f := &retryRunner{fakeRunner: fakeRunner{builds: map[string]int{}, release: make(chan struct{})}, engineBack: make(chan struct{})}
+	close(f.release)
+	obs := newObserver()
+	l := New(testConfig("a"), f, Options{Observer: obs})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go l.Run(ctx) //nolint:errcheck
+	if s := <-obs.settled; s.Services["a"].Phase != PhaseFailed {
+		t.Fatalf("after the engine failure: %+v", s.Services["a"])
+	}
+	close(f.engineBack)
+	if a := <-obs.started; a.Kind != ActionImage || a.Gen != 1 {
+		t.Fatalf("first action %+v", a)
+	}
+	if a := <-obs.started; a.Kind != ActionImage || a.Paths[0] != "the engine answers again" {
+		t.Fatalf("want the retry build, got %+v", a)
+	}
+	s := <-obs.settled
+	if ss := s.Services["a"]; ss.Phase != PhaseReady || ss.Deployed == nil {
+		t.Fatalf("after the retry: %+v", ss)
+	}
+}

@@ -158,6 +158,12 @@ func (l *Loop) start(ctx context.Context, a Action) {
 				err = ErrSuperseded
 			}
 			post(ImageDone{Service: a.Service, Gen: a.Gen, Image: art, Err: err, Took: time.Since(begin)})
+			// A failure that is not the code's: build again once its
+			// cause has gone, without waiting for a save.
+			var re *RetryError
+			if errors.As(err, &re) && re.Wait != nil && re.Wait(ctx) == nil {
+				post(Retry{Service: a.Service, Gen: a.Gen, Reason: re.Reason})
+			}
 		}()
 	case ActionSync:
 		svc := l.service(a.Service)

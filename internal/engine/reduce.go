@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"github.com/devloop-dev/devloop/internal/build"
@@ -66,7 +67,32 @@ type DeployDone struct {
 	Took   time.Duration
 }
 
+// Retry reports that the cause of a service's failed build, one that was not
+// the user's code (a RetryError), has gone: the loop posts it once the
+// error's Wait returns. Gen is the generation of the build that failed; a
+// save since then has already started a newer build and the retry is dropped.
+type Retry struct {
+	Service string
+	Gen     int
+	Reason  string
+}
+
+// RetryError is a build failure that a save cannot fix and that goes away
+// by itself: the Docker engine stopped answering (restarted, say). The loop
+// shows it like any failure (the last good version keeps running), then
+// waits with Wait (until the engine answers again) and builds the service
+// again without a save. Reason says why the new build runs.
+type RetryError struct {
+	Err    error
+	Reason string
+	Wait   func(ctx context.Context) error
+}
+
+func (e *RetryError) Error() string { return e.Err.Error() }
+func (e *RetryError) Unwrap() error { return e.Err }
+
 func (Changed) isEvent()       {}
+func (Retry) isEvent()         {}
 func (ActionStarted) isEvent() {}
 func (Progress) isEvent()      {}
 func (ImageDone) isEvent()     {}
@@ -94,6 +120,10 @@ func Reduce(s *State, ev Event) {
 		reduceSyncDone(s, e)
 	case DeployDone:
 		reduceDeployDone(s, e)
+	case Retry:
+		if ss := s.Services[e.Service]; ss != nil && ss.Gen == e.Gen && ss.InFlight == 0 && ss.RetryOwed {
+			markDirty(ss, []string{e.Reason})
+		}
 	}
 }
 
@@ -102,6 +132,7 @@ func markDirty(ss *ServiceState, paths []string) {
 		ss.Reasons = nil
 	}
 	ss.Dirty = true
+	ss.RetryOwed = false
 	ss.Gen++
 	ss.Reasons = addReasons(ss.Reasons, paths)
 }
@@ -176,6 +207,8 @@ func reduceImageDone(s *State, e ImageDone) {
 			return
 		}
 		ss.LastError = e.Err.Error()
+		var re *RetryError
+		ss.RetryOwed = errors.As(e.Err, &re)
 		s.setPhase(ss, PhaseFailed)
 		return
 	}

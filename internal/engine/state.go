@@ -60,6 +60,9 @@ type ServiceState struct {
 
 	// LastError is the last failure, shown once and kept for status views.
 	LastError string
+	// RetryOwed: the last build failed with a RetryError (not the code's
+	// fault); the loop builds again by itself once its cause has gone.
+	RetryOwed bool
 	// Builds counts finished image builds; Syncs counts live syncs.
 	Builds, Syncs int
 	// PhaseSince is when Phase last changed.

@@ -319,6 +319,32 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	if err := a.foreign(ctx, objs, prev); err != nil {
 		return res, err
 	}
+	// Write ahead: the inventory lists every object about to be applied
+	// before the first one is, so a devloop killed in the middle of this
+	// apply (SIGKILL, a crash, a lost laptop battery) leaves nothing
+	// untracked: the next apply prunes what no longer renders, and down
+	// deletes it. Entries not applied yet carry no UID; like every entry they
+	// are deleted only while the object carries devloop's labels for this
+	// project.
+	if err := a.ensureNamespace(ctx); err != nil {
+		return res, err
+	}
+	intent := append([]ObjectRef(nil), prev...)
+	known := map[string]bool{}
+	for _, r := range prev {
+		known[r.id()] = true
+	}
+	for _, o := range objs {
+		if p, err := a.prepare(o); err == nil && !known[refOf(p.obj).id()] {
+			known[refOf(p.obj).id()] = true
+			intent = append(intent, refOf(p.obj))
+		}
+	}
+	if len(intent) > len(prev) {
+		if err := a.writeInventory(ctx, intent); err != nil {
+			return res, err
+		}
+	}
 	var errs []error
 	applied := map[string]ObjectRef{}
 	var order []string
@@ -365,9 +391,6 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 		if r, ok := a.mapper.(meta.ResettableRESTMapper); ok {
 			r.Reset()
 		}
-	}
-	if err := a.ensureNamespace(ctx); err != nil {
-		return res, errors.Join(append(errs, err)...)
 	}
 	applyEach(rest)
 
@@ -465,7 +488,9 @@ func (a *Applier) foreign(ctx context.Context, objs []*unstructured.Unstructured
 			continue
 		}
 		ref := refOf(p.obj)
-		if uid, ok := inInventory[ref.id()]; ok && (uid == "" || uid == string(live.GetUID())) {
+		// An entry without a UID (written ahead of an apply that may never
+		// have run) vouches for nothing: the object must carry the labels.
+		if uid := inInventory[ref.id()]; uid != "" && uid == string(live.GetUID()) {
 			continue
 		}
 		if !a.owns(live, "") {

@@ -26,6 +26,9 @@ type fakeAPI struct {
 	rv      int
 	reject  map[string]error // by object name
 	deletes []string
+	// die, when set, is called before applying the object of that name
+	// (a test panics there: devloop killed in the middle of an apply).
+	die map[string]func()
 }
 
 func newFakeAPI() *fakeAPI {
@@ -44,6 +47,9 @@ func (f *fakeAPI) Get(_ context.Context, gvr schema.GroupVersionResource, ns, na
 }
 
 func (f *fakeAPI) Apply(_ context.Context, gvr schema.GroupVersionResource, ns string, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	if die := f.die[obj.GetName()]; die != nil {
+		die()
+	}
 	if err := f.reject[obj.GetName()]; err != nil {
 		return nil, err
 	}
@@ -295,5 +301,101 @@ func TestApplyCRDThenCustomResource(t *testing.T) {
 	}
 	if mapper.resets == 0 {
 		t.Error("mapper was not reset after applying CRDs")
+	}
+}
+
+type killed struct{}
+
+// applyKilled runs a.Apply and reports whether it was killed (the fake API
+// panicked with killed{}): nothing of Apply after that point ran.
+func applyKilled(ctx context.Context, a *Applier, objs []*unstructured.Unstructured) (died bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(killed); !ok {
+				panic(r)
+			}
+			died = true
+		}
+	}()
+	_, _ = a.Apply(ctx, objs)
+	return false
+}
+
+// devloop killed in the middle of an apply (issue 16, fault 4): what it had
+// created is in the inventory already, so the next apply prunes it when it
+// no longer renders, and down deletes the rest. Before the inventory was
+// written ahead, the object created before the kill was tracked by nothing:
+// neither pruned nor deleted, ever.
+func TestApplyKilledMidwayLeavesNothingUntracked(t *testing.T) {
+	ctx := context.Background()
+	api := newFakeAPI()
+	core := fake.NewClientset()
+	a := newApplier(api, testMapper(), core, "proj", "dev", "/p/devloop.yaml")
+	cfg := objWithSource(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: '1'}\n", "m.yaml#0")
+	dep := objWithSource(t, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 1}\n", "m.yaml#1")
+	if _, err := a.Apply(ctx, []*unstructured.Unstructured{cfg, dep}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new ConfigMap is created, then devloop dies before the Deployment.
+	extra := objWithSource(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\ndata: {b: '2'}\n", "m.yaml#2")
+	dep2 := objWithSource(t, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 2}\n", "m.yaml#1")
+	api.die = map[string]func(){"web": func() { panic(killed{}) }}
+	if !applyKilled(ctx, a, []*unstructured.Unstructured{cfg, extra, dep2}) {
+		t.Fatal("the apply was not killed")
+	}
+	api.die = nil
+	if _, ok := api.objs["configmaps/dev/extra"]; !ok {
+		t.Fatalf("the object applied before the kill is not there: %v", api.keys())
+	}
+	inv, err := core.CoreV1().ConfigMaps("dev").Get(ctx, "devloop-inventory-proj", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(inv.Data["objects"], "/v1/ConfigMap/dev/extra") {
+		t.Fatalf("configmap/extra, created before the kill, is not in the inventory:\n%s", inv.Data["objects"])
+	}
+
+	// The next up no longer renders it: it is pruned, the rest converges.
+	b := newApplier(api, testMapper(), core, "proj", "dev", "/p/devloop.yaml")
+	res, err := b.Apply(ctx, []*unstructured.Unstructured{cfg, dep2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"configmap/cfg unchanged", "deployment/web configured", "configmap/extra deleted"}; !reflect.DeepEqual(res.Lines(), want) {
+		t.Errorf("apply after the kill = %q, want %q", res.Lines(), want)
+	}
+	if got, want := api.keys(), []string{"configmaps/dev/cfg", "deployments/dev/web"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("left in cluster %v, want %v", got, want)
+	}
+	inv, _ = core.CoreV1().ConfigMaps("dev").Get(ctx, "devloop-inventory-proj", metav1.GetOptions{})
+	if got, want := inv.Data["objects"], "/v1/ConfigMap/dev/cfg uid-1\napps/v1/Deployment/dev/web uid-2\n"; got != want {
+		t.Errorf("inventory after convergence:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// An entry written ahead of an apply that never ran carries no UID; it
+// must not let devloop take over an object someone else created since.
+func TestWrittenAheadEntryDoesNotAdopt(t *testing.T) {
+	ctx := context.Background()
+	api := newFakeAPI()
+	core := fake.NewClientset()
+	a := newApplier(api, testMapper(), core, "proj", "dev", "/p/devloop.yaml")
+	cfg := objWithSource(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: '1'}\n", "m.yaml#0")
+	api.die = map[string]func(){"cfg": func() { panic(killed{}) }}
+	if !applyKilled(ctx, a, []*unstructured.Unstructured{cfg}) {
+		t.Fatal("the apply was not killed")
+	}
+	api.die = nil
+	plant(t, api, schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, "dev", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: dev}\ndata: {theirs: 'x'}\n")
+	var fe *ForeignError
+	if _, err := a.Apply(ctx, []*unstructured.Unstructured{cfg}); !errors.As(err, &fe) {
+		t.Fatalf("apply over someone else's configmap/cfg: %v, want a ForeignError", err)
+	}
+	if _, err := a.DeleteAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := api.objs["configmaps/dev/cfg"]; !ok {
+		t.Fatal("down deleted someone else's configmap/cfg")
 	}
 }

@@ -20,6 +20,9 @@ type fakeStreamer struct {
 	changed   chan struct{}
 	instances map[string][]*fakeInstance // pod/container → instances, last is current
 	calls     []corev1.PodLogOptions
+	// down, when set and true, makes Stream fail like an API server that
+	// does not answer.
+	down func() bool
 }
 
 type fakeInstance struct {
@@ -91,6 +94,9 @@ func (s *fakeStream) Close() error {
 func (f *fakeStreamer) Stream(ctx context.Context, ns, pod string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down != nil && f.down() {
+		return nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+	}
 	f.calls = append(f.calls, *opts)
 	in := f.instances[pod+"/"+opts.Container]
 	idx := len(in) - 1

@@ -2,9 +2,11 @@ package logs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,9 +14,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 const ns = "dev"
@@ -474,4 +478,114 @@ func TestSplitTimestamp(t *testing.T) {
 			t.Errorf("splitTimestamp(%q) = %v, %q, %v", tt.in, ts, text, ok)
 		}
 	}
+}
+
+// The API server unreachable for a while (issue 16, fault 2): the tail is
+// back within about a second of it answering again, whatever the length of
+// the outage (its retries while it is down are at most a second apart), and
+// nothing is lost or printed twice.
+func TestTailIsBackSoonAfterTheAPIServerAnswers(t *testing.T) {
+	for _, outage := range []int{20, 37, 45, 52, 57, 60, 64, 90} {
+		t.Run(fmt.Sprintf("%ds", outage), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const pod = "hello-7d9c5b6f4-x2x9z"
+				h := start(t, Options{Follow: true}, testPod(pod, nil, containerState{name: "app", id: "c1"}))
+				var down atomic.Bool
+				h.fs.down = down.Load
+				h.cs.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+					if down.Load() {
+						return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+					}
+					return false, nil, nil
+				})
+				h.fs.start(pod, "app", "c1", fakeFault{after: 1})
+				h.fs.log(pod, "app", at(100), "a")
+				h.fs.log(pod, "app", at(200), "b")
+				down.Store(true) // the first stream breaks after "a", with the API server gone
+				h.run()
+				synctest.Wait()
+				time.Sleep(time.Duration(outage) * time.Second)
+				down.Store(false)
+				back := time.Now()
+				for len(h.linesOf(pfx)) < 2 {
+					if time.Since(back) > time.Minute {
+						t.Fatalf("the tail never came back: %q", h.lines())
+					}
+					time.Sleep(10 * time.Millisecond) // virtual time: measures when the tail is back
+					synctest.Wait()
+				}
+				if took := time.Since(back); took > 1200*time.Millisecond {
+					t.Errorf("after a %ds outage the tail printed again %s after the API server answered, want ≤ 1.2s", outage, took)
+				}
+				equal(t, "lines", h.linesOf(pfx), []string{"a", "b"})
+				h.stop()
+			})
+		})
+	}
+}
+
+// After a node restart (the Docker engine restarted, issue 16 fault 1) the
+// pod informer can lag the API server by up to 30 s (client-go's relist
+// backoff after a long outage). The tail of the dead container sees the new
+// container ID in the pod it reads directly, and the new container's tail
+// starts from that at once instead of waiting for the informer.
+func TestNewContainerSeenByTheOldTailIsTailedWithoutTheInformer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const pod = "hello-7d9c5b6f4-x2x9z"
+		h := start(t, Options{Follow: true}, testPod(pod, nil, containerState{name: "app", id: "c1"}))
+		// The informer watches a clientset that never sees the restart.
+		stale := fake.NewClientset(testPod(pod, nil, containerState{name: "app", id: "c1"}))
+		factory := informers.NewSharedInformerFactoryWithOptions(stale, 0, informers.WithNamespace(ns))
+		t.Cleanup(factory.Shutdown)
+		h.m.opts.Informers = factory
+		h.fs.start(pod, "app", "c1")
+		h.fs.log(pod, "app", at(0), "before the restart")
+		h.run()
+		synctest.Wait()
+		// The node restarts: c1 is gone, c2 runs; only the API server knows.
+		h.fs.start(pod, "app", "c2")
+		h.fs.log(pod, "app", at(5000), "after the restart")
+		h.updatePod(testPod(pod, nil, containerState{name: "app", id: "c2", lastID: "c1"}))
+		begin := time.Now()
+		for len(h.linesOf(pfx)) < 2 && time.Since(begin) < time.Minute {
+			time.Sleep(100 * time.Millisecond) // virtual time: measures when c2 shows
+			synctest.Wait()
+		}
+		equal(t, "lines", h.linesOf(pfx), []string{"before the restart", "after the restart"})
+		if took := time.Since(begin); took > 5*time.Second {
+			t.Errorf("the new container's lines showed %s after its start, want within the old tail's settle time", took)
+		}
+		h.stop()
+	})
+}
+
+// The old container's stream stalls after a node restart (nothing ends it
+// but the 30 s silence watchdog) and the informer lags: Recheck, called
+// when the cluster answers again, tails the new container at once.
+func TestRecheckTailsContainersTheInformerHasNotDelivered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const pod = "hello-7d9c5b6f4-x2x9z"
+		h := start(t, Options{Follow: true, SilenceTimeout: time.Hour}, testPod(pod, nil, containerState{name: "app", id: "c1"}))
+		stale := fake.NewClientset(testPod(pod, nil, containerState{name: "app", id: "c1"}))
+		factory := informers.NewSharedInformerFactoryWithOptions(stale, 0, informers.WithNamespace(ns))
+		t.Cleanup(factory.Shutdown)
+		h.m.opts.Informers = factory
+		h.fs.start(pod, "app", "c1", fakeFault{after: 1, stall: true})
+		h.fs.log(pod, "app", at(0), "before the restart")
+		h.fs.log(pod, "app", at(100), "held in the stalled stream")
+		h.run()
+		synctest.Wait()
+		h.fs.start(pod, "app", "c2")
+		h.fs.log(pod, "app", at(5000), "after the restart")
+		h.updatePod(testPod(pod, nil, containerState{name: "app", id: "c2", lastID: "c1"}))
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		equal(t, "lines before Recheck", h.linesOf(pfx), []string{"before the restart"})
+		if err := h.m.Recheck(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		equal(t, "lines after Recheck", h.linesOf(pfx), []string{"before the restart", "after the restart"})
+		h.stop()
+	})
 }

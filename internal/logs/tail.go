@@ -138,6 +138,10 @@ func (t *tail) decide(ctx context.Context, how streamEnd, failures int, backoff 
 			return stop, true
 		}
 		if err == nil {
+			// The pod as the API server has it now may show a container
+			// the informer has not delivered yet (after an outage its
+			// relist can lag by up to 30 s): tail that one at once.
+			t.m.podUpdated(p)
 			n := t.decideFor(p, how, failures)
 			if n != resume || how != endEOF || waited >= settleMax {
 				return n, true

@@ -87,7 +87,10 @@ type Options struct {
 
 const (
 	backoffMin = 100 * time.Millisecond
-	backoffMax = 5 * time.Second
+	// backoffMax is low on purpose: the API server is a local kind node; a
+	// dial while it is down costs one refused connection, and the first
+	// connection after it answers again must not wait out a long backoff.
+	backoffMax = time.Second
 )
 
 // Manager owns a set of forwards. It is safe for concurrent use.

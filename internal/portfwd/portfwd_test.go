@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -523,6 +524,29 @@ func TestDialFailureBacksOff(t *testing.T) {
 		t.Errorf("%d dials, want 3", n)
 	}
 	eventually(t, "status up", func() bool { return f.status(local).State == StateUp })
+}
+
+// While the API server is down (issue 16, fault 2) every dial of a tunnel
+// fails; the next one is never more than a second away, so the first
+// connection after it answers again is served within about a second, not
+// after a long backoff.
+func TestDialBackoffIsCappedAtOneSecond(t *testing.T) {
+	f := newFixture(t)
+	f.dialer.fail["hello-a"] = errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+	fw := &forward{spec: Spec{Name: "hello"}}
+	var waits []time.Duration
+	for i := 0; i < 12; i++ { // a minute of refused dials
+		if _, err := f.m.dial(context.Background(), fw, pod("hello-a"), 0, nil); err == nil {
+			t.Fatal("dial succeeded")
+		}
+		waits = append(waits, fw.backoff)
+	}
+	if worst := slices.Max(waits); worst > time.Second {
+		t.Errorf("backoff between dials reached %s (%v), want at most 1s", worst, waits)
+	}
+	if waits[0] != backoffMin {
+		t.Errorf("first backoff %s, want %s", waits[0], backoffMin)
+	}
 }
 
 func TestReconcileRemovesAndKeepsListeners(t *testing.T) {

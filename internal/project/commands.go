@@ -234,6 +234,10 @@ type LogsOptions struct {
 	Since time.Duration
 	// Follow keeps streaming and follows new pods and restarts.
 	Follow bool
+
+	// started, when set, is given the log manager before it runs (up's
+	// cluster watch rechecks it when the cluster answers again).
+	started func(*logs.Manager)
 }
 
 // Logs streams the logs of every container devloop deployed for cfg's
@@ -290,7 +294,11 @@ func tailLogs(ctx context.Context, cfg *config.Config, conn *Conn, m *kube.Manif
 	if o.Service != "" {
 		opts.Filter = func(p *corev1.Pod) bool { return serviceOf(p) == o.Service }
 	}
-	return logs.New(conn.Clients.Core, printerWriter{out}, opts).Run(ctx)
+	lm := logs.New(conn.Clients.Core, printerWriter{out}, opts)
+	if o.started != nil {
+		o.started(lm)
+	}
+	return lm.Run(ctx)
 }
 
 // printerWriter sends whole log lines through the printer, so they never

@@ -56,6 +56,9 @@ type Clusters interface {
 	Down(ctx context.Context, name string, cleanup func(context.Context, *rest.Config) error) (notCleaned, err error)
 	// Owned reports whether devloop created the cluster (rather than adopting it).
 	Owned(name string) (bool, error)
+	// Usable checks that the cluster can be talked to (its nodes run, its API
+	// server answers); when not, the error (a *cluster.BrokenError) says why.
+	Usable(ctx context.Context, name string) (*rest.Config, error)
 	InstallAddons(ctx context.Context, c *Conn, spec config.Cluster, ensureImage func(context.Context, string) error) error
 }
 
@@ -98,9 +101,15 @@ type Deps struct {
 }
 
 // NewDeps returns the real external systems; kind's own progress lines go
-// to clusterOut.
+// to clusterOut, and so, with -v, does what client-go logs by itself (its
+// retried watches while the API server restarts); without -v that is dropped.
 func NewDeps(clusterOut io.Writer, verbosity int) *Deps {
 	var eng *Engine
+	if verbosity > 0 {
+		kube.RouteClientGoLogs(clusterOut)
+	} else {
+		kube.RouteClientGoLogs(nil)
+	}
 	return &Deps{
 		Clusters: kindClusters{cluster.NewManager(clusterOut, cluster.WithVerbosity(verbosity))},
 		Engine: func(ctx context.Context) (*Engine, error) {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/devloop-dev/devloop/internal/build"
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/engine"
 	"github.com/devloop-dev/devloop/internal/ui"
@@ -60,6 +62,11 @@ func (o *observer) Reduced(s *engine.State, ev engine.Event) {
 			// The runner already said what was built and how long each step took.
 		case errors.Is(e.Err, engine.ErrSuperseded):
 			o.p.Line(e.Service, "build superseded by a newer change")
+		case errors.As(e.Err, new(*engine.RetryError)):
+			o.p.Error(e.Service, "build failed; the last good version keeps running. Not your code: %v", e.Err)
+		case diskFull(e.Err):
+			o.p.Error(e.Service, "build failed: a disk is full (no space left on device); the last good version keeps running. "+
+				"Free some space, then save to retry:\n%v", e.Err)
 		default:
 			o.p.Error(e.Service, "build failed; the last good version keeps running. Fix it and save to retry:\n%v", e.Err)
 		}
@@ -91,6 +98,18 @@ func (o *observer) Reduced(s *engine.State, ev engine.Event) {
 			o.ready(s)
 		}
 	}
+}
+
+// diskFull reports whether a failed build ran out of disk space: the error
+// or the failed step's output says ENOSPC (a pre-build's "write bin/app: no
+// space left on device", a RUN step's, the engine's own).
+func diskFull(err error) bool {
+	text := err.Error()
+	var be *build.BuildError
+	if errors.As(err, &be) {
+		text += "\n" + be.Output
+	}
+	return errors.Is(err, syscall.ENOSPC) || strings.Contains(text, "no space left on device")
 }
 
 // configChanged says what changed in devloop.yaml, compared with the

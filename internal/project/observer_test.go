@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devloop-dev/devloop/internal/build"
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/engine"
 	"github.com/devloop-dev/devloop/internal/ui"
@@ -52,5 +53,25 @@ func TestObserverSaysWhatChangedInTheConfig(t *testing.T) {
 				t.Errorf("printed %q, want it to contain %q", b.String(), tt.want)
 			}
 		})
+	}
+}
+
+// A build that fails because a disk is full (issue 16, fault 5) says so in
+// its one error line, not "fix it": the code is fine.
+func TestObserverSaysTheDiskIsFull(t *testing.T) {
+	var b bytes.Buffer
+	p := ui.NewPrinter(&b, false, false)
+	o := &observer{p: p}
+	cfg := &config.Config{Name: "p", Services: []config.Service{{Name: "api"}}}
+	st := engine.NewState(cfg, time.Now())
+	err := &build.BuildError{Service: "api", Stage: "pre-build", Err: errors.New(`running "go build -o bin/api .": exit status 1`),
+		Output: "go build example.com/api: copying /tmp/go-build1/b001/exe/a.out to bin/api: write bin/api: no space left on device"}
+	o.Reduced(st, engine.ImageDone{Service: "api", Gen: 1, Err: err})
+	out := b.String()
+	if !strings.Contains(out, "build failed: a disk is full (no space left on device)") || strings.Contains(out, "Fix it") {
+		t.Errorf("printed %q", out)
+	}
+	if n := strings.Count(out, "│ build failed"); n != 1 {
+		t.Errorf("%d failure lines, want one: %q", n, out)
 	}
 }

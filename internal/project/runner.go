@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/devloop-dev/devloop/internal/build"
@@ -19,6 +22,7 @@ import (
 	"github.com/devloop-dev/devloop/internal/imageload"
 	"github.com/devloop-dev/devloop/internal/kube"
 	"github.com/devloop-dev/devloop/internal/livesync"
+	"github.com/devloop-dev/devloop/internal/logs"
 	"github.com/devloop-dev/devloop/internal/ui"
 )
 
@@ -32,6 +36,7 @@ type runner struct {
 	live           bool // the live status view is on: no "still ..." lines
 
 	deploying atomic.Int32 // deploys in flight: their rollout waits explain pods
+	tails     atomic.Pointer[logs.Manager]
 
 	mu        sync.Mutex
 	manifests *kube.Manifests // of the last deploy (before it: as rendered)
@@ -52,7 +57,8 @@ func (r *runner) progress(prefix string, what func() string) (stop func()) {
 func fixed(s string) func() string { return func() string { return s } }
 
 // Image runs the pre-build and the build, then loads the image into the nodes.
-func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, progress func(engine.Phase)) (*build.Image, error) {
+func (r *runner) Image(ctx context.Context, svc config.Service, reasons []string, progress func(engine.Phase)) (*build.Image, error) {
+	retry := slices.Contains(reasons, engineRetryReason)
 	out := r.out.Writer(svc.Name)
 	defer out.Close()
 	begin := time.Now()
@@ -75,7 +81,7 @@ func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, prog
 	img, err := r.eng.Builder.Build(ctx, svc, out)
 	stop()
 	if err != nil {
-		return nil, err
+		return nil, r.engineFailure(ctx, err, retry)
 	}
 	built := time.Since(begin)
 	progress(engine.PhaseLoading)
@@ -91,7 +97,7 @@ func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, prog
 	res, err := r.eng.Loader.LoadProbed(ctx, probe, img.Ref(), out)
 	stop()
 	if err != nil {
-		return nil, fmt.Errorf("loading %s into the cluster: %w", img.Ref(), err)
+		return nil, r.engineFailure(ctx, fmt.Errorf("loading %s into the cluster: %w", img.Ref(), err), retry)
 	}
 	sent, loaded := res.Sent()
 	if loaded > 0 {
@@ -101,6 +107,114 @@ func (r *runner) Image(ctx context.Context, svc config.Service, _ []string, prog
 		r.out.Line(svc.Name, "image %s: build %s, already in the node(s)", img.Ref(), built.Round(time.Millisecond))
 	}
 	return &img, nil
+}
+
+// engineRetryReason is what the build line says when a build runs again
+// because the Docker engine answers again.
+const engineRetryReason = "retry: the Docker engine answers again"
+
+// enginePoll is how often a build that failed with the engine waits to see
+// whether it answers again.
+var enginePoll = 500 * time.Millisecond
+
+// engineFailure turns a failed build or load into an engine.RetryError when
+// it was the Docker engine that failed, not the code: the engine does not
+// answer now (stopped, restarting), or the build's connection to it broke.
+// The loop then builds again by itself once the engine (and the kind node it
+// runs, which restarts with it) answers, rather than waiting for a save that
+// could not fix anything. A cancelled build is left as it is, and so is a
+// retry that failed again while the engine answers (no retry storm).
+func (r *runner) engineFailure(ctx context.Context, err error, isRetry bool) error {
+	if ctx.Err() != nil || r.eng.Version == nil {
+		return err
+	}
+	var be *build.BuildError
+	if errors.As(err, &be) && be.Stage == "pre-build" {
+		return err // the host's command: never the engine's
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	_, _, perr := r.eng.Version(pctx)
+	cancel()
+	if perr == nil && (isRetry || !build.EngineConnLost(err)) {
+		return err
+	}
+	why := "the Docker engine stopped answering"
+	if perr != nil {
+		why = fmt.Sprintf("the Docker engine does not answer (%v)", perr)
+	}
+	return &engine.RetryError{
+		Err:    fmt.Errorf("%s; devloop builds again by itself once it answers: %w", why, err),
+		Reason: engineRetryReason,
+		Wait:   r.waitEngine,
+	}
+}
+
+// waitEngine returns once the Docker engine answers again and, when the
+// cluster was up, its API server too (a kind node restarts with the engine),
+// for at most nodeWait: a node that does not come back is the load's error
+// to report.
+func (r *runner) waitEngine(ctx context.Context) error {
+	if err := pollUntil(ctx, func(ctx context.Context) bool { _, _, err := r.eng.Version(ctx); return err == nil }); err != nil {
+		return err
+	}
+	select {
+	case <-r.cluster.done:
+	default:
+		return nil // the cluster is still being made: the build waits for it anyway
+	}
+	conn, err := r.cluster.wait(ctx)
+	if err != nil || conn == nil || conn.Clients == nil {
+		return nil
+	}
+	nctx, cancel := context.WithTimeout(ctx, nodeWait)
+	defer cancel()
+	_ = pollUntil(nctx, func(ctx context.Context) bool {
+		_, err := conn.Clients.Core.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{})
+		return err == nil || apierrors.IsNotFound(err) || apierrors.IsForbidden(err) // it answers
+	})
+	return ctx.Err()
+}
+
+// nodeWait bounds how long a retry waits for the cluster after the engine answers.
+const nodeWait = 3 * time.Minute
+
+// pollUntil calls ok (each call bounded to 2 s) every enginePoll until it
+// reports true or ctx ends.
+func pollUntil(ctx context.Context, ok func(context.Context) bool) error {
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		up := ok(pctx)
+		cancel()
+		if up {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(enginePoll):
+		}
+	}
+}
+
+// recheckTails reads the pods directly a few times after the cluster
+// answers again (at once, then 2, 4, 8 and 16 s later, while a restarted
+// node starts its containers), so new containers are tailed without waiting
+// for the informer's relist, which lags by up to 30 s after an outage.
+func (r *runner) recheckTails(ctx context.Context) {
+	lm := r.tails.Load()
+	if lm == nil {
+		return
+	}
+	go func() {
+		for _, d := range []time.Duration{0, 2 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d):
+			}
+			_ = lm.Recheck(ctx)
+		}
+	}()
 }
 
 // Sync copies changed files into every running container of the service.

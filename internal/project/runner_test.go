@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/devloop-dev/devloop/internal/build"
+	"github.com/devloop-dev/devloop/internal/engine"
 	"github.com/devloop-dev/devloop/internal/kube"
 	"github.com/devloop-dev/devloop/internal/livesync"
 	"github.com/devloop-dev/devloop/internal/ui"
@@ -210,5 +212,45 @@ func TestSyncFallsBackToRebuild(t *testing.T) {
 	fallback, err = r.Sync(ctx, web, []string{changed})
 	if fallback || err == nil || !strings.Contains(err.Error(), "connection reset") {
 		t.Errorf("exec failure: %v, %v", fallback, err)
+	}
+}
+
+// Which failed builds are retried by themselves: the engine does not answer
+// (always), or the build's connection to it broke while it answers now
+// (once: a retry that fails the same way waits for a save, no retry storm);
+// never a pre-build, a build's own failure or a cancelled build.
+func TestEngineFailureClassification(t *testing.T) {
+	up := true
+	r := &runner{eng: &Engine{Version: func(context.Context) (string, string, error) {
+		if up {
+			return "28.5.2", "1.51", nil
+		}
+		return "", "", errors.New("Cannot connect to the Docker daemon")
+	}}}
+	isRetry := func(err error) bool { var re *engine.RetryError; return errors.As(err, &re) }
+	lost := &build.BuildError{Stage: "build", Err: errors.New("reading build output: unexpected EOF")}
+	own := &build.BuildError{Stage: "build", Err: errors.New(`process "/bin/sh -c make" did not complete successfully: exit code: 2`)}
+	pre := &build.BuildError{Stage: "pre-build", Err: errors.New("exit status 1")}
+	ctx := context.Background()
+	if !isRetry(r.engineFailure(ctx, lost, false)) {
+		t.Error("a lost engine connection is not retried")
+	}
+	if isRetry(r.engineFailure(ctx, lost, true)) {
+		t.Error("a retry that lost the connection again while the engine answers is retried again (a storm)")
+	}
+	if isRetry(r.engineFailure(ctx, own, false)) || isRetry(r.engineFailure(ctx, pre, false)) {
+		t.Error("a build's own failure is retried")
+	}
+	up = false
+	if !isRetry(r.engineFailure(ctx, own, true)) {
+		t.Error("a build that failed while the engine does not answer is not retried")
+	}
+	if isRetry(r.engineFailure(ctx, pre, false)) {
+		t.Error("a pre-build failure is retried")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if isRetry(r.engineFailure(cctx, lost, false)) {
+		t.Error("a cancelled build is retried")
 	}
 }

@@ -83,6 +83,13 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		wg.Add(2)
+		if !o.Once {
+			// Say when the cluster stops answering, why, and when it is back.
+			wg.Add(1)
+			w := newClusterWatch(cfg.Cluster.Name, p, conn, deps.Clusters)
+			w.onBack = func() { r.recheckTails(ctx) }
+			go func() { defer wg.Done(); w.run(ctx) }()
+		}
 		go func() { defer wg.Done(); installAddons(ctx, cfg, deps, eng, conn, p, cl) }()
 		go func() {
 			defer wg.Done()
@@ -173,7 +180,7 @@ func connected(ctx context.Context, cfg *config.Config, conn *Conn, rendered *ku
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := tailLogs(ctx, cfg, conn, rendered, p, LogsOptions{Follow: true}); err != nil && ctx.Err() == nil {
+			if err := tailLogs(ctx, cfg, conn, rendered, p, LogsOptions{Follow: true, started: r.tails.Store}); err != nil && ctx.Err() == nil {
 				p.Error("logs", "log tail stopped: %v", err)
 			}
 		}()

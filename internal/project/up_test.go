@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,6 +77,8 @@ type fakeBuilder struct {
 	builds int
 	// started, when set, is closed as the first build starts.
 	started chan struct{}
+	// engineDown: the Docker engine does not answer (builds fail to connect).
+	engineDown atomic.Bool
 }
 
 func (b *fakeBuilder) Build(_ context.Context, svc config.Service, out io.Writer) (build.Image, error) {
@@ -85,6 +88,10 @@ func (b *fakeBuilder) Build(_ context.Context, svc config.Service, out io.Writer
 		close(b.started)
 	}
 	b.mu.Unlock()
+	if b.engineDown.Load() {
+		return build.Image{}, &build.BuildError{Service: svc.Name, Stage: "build",
+			Err: errors.New("starting image build: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")}
+	}
 	src, err := os.ReadFile(filepath.Join(svc.Build.Context, "main.go"))
 	if err != nil {
 		return build.Image{}, err
@@ -179,6 +186,9 @@ func (c *fakeClusters) Exists(string) (bool, error)             { return c.exist
 func (c *fakeClusters) RESTConfig(string) (*rest.Config, error) { return &rest.Config{}, nil }
 func (c *fakeClusters) Delete(context.Context, string) error    { c.deleted = true; return nil }
 func (c *fakeClusters) Owned(string) (bool, error)              { return c.owned, nil }
+func (c *fakeClusters) Usable(context.Context, string) (*rest.Config, error) {
+	return &rest.Config{}, nil
+}
 func (c *fakeClusters) Down(ctx context.Context, name string, cleanup func(context.Context, *rest.Config) error) (error, error) {
 	var notCleaned error
 	if cleanup != nil {
@@ -240,7 +250,12 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{dir: dir, cfg: cfg, builder: &fakeBuilder{}, deployer: &fakeDeployer{cfg: cfg, crash: map[string]bool{}},
 		clusters: &fakeClusters{}, out: newOutput()}
 	eng := &Engine{Builder: f.builder, Loader: fakeLoader{}, Images: noImages{},
-		Version: func(context.Context) (string, string, error) { return "28.5.2", "1.51", nil }}
+		Version: func(context.Context) (string, string, error) {
+			if f.builder.engineDown.Load() {
+				return "", "", errors.New("Cannot connect to the Docker daemon")
+			}
+			return "28.5.2", "1.51", nil
+		}}
 	f.deps = &Deps{
 		Clusters: f.clusters,
 		Engine:   func(context.Context) (*Engine, error) { return eng, nil },
@@ -266,6 +281,42 @@ func (f *fixture) ref(t *testing.T, content string) string {
 	t.Helper()
 	id := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(content)))
 	return "hello:" + build.ContentTag(id)
+}
+
+// A build that fails because the Docker engine went away (restarted, say)
+// is reported as not the code's fault and built again by itself once the
+// engine answers: no save needed, and the last good version keeps running.
+func TestUpRetriesABuildWhenTheEngineAnswersAgain(t *testing.T) {
+	enginePoll = 10 * time.Millisecond
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- Up(ctx, f.cfg, f.deps, UpOptions{Out: f.printer(), NoLogs: true, RolloutTimeout: time.Minute, Parallel: 2,
+			Reload: func() (*config.Config, error) { return config.Load(f.cfg.Path) }})
+	}()
+	f.out.waitCount(t, "all services ready (hello)", 1)
+	v1 := f.ref(t, "package main\n// v1\n")
+
+	f.builder.engineDown.Store(true)
+	f.write(t, "main.go", "package main\n// v2\n")
+	f.out.waitCount(t, "Not your code: the Docker engine does not answer", 1)
+	if got := f.deployer.lastImage("hello"); got != v1 {
+		t.Fatalf("deployed %q while the engine was down, want %q still running", got, v1)
+	}
+	if out := f.out.String(); strings.Contains(out, "Fix it and save to retry") {
+		t.Errorf("an engine failure asks the user to fix their code:\n%s", out)
+	}
+	f.builder.engineDown.Store(false)
+	f.out.waitCount(t, "building (retry: the Docker engine answers again)", 1)
+	f.out.waitCount(t, "all services ready (hello)", 2)
+	if got, want := f.deployer.lastImage("hello"), f.ref(t, "package main\n// v2\n"); got != want {
+		t.Fatalf("after the engine answered the deploy ran %q, want %q", got, want)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Up after Ctrl-C: %v", err)
+	}
 }
 
 func TestUpCycle(t *testing.T) {
