@@ -22,7 +22,13 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
+// The Helm SDK for charts (internal/helm): v4 rather than v3.22 because v4
+// is Helm's current major (v3 gets only fixes), applies with server-side
+// apply like devloop's own applier, lets a post-renderer see hooks too
+// (PostRenderStrategy) and builds on the same k8s.io v0.37 modules.
 require helm.sh/helm/v4 v4.3.1
+
+require k8s.io/cli-runtime v0.37.1
 
 require (
 	dario.cat/mergo v1.0.2 // indirect
@@ -108,7 +114,6 @@ require (
 	google.golang.org/grpc v1.84.0 // indirect
 	k8s.io/apiextensions-apiserver v0.37.1 // indirect
 	k8s.io/apiserver v0.37.1 // indirect
-	k8s.io/cli-runtime v0.37.1 // indirect
 	k8s.io/component-base v0.37.1 // indirect
 	k8s.io/kubectl v0.37.1 // indirect
 	oras.land/oras-go/v2 v2.6.2 // indirect

@@ -139,7 +139,7 @@ func TestLoadErrors(t *testing.T) {
 // depChart is a chart "app" depending on "redis" 1.2.3 from repoURL.
 func depChart(t *testing.T, repoURL string) string {
 	return writeChart(t, filepath.Join(t.TempDir(), "app"), map[string]string{
-		"Chart.yaml": "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n  - name: redis\n    version: 1.2.3\n    repository: " + repoURL + "\n",
+		"Chart.yaml":        "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n  - name: redis\n    version: 1.2.3\n    repository: " + repoURL + "\n",
 		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
 	})
 }

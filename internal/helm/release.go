@@ -303,8 +303,8 @@ type restClientConfig struct {
 }
 
 func (r *restClientConfig) RawConfig() (clientcmdapi.Config, error) { return r.base.RawConfig() }
-func (r *restClientConfig) ConfigAccess() clientcmd.ConfigAccess  { return r.base.ConfigAccess() }
-func (r *restClientConfig) ClientConfig() (*rest.Config, error)    { return rest.CopyConfig(r.rc), nil }
+func (r *restClientConfig) ConfigAccess() clientcmd.ConfigAccess    { return r.base.ConfigAccess() }
+func (r *restClientConfig) ClientConfig() (*rest.Config, error)     { return rest.CopyConfig(r.rc), nil }
 func (r *restClientConfig) Namespace() (string, bool, error) {
 	if r.namespace == "" {
 		return "default", false, nil
