@@ -28,7 +28,8 @@ import (
 // (Secrets in the release's namespace), so the helm CLI sees them: helm
 // list, history and rollback work on what devloop deployed.
 type Client struct {
-	rc *rest.Config
+	// config is Helm's action configuration for a namespace ("" for all).
+	config func(namespace string) (*action.Configuration, error)
 	// labels mark a release as the project's (on its storage Secrets), so
 	// down finds the project's releases even when devloop.yaml no longer
 	// names them.
@@ -38,16 +39,16 @@ type Client struct {
 // NewClient returns the client for the cluster behind rc; labels go on
 // every release it makes (Helm's release labels, not the objects').
 func NewClient(rc *rest.Config, labels map[string]string) *Client {
-	return &Client{rc: rc, labels: labels}
+	return &Client{labels: labels, config: func(namespace string) (*action.Configuration, error) {
+		cfg := newConfiguration()
+		if err := cfg.Init(&restGetter{rc: rc, namespace: namespace}, namespace, "secret"); err != nil {
+			return nil, fmt.Errorf("helm: %w", err)
+		}
+		return cfg, nil
+	}}
 }
 
-func (c *Client) configuration(namespace string) (*action.Configuration, error) {
-	cfg := newConfiguration()
-	if err := cfg.Init(&restGetter{rc: c.rc, namespace: namespace}, namespace, "secret"); err != nil {
-		return nil, fmt.Errorf("helm: %w", err)
-	}
-	return cfg, nil
-}
+func (c *Client) configuration(namespace string) (*action.Configuration, error) { return c.config(namespace) }
 
 // Result is what one Deploy did.
 type Result struct {

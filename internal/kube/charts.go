@@ -31,16 +31,13 @@ type Release struct {
 	Objects []*unstructured.Unstructured
 }
 
-// ChartRepositories is where chart dependencies are downloaded from when a
-// chart directory lacks them (Helm's own settings unless a test sets it).
-var ChartRepositories helm.Repositories
-
 // renderCharts loads and renders every chart of cfg with images
 // substituted and cfg's labels, without a cluster.
 func renderCharts(cfg *config.Config, images map[string]string) ([]Release, error) {
 	var out []Release
 	for _, spec := range cfg.Charts {
-		ch, err := helm.Load(spec, ChartRepositories)
+		// Missing dependencies come from the user's helm repositories.
+		ch, err := helm.Load(spec, helm.Repositories{})
 		if err != nil {
 			return nil, err
 		}
