@@ -48,7 +48,9 @@ func NewClient(rc *rest.Config, labels map[string]string) *Client {
 	}}
 }
 
-func (c *Client) configuration(namespace string) (*action.Configuration, error) { return c.config(namespace) }
+func (c *Client) configuration(namespace string) (*action.Configuration, error) {
+	return c.config(namespace)
+}
 
 // Result is what one Deploy did.
 type Result struct {
