@@ -37,13 +37,9 @@ func suiteREST(t *testing.T) *rest.Config {
 	return rc
 }
 
-// TestHelmChart: a service whose manifests are a Helm chart (values file,
-// set values, a Secret and a pre-install/pre-upgrade hook that runs the
-// built image). It is installed as a real release and serves through the
-// forward; a values change upgrades the release (a new revision in Helm's
-// history) without a build; a broken template shows Helm's error with its
-// file and line and the release keeps serving; down uninstalls it.
-func TestHelmChart(t *testing.T) {
+// helmProject copies e2e/testdata/helmapp (a Go app, its Dockerfile and
+// its chart) and writes its devloop.yaml for the suite's cluster.
+func helmProject(t testing.TB, port int) string {
 	dir := t.TempDir()
 	copyDir(t, filepath.Join(repoRoot, "e2e", "testdata", "helmapp"), dir)
 	writeFile(t, filepath.Join(dir, "devloop.yaml"), fmt.Sprintf(`name: helmapp
@@ -66,8 +62,18 @@ charts:
     release: web
     values: [values/dev.yaml]
     set: {replicas: 1}
-`, clusterName, ingressPort, helmPort))
+`, clusterName, ingressPort, port))
+	return dir
+}
 
+// TestHelmChart: a service whose manifests are a Helm chart (values file,
+// set values, a Secret and a pre-install/pre-upgrade hook that runs the
+// built image). It is installed as a real release and serves through the
+// forward; a values change upgrades the release (a new revision in Helm's
+// history) without a build; a broken template shows Helm's error with its
+// file and line and the release keeps serving; down uninstalls it.
+func TestHelmChart(t *testing.T) {
+	dir := helmProject(t, helmPort)
 	up := start(t, dir, "up", "--plain")
 	downDone := false
 	defer func() {
@@ -156,6 +162,20 @@ charts:
 	up.waitOutput("release web revision 3 (upgraded)", mark, 2*time.Minute)
 	eventually(t, url, "", "third from values/dev.yaml", time.Minute)
 
+	// helm rollback (through the SDK) to revision 2: it serves again, and
+	// devloop's next change upgrades over it.
+	if err := hc.Rollback("default", "web", 2, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, url, "", "second from values/dev.yaml", time.Minute)
+	mark = up.mark()
+	atomicWrite(t, filepath.Join(dir, "values", "dev.yaml"), "message: fourth from values/dev.yaml\npassword: s3cret-from-dev-values\n")
+	up.waitOutput("release web revision 5 (upgraded)", mark, 2*time.Minute)
+	eventually(t, url, "", "fourth from values/dev.yaml", time.Minute)
+	if h := history(); len(h) != 5 || h[3].Description != "Rollback to 2" {
+		t.Errorf("history = %+v, want 5 revisions, the 4th a rollback to 2", h)
+	}
+
 	up.stop()
 	for _, secret := range []string{"s3cret-from-dev-values", "chart-default-password"} {
 		if strings.Contains(up.out.String(), secret) {
@@ -173,4 +193,46 @@ charts:
 	if _, err := cs.AppsV1().Deployments("default").Get(ctx, "web-helmapp", metav1.GetOptions{}); err == nil {
 		t.Errorf("the release's deployment is still there after down")
 	}
+}
+
+// BenchmarkHelmValuesToServing measures, on e2e/testdata/helmapp and a real
+// cluster, the time from saving a changed values file to the new value
+// arriving through the port-forward: the chart re-rendered, the release
+// upgraded (its pre-upgrade hook Job run to completion first), the new pod
+// Ready and the forward switched to it. No image is built.
+//
+//	go test -tags e2e -run '^$' -bench HelmValuesToServing -benchtime 1x ./e2e/
+//
+// Runs DEVLOOP_BENCH_RUNS (default 20) edits whatever b.N is.
+func BenchmarkHelmValuesToServing(b *testing.B) {
+	runs := 20
+	if v := getenvInt("DEVLOOP_BENCH_RUNS"); v > 0 {
+		runs = v
+	}
+	dir := helmProject(b, helmPort)
+	up := start(b, dir, "up", "--plain")
+	defer func() {
+		up.stop()
+		run(b, dir, 2*time.Minute, "down")
+	}()
+	up.waitOutput("all services ready", 0, 8*time.Minute)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", helmPort)
+	eventually(b, url, "", "first from values/dev.yaml", time.Minute)
+	var total, upgraded []time.Duration
+	for i := 0; i < runs; i++ {
+		want := fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i)
+		mark := up.mark()
+		saved := time.Now()
+		atomicWrite(b, filepath.Join(dir, "values", "dev.yaml"), "message: "+want+"\npassword: s3cret-from-dev-values\n")
+		total = append(total, eventually(b, url, "", want, 3*time.Minute))
+		up.waitOutput("all services ready", mark, time.Minute)
+		for _, l := range up.out.linesSince(saved) {
+			if strings.Contains(l.text, "(upgraded)") {
+				upgraded = append(upgraded, l.at.Sub(saved))
+				break
+			}
+		}
+	}
+	reportPct(b, "helm-values/total", total)
+	reportPct(b, "helm-values/upgraded", upgraded)
 }

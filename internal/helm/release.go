@@ -314,3 +314,21 @@ func (r *restClientConfig) Namespace() (string, bool, error) {
 	}
 	return r.namespace, true, nil
 }
+
+// Rollback rolls the release back to revision (helm rollback), its hooks
+// run; it records a new revision, as helm does.
+func (c *Client) Rollback(namespace, name string, revision int, timeout time.Duration) error {
+	cfg, err := c.configuration(namespace)
+	if err != nil {
+		return err
+	}
+	r := action.NewRollback(cfg)
+	r.Version = revision
+	r.WaitStrategy = kube.HookOnlyStrategy
+	r.Timeout = timeout
+	r.ServerSideApply = "auto"
+	if err := r.Run(name); err != nil {
+		return fmt.Errorf("release %s: rollback to revision %d: %w", name, revision, err)
+	}
+	return nil
+}

@@ -59,6 +59,16 @@ func TestClientInstallUpgradeUnchangedUninstall(t *testing.T) {
 	if len(h) != 2 || h[0].Status != "superseded" || h[1].Status != "deployed" || !strings.Contains(h[1].Manifest, "changed") {
 		t.Fatalf("history = %+v", h)
 	}
+	if err := c.Rollback("dev", "shop", 1, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ = c.History("dev", "shop"); len(h) != 3 || h[2].Status != "deployed" || strings.Contains(h[2].Manifest, "changed") {
+		t.Fatalf("history after rollback = %+v", h)
+	}
+	// devloop's next deploy (values still "changed") upgrades over the rollback.
+	if res, err = c.Deploy(ctx, load(), nil, time.Second); err != nil || res.Revision != 4 {
+		t.Fatalf("deploy after rollback = %+v, %v", res, err)
+	}
 	rels, err := c.Releases()
 	if err != nil || len(rels) != 1 || rels[0] != (Deployed{Name: "shop", Namespace: "dev"}) {
 		t.Fatalf("releases = %+v, %v", rels, err)
