@@ -176,6 +176,18 @@ func TestHelmChart(t *testing.T) {
 		t.Errorf("history = %+v, want 5 revisions, the 4th a rollback to 2", h)
 	}
 
+	// A source edit: rebuilt, and the release upgraded to the new image.
+	mark = up.mark()
+	main := filepath.Join(dir, "main.go")
+	src, err := os.ReadFile(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	atomicWrite(t, main, strings.Replace(string(src), "fmt.Fprintln(w, msg)", `fmt.Fprintln(w, "rebuilt:", msg)`, 1))
+	up.waitOutput("building", mark, time.Minute)
+	up.waitOutput("release web revision 6 (upgraded)", mark, 3*time.Minute)
+	eventually(t, url, "", "rebuilt: fourth from values/dev.yaml", time.Minute)
+
 	up.stop()
 	for _, secret := range []string{"s3cret-from-dev-values", "chart-default-password"} {
 		if strings.Contains(up.out.String(), secret) {
