@@ -1,7 +1,9 @@
 package helm
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -163,7 +165,15 @@ func sameRelease(last *release.Release, r *Rendered, vals map[string]any) bool {
 			return false
 		}
 	}
-	return fmt.Sprint(last.Config) == fmt.Sprint(vals)
+	// Stored values went through JSON (numbers are float64 there, and no
+	// values at all come back as nil): compare them as JSON. Maps marshal
+	// with sorted keys.
+	if len(last.Config) == 0 && len(vals) == 0 {
+		return true
+	}
+	a, errA := json.Marshal(last.Config)
+	b, errB := json.Marshal(vals)
+	return errA == nil && errB == nil && bytes.Equal(a, b)
 }
 
 // Revision is one entry of a release's history.

@@ -11,6 +11,7 @@ import (
 	"helm.sh/helm/v4/pkg/chart/common"
 	kubefake "helm.sh/helm/v4/pkg/kube/fake"
 	rcommon "helm.sh/helm/v4/pkg/release/common"
+	release "helm.sh/helm/v4/pkg/release/v1"
 	"helm.sh/helm/v4/pkg/storage"
 	"helm.sh/helm/v4/pkg/storage/driver"
 )
@@ -112,5 +113,24 @@ func TestClientSettlesPendingRevision(t *testing.T) {
 	res, err := c.Deploy(ctx, ch, nil, time.Second)
 	if err != nil || res.Revision != 2 {
 		t.Fatalf("deploy over a pending revision = %+v, %v", res, err)
+	}
+}
+
+func TestSameReleaseValuesAsStored(t *testing.T) {
+	r := &Rendered{Manifest: "m"}
+	for _, tt := range []struct {
+		stored, now map[string]any
+		same        bool
+	}{
+		{nil, map[string]any{}, true},
+		{map[string]any{"n": float64(12345678901)}, map[string]any{"n": int64(12345678901)}, true},
+		{map[string]any{"a": map[string]any{"b": "c"}}, map[string]any{"a": map[string]any{"b": "c"}}, true},
+		{map[string]any{"n": float64(1)}, map[string]any{"n": int64(2)}, false},
+		{nil, map[string]any{"x": "y"}, false},
+	} {
+		last := &release.Release{Manifest: "m", Config: tt.stored}
+		if got := sameRelease(last, r, tt.now); got != tt.same {
+			t.Errorf("sameRelease(%v, %v) = %v", tt.stored, tt.now, got)
+		}
 	}
 }
