@@ -25,6 +25,15 @@ import (
 	"helm.sh/helm/v4/pkg/storage/driver"
 )
 
+func init() {
+	// Helm names its server-side-apply field manager after the program
+	// (os.Args[0]) unless told: "devloop" here, "helm" for the helm CLI.
+	// Then a `helm rollback` or `helm upgrade` of a release devloop made
+	// conflicts on every field devloop set. The releases' fields are
+	// Helm's, whoever drives Helm: manage them as "helm".
+	kube.ManagedFieldsManager = "helm"
+}
+
 // Client installs, upgrades, lists and uninstalls the releases of one
 // devloop project on one cluster. Releases are stored as Helm stores them
 // (Secrets in the release's namespace), so the helm CLI sees them: helm
