@@ -159,7 +159,8 @@ func TestHelmChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	atomicWrite(t, filepath.Join(dir, "values", "dev.yaml"), "message: third from values/dev.yaml\npassword: s3cret-from-dev-values\n")
-	up.waitOutput("release web revision 3 (upgraded)", mark, 2*time.Minute)
+	at := up.waitOutput("release web revision 3 (upgraded)", mark, 2*time.Minute)
+	up.waitOutput("all services ready", at, time.Minute) // the fixed chart clears the failure
 	eventually(t, url, "", "third from values/dev.yaml", time.Minute)
 
 	// helm rollback (through the SDK) to revision 2: it serves again, and

@@ -60,6 +60,10 @@ type ServiceState struct {
 
 	// LastError is the last failure, shown once and kept for status views.
 	LastError string
+	// DeployFailed: the last failure is a deploy's (an apply, a chart that
+	// did not render, a rollout), which the next successful apply clears;
+	// a build's failure stays until a build succeeds.
+	DeployFailed bool
 	// Builds counts finished image builds; Syncs counts live syncs.
 	Builds, Syncs int
 	// PhaseSince is when Phase last changed.
