@@ -216,7 +216,9 @@ func TestHelmChart(t *testing.T) {
 //
 //	go test -tags e2e -run '^$' -bench HelmValuesToServing -benchtime 1x ./e2e/
 //
-// Runs DEVLOOP_BENCH_RUNS (default 20) edits whatever b.N is.
+// Runs DEVLOOP_BENCH_RUNS (default 20) edits whatever b.N is. deploy-done
+// is when devloop prints the release's "(upgraded)" line: the deploy's end,
+// after the rollout wait (the old pod gone), so it can follow serving.
 func BenchmarkHelmValuesToServing(b *testing.B) {
 	runs := 20
 	if v := getenvInt("DEVLOOP_BENCH_RUNS"); v > 0 {
@@ -247,5 +249,5 @@ func BenchmarkHelmValuesToServing(b *testing.B) {
 		}
 	}
 	reportPct(b, "helm-values/total", total)
-	reportPct(b, "helm-values/upgraded", upgraded)
+	reportPct(b, "helm-values/deploy-done", upgraded)
 }
