@@ -117,7 +117,7 @@ func newVersionCommand(g *globals) *cobra.Command {
 			if bi, ok := debug.ReadBuildInfo(); ok {
 				for _, d := range bi.Deps {
 					switch d.Path {
-					case "sigs.k8s.io/kind", "k8s.io/client-go", "github.com/moby/moby/client":
+					case "sigs.k8s.io/kind", "k8s.io/client-go", "github.com/moby/moby/client", "helm.sh/helm/v4":
 						fmt.Fprintf(g.streams.Out, "  %s %s\n", d.Path, d.Version)
 					}
 				}

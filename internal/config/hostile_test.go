@@ -310,6 +310,7 @@ func fuzzSeeds(t testing.TB) []string {
 		"name: p\nmanifests: [k8s]\nnamespace: \"a\x1b[2Jb\"\n",
 		"\xff\xfen\x00a\x00m\x00e\x00:\x00 \x00p\x00\n\x00",
 		"name: p\nservices:\n  - name: web\n    watch: [../..]\n",
+		"name: p\ncharts:\n  - chart: k8s\n    release: Web\n    values: [a.yaml, ~]\n    set: {\"a[1].b\": 1, c: [x], \"\": y}\n",
 		"name: p\nservices:\n  - &web\n    name: web\n    build: {context: app}\n  - <<: *web\n    name: api\n",
 		"name: p\nservices:\n  - name: web\n    build:\n      args: {A: 1, <<: {B: 2}}\n      preBuild: {run: make, env: {<<: [{X: 1}, {Y: 2}]}}\n",
 		"name: p\nmanifests: [k8s]\n---\nname: q\n",

@@ -307,4 +307,33 @@ func setDefaults(cfg *Config) {
 	for i := range cfg.Manifests {
 		cfg.Manifests[i] = abs(cfg.Dir, cfg.Manifests[i])
 	}
+	for i := range cfg.Charts {
+		c := &cfg.Charts[i]
+		if c.Chart != "" {
+			c.Chart = abs(cfg.Dir, c.Chart)
+			if c.Release == "" {
+				c.Release = DefaultRelease(c.Chart)
+			}
+		}
+		if c.Namespace == "" {
+			c.Namespace = cfg.Namespace
+		}
+		for j := range c.Values {
+			c.Values[j] = abs(cfg.Dir, c.Values[j])
+		}
+	}
+}
+
+// DefaultRelease is the release name of a chart whose release is not set:
+// the chart directory's name, or a packaged chart's file name without
+// ".tgz" and its "-<version>" suffix (mychart-0.1.0.tgz → mychart).
+func DefaultRelease(chart string) string {
+	base := filepath.Base(chart)
+	if strings.HasSuffix(base, ".tgz") || strings.HasSuffix(base, ".tar.gz") {
+		base = strings.TrimSuffix(strings.TrimSuffix(base, ".tgz"), ".tar.gz")
+		if i := strings.LastIndex(base, "-"); i > 0 && i+1 < len(base) && base[i+1] >= '0' && base[i+1] <= '9' {
+			base = base[:i]
+		}
+	}
+	return strings.ToLower(base)
 }

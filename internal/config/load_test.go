@@ -268,7 +268,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "neither services nor manifests",
 			yaml: "name: p\nnamespace: dev\n",
-			want: []string{`1:1: nothing to do: expected at least one of "services" or "manifests"`},
+			want: []string{`1:1: nothing to do: expected at least one of "services", "manifests" or "charts"`},
 		},
 		{
 			name: "duplicate key",

@@ -21,6 +21,26 @@ type Config struct {
 	Services  []Service `json:"services,omitempty"`
 	// Manifests are files, globs or kustomize directories, absolute after load.
 	Manifests []string `json:"manifests,omitempty"`
+	// Charts are Helm charts, each installed (then upgraded) as one release
+	// through the Helm SDK, after the plain manifests are applied.
+	Charts []Chart `json:"charts,omitempty"`
+}
+
+// Chart is one Helm chart of the repository and the release devloop makes of it.
+type Chart struct {
+	// Chart is a chart directory or a packaged chart (.tgz), absolute after load.
+	Chart string `json:"chart"`
+	// Release is the release name. Default: the chart directory's name (a
+	// packaged chart's file name without .tgz).
+	Release string `json:"release,omitempty"`
+	// Namespace of the release. Default: the project's namespace.
+	Namespace string `json:"namespace,omitempty"`
+	// Values are values files (YAML), merged in order over the chart's
+	// values.yaml; absolute after load.
+	Values []string `json:"values,omitempty"`
+	// Set are values given as Helm's --set does ("image.tag: v2",
+	// "replicas: 2"), applied after the values files.
+	Set map[string]string `json:"set,omitempty"`
 }
 
 // Cluster describes the local kind cluster devloop creates or adopts.

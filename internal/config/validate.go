@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -113,8 +114,8 @@ func (v *validator) validate() {
 	}
 	v.dnsLabel("namespace", cfg.Namespace)
 	v.validateCluster()
-	if len(cfg.Services) == 0 && len(cfg.Manifests) == 0 && !v.bad["services"] && !v.bad["manifests"] {
-		v.errorf("", `nothing to do: expected at least one of "services" or "manifests"`)
+	if len(cfg.Services) == 0 && len(cfg.Manifests) == 0 && len(cfg.Charts) == 0 && !v.bad["services"] && !v.bad["manifests"] && !v.bad["charts"] {
+		v.errorf("", `nothing to do: expected at least one of "services", "manifests" or "charts"`)
 	}
 	names := map[string]string{}
 	repos := map[string]string{}
@@ -123,6 +124,10 @@ func (v *validator) validate() {
 	}
 	for i, m := range cfg.Manifests {
 		v.validateManifest(fmt.Sprintf("manifests[%d]", i), m)
+	}
+	releases := map[string]string{}
+	for i := range cfg.Charts {
+		v.validateChart(fmt.Sprintf("charts[%d]", i), &cfg.Charts[i], releases)
 	}
 }
 
@@ -491,4 +496,72 @@ func (v *validator) validateManifest(keyPath, m string) {
 		}
 	}
 	v.errorf(keyPath, "directory %s has no kustomization.yaml, kustomization.yml or Kustomization; to apply every file in it use a glob such as %q", m, filepath.Join(m, "*.yaml"))
+}
+
+func (v *validator) validateChart(keyPath string, c *Chart, releases map[string]string) {
+	if c.Chart == "" {
+		if !v.set(keyPath + ".chart") {
+			v.errorf(keyPath, "chart: required: a chart directory or a packaged chart (.tgz) of the project")
+		} else {
+			v.errorf(keyPath+".chart", "empty path")
+		}
+		return
+	}
+	switch {
+	case !v.inAnyContext(c.Chart):
+		v.errorf(keyPath+".chart", "chart %s is outside the project directory %s and every build context: devloop reads only the project's files",
+			clip(c.Chart, maxPath), clip(v.cfg.Dir, maxPath))
+	default:
+		fi, err := os.Stat(c.Chart)
+		switch {
+		case err != nil:
+			v.errorf(keyPath+".chart", "chart %s: %s", c.Chart, statProblem(err))
+		case fi.IsDir():
+			if _, err := os.Stat(filepath.Join(c.Chart, "Chart.yaml")); err != nil {
+				v.errorf(keyPath+".chart", "chart %s has no Chart.yaml: a chart directory holds Chart.yaml, values.yaml and templates/", c.Chart)
+			}
+		case !strings.HasSuffix(c.Chart, ".tgz") && !strings.HasSuffix(c.Chart, ".tar.gz"):
+			v.errorf(keyPath+".chart", "chart %s is a file but not a packaged chart (.tgz): name the chart's directory or its .tgz", c.Chart)
+		}
+	}
+	if msgs := validation.IsDNS1123Subdomain(c.Release); len(msgs) > 0 || len(c.Release) > 53 {
+		if len(c.Release) > 53 {
+			msgs = append(msgs, "must be no more than 53 characters (Helm's limit)")
+		}
+		at := keyPath + ".release"
+		if !v.set(at) {
+			at = keyPath + ".chart"
+			msgs = append(msgs, "set charts[].release to name the release")
+		}
+		v.errorf(at, "invalid release name %q: %s", c.Release, strings.Join(msgs, "; "))
+	}
+	v.dnsLabel(keyPath+".namespace", c.Namespace)
+	id := c.Namespace + "/" + c.Release
+	if prev, dup := releases[id]; dup {
+		v.errorf(keyPath+".release", "release %s in namespace %s is also made by %s: give each chart its own release name", c.Release, c.Namespace, prev)
+	} else {
+		releases[id] = keyPath
+	}
+	for j, f := range c.Values {
+		at := fmt.Sprintf("%s.values[%d]", keyPath, j)
+		if f == "" {
+			v.errorf(at, "empty path")
+			continue
+		}
+		if fi, err := os.Stat(f); err != nil {
+			v.errorf(at, "values file %s: %s", f, statProblem(err))
+		} else if fi.IsDir() {
+			v.errorf(at, "values file %s is a directory", f)
+		}
+	}
+	keys := make([]string, 0, len(c.Set))
+	for k := range c.Set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := SetValue(map[string]any{}, k, c.Set[k]); err != nil {
+			v.errorf(keyPath+".set."+k, "%v", err)
+		}
+	}
 }

@@ -216,6 +216,38 @@ func TestManifestChangeAppliesWithoutBuilding(t *testing.T) {
 	}
 }
 
+// A manifest (or chart) that fails to apply, then is fixed: the service is
+// ready again after the fixed apply, without a build. A failed build still
+// shows through a manifest-only apply.
+func TestFixedManifestClearsDeployFailure(t *testing.T) {
+	s := settled(t, "a")
+	Reduce(s, Changed{Manifests: true})
+	d := step(s)[0]
+	Reduce(s, DeployDone{Gen: d.Gen, Err: errors.New("chart: template: broken.yaml:4:18: nil pointer")})
+	if ss := s.Services["a"]; ss.Phase != PhaseFailed || !ss.DeployFailed {
+		t.Fatalf("after the failed apply: %+v", ss)
+	}
+	Reduce(s, Changed{Manifests: true})
+	d = step(s)[0]
+	if s.Services["a"].Phase != PhaseDeploying {
+		t.Fatalf("the fixed apply does not deploy a: %+v", s.Services["a"])
+	}
+	Reduce(s, DeployDone{Gen: d.Gen})
+	if ss := s.Services["a"]; ss.Phase != PhaseReady || ss.DeployFailed || ss.LastError != "" {
+		t.Fatalf("after the fixed apply: %+v", ss)
+	}
+
+	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/x"}}})
+	b := step(s)[0]
+	Reduce(s, ImageDone{Service: "a", Gen: b.Gen, Err: errors.New("compile error")})
+	Reduce(s, Changed{Manifests: true})
+	d = step(s)[0]
+	Reduce(s, DeployDone{Gen: d.Gen})
+	if ss := s.Services["a"]; ss.Phase != PhaseFailed || ss.LastError != "compile error" {
+		t.Fatalf("a manifest apply hid the failed build: %+v", ss)
+	}
+}
+
 func TestOneDeployAtATime(t *testing.T) {
 	s := settled(t, "a", "b")
 	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/x"}}})

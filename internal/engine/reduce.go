@@ -182,8 +182,9 @@ func reduceStarted(s *State, a Action) {
 			wanted := ss.NeedsDeploy
 			ss.NeedsDeploy = false
 			// A service whose last build failed keeps showing that failure
-			// while a manifest-only apply runs.
-			if ss.InFlight == 0 && (wanted || ss.Phase != PhaseFailed) {
+			// while a manifest-only apply runs; one whose last deploy failed
+			// is deployed again.
+			if ss.InFlight == 0 && (wanted || ss.Phase != PhaseFailed || ss.DeployFailed) {
 				s.setPhase(ss, PhaseDeploying)
 			}
 		}
@@ -209,6 +210,7 @@ func reduceImageDone(s *State, e ImageDone) {
 		ss.LastError = e.Err.Error()
 		var re *RetryError
 		ss.RetryOwed = errors.As(e.Err, &re)
+		ss.DeployFailed = false
 		s.setPhase(ss, PhaseFailed)
 		return
 	}
@@ -267,10 +269,12 @@ func reduceDeployDone(s *State, e DeployDone) {
 		if err != nil {
 			ss.LastError = err.Error()
 			if ss.Phase == PhaseDeploying {
+				ss.DeployFailed = true
 				s.setPhase(ss, PhaseFailed)
 			}
 			continue
 		}
+		ss.DeployFailed = false
 		ss.Deployed = artifacts[name]
 		if ss.Phase == PhaseDeploying && !ss.NeedsDeploy {
 			ss.LastError = ""

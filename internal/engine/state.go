@@ -63,6 +63,10 @@ type ServiceState struct {
 	// RetryOwed: the last build failed with a RetryError (not the code's
 	// fault); the loop builds again by itself once its cause has gone.
 	RetryOwed bool
+	// DeployFailed: the last failure is a deploy's (an apply, a chart that
+	// did not render, a rollout), which the next successful apply clears;
+	// a build's failure stays until a build succeeds.
+	DeployFailed bool
 	// Builds counts finished image builds; Syncs counts live syncs.
 	Builds, Syncs int
 	// PhaseSince is when Phase last changed.

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/helm"
 )
 
 // Manifests are a project's rendered manifests with the built images
@@ -33,16 +34,26 @@ type Manifests struct {
 	// IngressURLs has one URL per distinct Ingress rule host, in manifest
 	// order (none when the ingress controller is disabled).
 	IngressURLs []string
+	// Releases are the config's Helm charts, rendered; their objects are
+	// in Objects after the plain manifests' (Plain).
+	Releases []Release
 
 	repos    map[string]string // service → normalised image repository
 	order    []string          // services in config order
 	replicas map[string]int    // Workload.Key → desired pods
+	plain    int               // Objects[:plain] are the plain manifests'
 }
+
+// Plain are the objects of the plain manifests (what the Applier applies;
+// the charts' objects go through their Helm releases).
+func (m *Manifests) Plain() []*unstructured.Unstructured { return m.Objects[:m.plain] }
 
 // Prepare renders cfg's manifests, substitutes images (image repository →
 // built ref; services without a built image keep what the manifests say)
-// and labels everything for cfg's project. It reads files only: a manifest
-// that does not parse fails here, before anything is sent to a cluster.
+// and labels everything for cfg's project; it renders cfg's charts the same
+// way (their post-renderer substitutes and labels). It reads files only: a
+// manifest that does not parse or a chart that does not render fails here,
+// before anything is sent to a cluster.
 func Prepare(cfg *config.Config, images map[string]string) (*Manifests, error) {
 	objs, err := Render(cfg)
 	if err != nil {
@@ -52,7 +63,25 @@ func Prepare(cfg *config.Config, images map[string]string) (*Manifests, error) {
 		return nil, err
 	}
 	Label(objs, cfg.Name)
-	m := &Manifests{Objects: objs, Services: map[string][]Workload{}, Workloads: WorkloadsOf(objs),
+	plain := len(objs)
+	rels, err := renderCharts(cfg, images)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]string{}
+	for _, o := range objs {
+		seen[objectKey(o)] = Source(o)
+	}
+	for _, r := range rels {
+		for _, o := range r.Objects {
+			if prev, ok := seen[objectKey(o)]; ok {
+				return nil, fmt.Errorf("%s %s is defined twice: in %s and in %s", strings.ToLower(o.GetKind()), o.GetName(), prev, Source(o))
+			}
+			seen[objectKey(o)] = Source(o)
+			objs = append(objs, o)
+		}
+	}
+	m := &Manifests{Objects: objs, Releases: rels, plain: plain, Services: map[string][]Workload{}, Workloads: WorkloadsOf(objs),
 		IngressURLs: ingressURLs(objs, cfg.Cluster.Ingress), repos: map[string]string{}, replicas: map[string]int{}}
 	for _, o := range objs {
 		m.replicas[workloadOf(o).Key()] = desiredPods(o)
@@ -64,6 +93,10 @@ func Prepare(cfg *config.Config, images map[string]string) (*Manifests, error) {
 		m.Services[svc.Name] = ws
 	}
 	return m, nil
+}
+
+func objectKey(o *unstructured.Unstructured) string {
+	return o.GroupVersionKind().GroupKind().String() + "/" + o.GetNamespace() + "/" + o.GetName()
 }
 
 // Replicas is how many pods the manifests ask w to run (1 when unset, 1 for
@@ -185,6 +218,8 @@ type Deployer struct {
 	applier *Applier
 	cs      kubernetes.Interface
 	wake    Waker
+	// releases installs and upgrades the charts' releases.
+	releases Releaser
 }
 
 // Waker lets rollout waits sleep until something changes in the cluster
@@ -198,7 +233,8 @@ type Waker interface {
 // c. wake (the session's shared informers) wakes rollout waits early; nil
 // means they poll.
 func NewDeployer(cfg *config.Config, c *Clients, wake Waker) *Deployer {
-	return &Deployer{cfg: cfg, applier: NewApplier(c, cfg.Name, cfg.Namespace, cfg.Path), cs: c.Core, wake: wake}
+	return &Deployer{cfg: cfg, applier: NewApplier(c, cfg.Name, cfg.Namespace, cfg.Path), cs: c.Core, wake: wake,
+		releases: helm.NewClient(c.Config, ReleaseLabels(cfg.Name))}
 }
 
 // DeployOptions say which rollouts a deploy waits for.
@@ -223,6 +259,8 @@ type Deployed struct {
 	// OthersFailed are rollout failures of workloads that run no service's
 	// image (a database, say).
 	OthersFailed []error
+	// Releases are what the install or upgrade of each chart's release did.
+	Releases []helm.Result
 }
 
 // Deploy prepares cfg's manifests with images, applies them and waits for
@@ -233,11 +271,22 @@ func (d *Deployer) Deploy(ctx context.Context, images map[string]string, opts De
 	if err != nil {
 		return nil, err
 	}
-	res, err := d.applier.Apply(ctx, m.Objects)
+	res, err := d.applier.Apply(ctx, m.Plain())
 	if err != nil {
 		return nil, err
 	}
 	out := &Deployed{Manifests: m, Applied: res, Failed: map[string]error{}}
+	for _, r := range m.Releases {
+		hooks := opts.Timeout
+		if hooks <= 0 {
+			hooks = defaultHookTimeout
+		}
+		hr, err := d.releases.Deploy(ctx, r.Chart, r.Post, hooks)
+		if err != nil {
+			return nil, err
+		}
+		out.Releases = append(out.Releases, hr)
+	}
 	owners := map[string][]string{} // workload key → services that run it
 	var wait []Workload
 	add := func(w Workload, svc string) {
@@ -303,11 +352,29 @@ func (d *Deployer) WaitRollout(ctx context.Context, w Workload, timeout time.Dur
 	return waitRollout(ctx, d.cs, d.wake, w, timeout, report)
 }
 
-// DeleteAll deletes everything devloop applied for the project (its inventory).
+// defaultHookTimeout bounds a chart's hooks when the deploy sets no timeout.
+const defaultHookTimeout = 5 * time.Minute
+
+// DeleteAll deletes everything devloop applied for the project (its
+// inventory) and uninstalls the project's Helm releases (those carrying its
+// release labels, whether or not devloop.yaml still names their chart).
 func (d *Deployer) DeleteAll(ctx context.Context) ([]string, error) {
 	deleted, err := d.applier.DeleteAll(ctx)
 	if err != nil {
 		return deleted, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
+	}
+	if d.releases == nil {
+		return deleted, nil
+	}
+	rels, err := d.releases.Releases()
+	if err != nil {
+		return deleted, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
+	}
+	for _, r := range rels {
+		if err := d.releases.Uninstall(r.Namespace, r.Name, defaultHookTimeout); err != nil {
+			return deleted, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
+		}
+		deleted = append(deleted, "release "+r.Name+" (helm uninstall)")
 	}
 	return deleted, nil
 }

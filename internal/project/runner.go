@@ -291,6 +291,9 @@ func (r *runner) Deploy(ctx context.Context, a engine.Action) (map[string]error,
 	if lines := res.Applied.ChangedLines(); len(lines) > 0 {
 		r.out.Line("devloop", "applied: %s", strings.Join(lines, ", "))
 	}
+	for _, l := range res.ReleaseLines() {
+		r.out.Line("devloop", "%s", l)
+	}
 	for _, err := range res.OthersFailed {
 		// A workload that runs no built image (a database, say): nobody
 		// else will say it, so say it here.

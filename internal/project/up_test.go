@@ -406,6 +406,28 @@ func TestUpRejectsBadManifestsBeforeTheCluster(t *testing.T) {
 	}
 }
 
+func TestUpRejectsBrokenChartBeforeTheCluster(t *testing.T) {
+	f := newFixture(t)
+	for name, content := range map[string]string{
+		"chart/Chart.yaml":            "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+		"chart/templates/broken.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.missing.name }}\n",
+	} {
+		p := filepath.Join(f.dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f.write(t, name, content)
+	}
+	f.cfg.Charts = []config.Chart{{Chart: filepath.Join(f.dir, "chart"), Release: "web", Namespace: "default"}}
+	err := Up(t.Context(), f.cfg, f.deps, UpOptions{Out: f.printer(), Once: true})
+	if err == nil || !strings.Contains(err.Error(), "web/templates/broken.yaml:4:") {
+		t.Fatalf("err = %v, want Helm's template error with file and line", err)
+	}
+	if f.clusters.exists {
+		t.Error("the cluster was created although the chart does not render")
+	}
+}
+
 func TestBuildDownStatus(t *testing.T) {
 	f := newFixture(t)
 	p := f.printer()

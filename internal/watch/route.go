@@ -20,7 +20,8 @@ import (
 type Router struct {
 	// ConfigPath is devloop.yaml itself.
 	ConfigPath string
-	// Manifests are the config's manifest entries: files, globs or directories.
+	// Manifests are the config's manifest entries (files, globs or
+	// directories), its charts (directories or .tgz) and their values files.
 	Manifests []string
 	// Sync maps a service to its live-sync rules.
 	Sync map[string][]config.SyncRule
@@ -28,7 +29,7 @@ type Router struct {
 
 // NewRouter builds the router for cfg.
 func NewRouter(cfg *config.Config) Router {
-	r := Router{ConfigPath: cfg.Path, Manifests: cfg.Manifests, Sync: map[string][]config.SyncRule{}}
+	r := Router{ConfigPath: cfg.Path, Manifests: manifestPaths(cfg), Sync: map[string][]config.SyncRule{}}
 	for _, s := range cfg.Services {
 		r.Sync[s.Name] = s.Sync
 	}
@@ -76,6 +77,18 @@ func (r Router) isManifest(p string) bool {
 	return false
 }
 
+// manifestPaths are what re-deploys on a change, without a build: the
+// manifest entries, each chart (its templates, values.yaml, charts/...) and
+// each chart's values files.
+func manifestPaths(cfg *config.Config) []string {
+	out := append([]string(nil), cfg.Manifests...)
+	for _, c := range cfg.Charts {
+		out = append(out, c.Chart)
+		out = append(out, c.Values...)
+	}
+	return out
+}
+
 // Roots are the watch roots of cfg: each service's watch paths with its
 // ignore rules (.dockerignore, its ignore patterns, editor temp files,
 // .git), the manifests (a glob's directory) and devloop.yaml.
@@ -90,7 +103,7 @@ func Roots(cfg *config.Config) ([]Root, error) {
 			roots = append(roots, Root{Path: w, Name: svc.Name, Ignore: m})
 		}
 	}
-	for _, m := range cfg.Manifests {
+	for _, m := range manifestPaths(cfg) {
 		if strings.ContainsAny(m, "*?[") {
 			m = filepath.Dir(m)
 		}

@@ -83,3 +83,32 @@ func TestRoute(t *testing.T) {
 		t.Fatal("unrelated path should route to nothing")
 	}
 }
+
+func TestChartsAndValuesFilesAreManifests(t *testing.T) {
+	cfg := &config.Config{Path: "/p/devloop.yaml",
+		Services: []config.Service{{Name: "web", Build: config.Build{Context: "/p/web"}, Watch: []string{"/p/web"}}},
+		Charts:   []config.Chart{{Chart: "/p/chart", Values: []string{"/p/values/dev.yaml"}}, {Chart: "/p/pkg/x-1.tgz"}}}
+	roots, err := Roots(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, r := range roots {
+		paths = append(paths, r.Path)
+	}
+	for _, want := range []string{"/p/chart", "/p/values/dev.yaml", "/p/pkg/x-1.tgz"} {
+		if !strings.Contains(strings.Join(paths, " "), want) {
+			t.Errorf("roots %v lack %s", paths, want)
+		}
+	}
+	r := NewRouter(cfg)
+	for _, p := range []string{"/p/chart/templates/deployment.yaml", "/p/values/dev.yaml", "/p/pkg/x-1.tgz", "/p/chart/values.yaml"} {
+		ch := route(r, roots, []string{p})
+		if !ch.Manifests || len(ch.Rebuild) != 0 {
+			t.Errorf("%s: %+v, want a re-deploy without a build", p, ch)
+		}
+	}
+	if ch := route(r, roots, []string{"/p/web/main.go"}); ch.Manifests {
+		t.Errorf("a source file re-deploys as a manifest: %+v", ch)
+	}
+}

@@ -1,0 +1,3 @@
+module example.com/helmapp
+
+go 1.26

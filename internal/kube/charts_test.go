@@ -1,0 +1,224 @@
+package kube
+
+import (
+	"context"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/helm"
+)
+
+// fakeReleaser records the releases it is asked to deploy and uninstall.
+type fakeReleaser struct {
+	deployed    []string // release names
+	rendered    []string // each deploy's post-rendered hook manifest
+	listed      []helm.Deployed
+	uninstalled []string
+}
+
+func (f *fakeReleaser) Deploy(ctx context.Context, ch *helm.Chart, post helm.PostRenderer, _ time.Duration) (helm.Result, error) {
+	f.deployed = append(f.deployed, ch.Spec.Release)
+	r, err := helm.Render(ctx, ch, post)
+	if err != nil {
+		return helm.Result{}, err
+	}
+	f.rendered = append(f.rendered, strings.Join(r.Hooks, "---\n"))
+	return helm.Result{Release: ch.Spec.Release, Namespace: ch.Spec.Namespace, Revision: len(f.deployed), Installed: len(f.deployed) == 1}, nil
+}
+
+func (f *fakeReleaser) Releases() ([]helm.Deployed, error) { return f.listed, nil }
+
+func (f *fakeReleaser) Uninstall(ns, name string, _ time.Duration) error {
+	f.uninstalled = append(f.uninstalled, ns+"/"+name)
+	return nil
+}
+
+const chartDeployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-web
+spec:
+  selector: {matchLabels: {app: shop-web}}
+  template:
+    metadata: {labels: {app: shop-web}}
+    spec:
+      containers:
+        - name: web
+          image: {{ .Values.image }}:{{ .Values.tag }}
+          imagePullPolicy: Always
+`
+
+const chartHook = `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ .Release.Name }}-migrate
+  annotations: {"helm.sh/hook": "pre-install,pre-upgrade"}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: migrate, image: "{{ .Values.image }}:{{ .Values.tag }}"}]
+`
+
+func chartConfig(t *testing.T) *config.Config {
+	cfg := deployConfig(t)
+	writeFiles(t, cfg.Dir, map[string]string{
+		"chart/Chart.yaml":                "apiVersion: v2\nname: shop\nversion: 0.1.0\n",
+		"chart/values.yaml":               "image: hello\ntag: v1\n",
+		"chart/templates/deployment.yaml": chartDeployment,
+		"chart/templates/hook.yaml":       chartHook,
+		"chart/templates/secret.yaml":     "apiVersion: v1\nkind: Secret\nmetadata: {name: shop-db}\nstringData: {password: hunter2}\n",
+	})
+	cfg.Charts = []config.Chart{{Chart: filepath.Join(cfg.Dir, "chart"), Release: "shop", Namespace: "dev"}}
+	return cfg
+}
+
+func TestPrepareRendersChartsWithImagesAndLabels(t *testing.T) {
+	cfg := chartConfig(t)
+	m, err := Prepare(cfg, map[string]string{"hello": "hello:devloop-abc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Releases) != 1 || len(m.Plain()) != 8 || len(m.Objects) != 10 {
+		t.Fatalf("releases %d, plain %d, objects %d; want 1, 8, 10 (the hook is not an object of the release)", len(m.Releases), len(m.Plain()), len(m.Objects))
+	}
+	var dep *unstructured.Unstructured
+	for _, o := range m.Releases[0].Objects {
+		if o.GetKind() == "Deployment" {
+			dep = o
+		}
+		if o.GetNamespace() != "dev" || o.GetLabels()[ProjectLabel] != "proj" {
+			t.Errorf("%s/%s: namespace %q labels %v", o.GetKind(), o.GetName(), o.GetNamespace(), o.GetLabels())
+		}
+	}
+	if dep == nil {
+		t.Fatal("no deployment rendered")
+	}
+	if src := Source(dep); src != "shop/templates/deployment.yaml (release shop)" {
+		t.Errorf("source = %q", src)
+	}
+	cs, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
+	c := cs[0].(map[string]any)
+	if c["image"] != "hello:devloop-abc" || c["imagePullPolicy"] != "IfNotPresent" {
+		t.Errorf("container = %v, want the built image with IfNotPresent", c)
+	}
+	tl, _, _ := unstructured.NestedStringMap(dep.Object, "spec", "template", "metadata", "labels")
+	if tl[ProjectLabel] != "proj" || tl["app"] != "shop-web" {
+		t.Errorf("pod template labels = %v", tl)
+	}
+	if got := keys(m.Services["web"]); !contains(got, "Deployment/dev/shop-web") {
+		t.Errorf("web's workloads %v lack the chart's deployment", got)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDeployAppliesPlainAndUpgradesReleases(t *testing.T) {
+	api := newFakeAPI()
+	d := testDeployer(t, api)
+	d.cfg = chartConfig(t)
+	rel := &fakeReleaser{}
+	d.releases = rel
+	res, err := d.Deploy(context.Background(), map[string]string{"hello": "hello:devloop-abc"}, DeployOptions{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Applied.Applied) != 8 {
+		t.Errorf("applied %d objects, want the 8 plain ones: %q", len(res.Applied.Applied), res.Applied.Lines())
+	}
+	for k := range api.objs {
+		if strings.Contains(k, "shop") {
+			t.Errorf("the chart's %s was applied by devloop's applier, not its release", k)
+		}
+	}
+	if !reflect.DeepEqual(rel.deployed, []string{"shop"}) {
+		t.Errorf("deployed releases %v", rel.deployed)
+	}
+	if !strings.Contains(rel.rendered[0], "hello:devloop-abc") || !strings.Contains(rel.rendered[0], ProjectLabel) {
+		t.Errorf("the release's hook was not post-rendered:\n%s", rel.rendered[0])
+	}
+	if got := res.ReleaseLines(); !reflect.DeepEqual(got, []string{"release shop revision 1 (installed)"}) {
+		t.Errorf("ReleaseLines = %q", got)
+	}
+
+	rel.listed = []helm.Deployed{{Name: "shop", Namespace: "dev"}, {Name: "old", Namespace: "other"}}
+	deleted, err := d.DeleteAll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(rel.uninstalled, []string{"dev/shop", "other/old"}) {
+		t.Errorf("uninstalled %v", rel.uninstalled)
+	}
+	if !contains(deleted, "release shop (helm uninstall)") {
+		t.Errorf("deleted = %v", deleted)
+	}
+}
+
+func TestDeployBrokenChartAppliesNothing(t *testing.T) {
+	api := newFakeAPI()
+	d := testDeployer(t, api)
+	d.cfg = chartConfig(t)
+	writeFiles(t, d.cfg.Dir, map[string]string{"chart/templates/broken.yaml": "a: {{ .Values.nope.deeper }}\n"})
+	rel := &fakeReleaser{}
+	d.releases = rel
+	_, err := d.Deploy(context.Background(), nil, DeployOptions{})
+	if err == nil || !strings.Contains(err.Error(), "shop/templates/broken.yaml:1:") {
+		t.Fatalf("err = %v, want Helm's template error with file and line", err)
+	}
+	if len(api.objs) != 0 || len(rel.deployed) != 0 {
+		t.Errorf("applied %v and deployed %v after a render error", api.keys(), rel.deployed)
+	}
+}
+
+func TestPrepareChartObjectDefinedTwice(t *testing.T) {
+	cfg := chartConfig(t)
+	writeFiles(t, cfg.Dir, map[string]string{"chart/templates/web.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {template: {spec: {containers: [{name: a, image: x}]}}}\n"})
+	_, err := Prepare(cfg, nil)
+	if err == nil || !strings.Contains(err.Error(), "deployment web is defined twice") || !strings.Contains(err.Error(), "shop/templates/web.yaml (release shop)") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestPostRendererLeavesOtherImages(t *testing.T) {
+	out, err := PostRenderer(map[string]string{"hello": "hello:devloop-1"}, "p")([]byte(`apiVersion: v1
+kind: Pod
+metadata: {name: a}
+spec: {containers: [{name: a, image: hello:v1}, {name: b, image: redis:7, imagePullPolicy: Always}]}
+---
+# only a comment
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: c}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := parseManifests(out, "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 2 {
+		t.Fatalf("%d objects:\n%s", len(objs), out)
+	}
+	cs, _, _ := unstructured.NestedSlice(objs[0].Object, "spec", "containers")
+	if cs[0].(map[string]any)["image"] != "hello:devloop-1" || cs[1].(map[string]any)["image"] != "redis:7" || cs[1].(map[string]any)["imagePullPolicy"] != "Always" {
+		t.Errorf("containers = %v", cs)
+	}
+	if objs[1].GetLabels()[ProjectLabel] != "p" {
+		t.Errorf("configmap labels %v", objs[1].GetLabels())
+	}
+}
