@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/supervisor/embedded"
 )
 
 // Manifests are a project's rendered manifests with the built images
@@ -48,7 +50,7 @@ func Prepare(cfg *config.Config, images map[string]string) (*Manifests, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := Substitute(objs, images); err != nil {
+	if err := Substitute(objs, images, supervisedImages(cfg, images)); err != nil {
 		return nil, err
 	}
 	Label(objs, cfg.Name)
@@ -310,4 +312,20 @@ func (d *Deployer) DeleteAll(ctx context.Context) ([]string, error) {
 		return deleted, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
 	}
 	return deleted, nil
+}
+
+// supervisedImages are the image keys of images whose builds carry
+// devloop's supervisor: the services with restart rules, when this devloop
+// has a supervisor to add (see build.Builder).
+func supervisedImages(cfg *config.Config, images map[string]string) map[string]bool {
+	out := map[string]bool{}
+	if !embedded.Has(runtime.GOARCH) {
+		return out
+	}
+	for _, svc := range cfg.Services {
+		if svc.Restarts() && images[svc.Image] != "" {
+			out[svc.Image] = true
+		}
+	}
+	return out
 }

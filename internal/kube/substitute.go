@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/devloop-dev/devloop/internal/supervisor"
 )
 
 // Labels devloop puts on everything it applies.
@@ -110,8 +112,10 @@ func normalizeRepo(image string) string {
 // Substitute replaces, in every pod template of objs, each container image
 // whose repository (tag and digest ignored, Docker Hub names normalised) is a
 // key of images with that key's built ref, and sets imagePullPolicy
-// IfNotPresent on it.
-func Substitute(objs []*unstructured.Unstructured, images map[string]string) error {
+// IfNotPresent on it. For an image key in supervised (its image carries
+// devloop's supervisor as its entrypoint), a container's own `command:`,
+// which would bypass the image's entrypoint, is put behind the supervisor.
+func Substitute(objs []*unstructured.Unstructured, images map[string]string, supervised map[string]bool) error {
 	byRepo := make(map[string]string, len(images))
 	for k := range images {
 		n := normalizeRepo(k)
@@ -150,6 +154,11 @@ func Substitute(objs []*unstructured.Unstructured, images map[string]string) err
 				}
 				cm["image"] = images[key]
 				cm["imagePullPolicy"] = "IfNotPresent"
+				if supervised[key] {
+					if err := superviseCommand(cm); err != nil {
+						return fmt.Errorf("%s (%s): %s[%d]: %w", w, Source(o), field, i, err)
+					}
+				}
 			}
 		}
 	}
@@ -186,4 +195,27 @@ func Label(objs []*unstructured.Unstructured, project string) {
 			}
 		}
 	}
+}
+
+// superviseCommand puts a container's command behind devloop's supervisor:
+// ["/app", "-v"] becomes [supervisor.Path, "/app", "-v"]. A container
+// without a command runs the image's entrypoint, which already is the
+// supervisor; args are left alone either way.
+func superviseCommand(c map[string]any) error {
+	raw, ok := c["command"]
+	if !ok || raw == nil {
+		return nil
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return fmt.Errorf("command is not a list")
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	if first, _ := list[0].(string); first == supervisor.Path {
+		return nil
+	}
+	c["command"] = append([]any{supervisor.Path}, list...)
+	return nil
 }

@@ -28,3 +28,9 @@ func Binary(arch string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Has reports whether this devloop holds the supervisor for arch.
+func Has(arch string) bool {
+	_, err := bin.ReadFile("bin/supervisor-linux-" + arch)
+	return err == nil
+}
