@@ -349,6 +349,18 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// PreBuild runs svc's pre-build command, if it has one, as Build would:
+// what a live update runs instead of the image build.
+func (b *Builder) PreBuild(ctx context.Context, svc config.Service, out io.Writer) error {
+	if out == nil {
+		out = io.Discard
+	}
+	if pb := svc.Build.PreBuild; pb != nil {
+		return b.preBuild(ctx, svc.Name, *pb, svc.Build.Context, out)
+	}
+	return nil
+}
+
 // preBuild runs cmd with sh -c in its own process group, killed on ctx cancel.
 func (b *Builder) preBuild(ctx context.Context, service string, cmd config.Command, defaultDir string, out io.Writer) error {
 	c := exec.CommandContext(ctx, "sh", "-c", cmd.Run)

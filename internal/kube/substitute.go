@@ -14,6 +14,10 @@ const (
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	ManagedByValue = "devloop"
 	ProjectLabel   = "devloop.dev/project"
+	// LiveUpdatesAnnotation is set on a pod once devloop restarted its
+	// process with code newer than its image (a sync rule with restart:
+	// true): the number of live updates on top of the image.
+	LiveUpdatesAnnotation = "devloop.dev/live-updates"
 )
 
 // Workload names an object whose pods devloop waits for.

@@ -29,6 +29,9 @@ type Execer interface {
 // Target is the container files are synced into.
 type Target struct {
 	Namespace, Pod, Container string
+	// ContainerID is the runtime's ID of the running container ("" when
+	// unknown): a restarted container has a new one.
+	ContainerID string
 }
 
 func (t Target) String() string { return t.Namespace + "/" + t.Pod + "/" + t.Container }

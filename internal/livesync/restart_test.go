@@ -36,7 +36,7 @@ func TestRuleFilesAndRestart(t *testing.T) {
 	}
 
 	ex := &fakeExecer{}
-	target := Target{"ns", "pod", "app"}
+	target := Target{Namespace: "ns", Pod: "pod", Container: "app"}
 	if err := Restart(context.Background(), ex, target, files); err != nil {
 		t.Fatal(err)
 	}

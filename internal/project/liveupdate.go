@@ -1,0 +1,259 @@
+package project
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/engine"
+	"github.com/devloop-dev/devloop/internal/kube"
+	"github.com/devloop-dev/devloop/internal/livesync"
+)
+
+// serviceLive is what the runner knows of one service's live updates since
+// the image its pods run. Containers that started from that image (a new
+// pod, a restarted container) run older code than the live state: they
+// are brought up to date before anything else happens to the service.
+type serviceLive struct {
+	gen     int            // live updates since the image (0: the image holds the workspace)
+	applied map[string]int // container ID → the gen it runs
+	synced  bool           // plain sync rules copied files since the image
+	posted  map[string]int // container ID → the gen a marker was posted for
+}
+
+// liveUpdates is the runner's record of every service's live state.
+type liveUpdates struct {
+	mu       sync.Mutex
+	services map[string]*serviceLive
+	post     func(engine.Changed) // to the loop; nil until it runs
+	kick     chan struct{}        // wakes the watcher (after a deploy)
+}
+
+func newLiveUpdates() *liveUpdates {
+	return &liveUpdates{services: map[string]*serviceLive{}, kick: make(chan struct{}, 1)}
+}
+
+func (l *liveUpdates) state(svc string) *serviceLive {
+	st := l.services[svc]
+	if st == nil {
+		st = &serviceLive{applied: map[string]int{}, posted: map[string]int{}}
+		l.services[svc] = st
+	}
+	return st
+}
+
+// setPost gives the watcher the loop to post to.
+func (l *liveUpdates) setPost(post func(engine.Changed)) {
+	l.mu.Lock()
+	l.post = post
+	l.mu.Unlock()
+}
+
+// imageRolled forgets the live state of svc: its pods now run an image
+// built from the workspace.
+func (l *liveUpdates) imageRolled(svc string) {
+	l.mu.Lock()
+	delete(l.services, svc)
+	l.mu.Unlock()
+}
+
+// synced records a plain sync: new containers need it replayed too.
+func (l *liveUpdates) synced(svc string) {
+	l.mu.Lock()
+	l.state(svc).synced = true
+	l.mu.Unlock()
+}
+
+// wake has the watcher look again (a deploy ended: markers dropped while it
+// ran must be posted again).
+func (l *liveUpdates) wake() {
+	l.mu.Lock()
+	for _, st := range l.services {
+		st.posted = map[string]int{}
+	}
+	l.mu.Unlock()
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// watch posts a live update for every running container of a
+// live-updated service that runs older code than its live state (a pod
+// that started after the update, a container the kubelet restarted), on
+// every change the shared pod informer sees, until ctx ends.
+func (l *liveUpdates) watch(ctx context.Context, r *runner, conn *Conn) {
+	wake, cancel := conn.Informers.Subscribe()
+	defer cancel()
+	for {
+		l.check(r, conn)
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-l.kick:
+		}
+	}
+}
+
+func (l *liveUpdates) check(r *runner, conn *Conn) {
+	for _, svc := range r.cfg.Services {
+		if !svc.Restarts() {
+			continue
+		}
+		l.mu.Lock()
+		st := l.services[svc.Name]
+		post := l.post
+		l.mu.Unlock()
+		if st == nil || post == nil {
+			continue
+		}
+		var markers []string
+		for _, t := range r.containersOf(conn, svc) {
+			l.mu.Lock()
+			stale := st.gen > 0 && st.applied[t.ContainerID] != st.gen && st.posted[t.ContainerID] != st.gen
+			if stale {
+				st.posted[t.ContainerID] = st.gen
+			}
+			l.mu.Unlock()
+			if stale {
+				markers = append(markers, "(new container "+t.Pod+"/"+t.Container+")")
+			}
+		}
+		if len(markers) > 0 {
+			post(engine.Changed{Live: map[string][]string{svc.Name: markers}})
+		}
+	}
+}
+
+// Live brings the service's running containers to the workspace: the
+// pre-build (for an edit; not for a new container alone), then, into every
+// running container whose code is older than the live state, the restart
+// rules' files through its supervisor, which restarts the process.
+func (r *runner) Live(ctx context.Context, svc config.Service, paths []string) (int, bool, error) {
+	out := r.out.Writer(svc.Name)
+	defer out.Close()
+	begin := time.Now()
+	edit := false
+	for _, p := range paths {
+		edit = edit || filepath.IsAbs(p)
+	}
+	var compiled time.Duration
+	if edit {
+		if err := r.eng.Builder.PreBuild(ctx, svc, out); err != nil {
+			return 0, false, err
+		}
+		compiled = time.Since(begin)
+	}
+	conn, err := r.cluster.wait(ctx)
+	if err != nil {
+		return 0, true, err
+	}
+	var files []livesync.FileCopy
+	for _, rule := range svc.RestartRules() {
+		fs, err := livesync.RuleFiles(rule)
+		if err != nil {
+			return 0, true, fmt.Errorf("reading what the restart rule copies: %w", err)
+		}
+		files = append(files, fs...)
+	}
+	targets := r.containersOf(conn, svc)
+	l := r.liveUpdates
+	l.mu.Lock()
+	st := l.state(svc.Name)
+	if edit {
+		st.gen++
+	}
+	gen, synced := st.gen, st.synced
+	var pick []livesync.Target
+	fresh := map[string]bool{}
+	for _, t := range targets {
+		if st.applied[t.ContainerID] != gen {
+			pick = append(pick, t)
+			fresh[t.ContainerID] = st.applied[t.ContainerID] == 0
+		}
+	}
+	l.mu.Unlock()
+	if gen == 0 || (len(pick) == 0 && !edit) {
+		return 0, false, nil // every running container is up to date
+	}
+	if len(pick) == 0 {
+		return 0, true, errors.New("no running container to restart")
+	}
+	// Plain sync rules' files, for a container that started from the image.
+	var replay []livesync.FileCopy
+	if synced {
+		for _, rule := range svc.Sync {
+			if !rule.Restart {
+				if fs, err := livesync.RuleFiles(rule); err == nil {
+					replay = append(replay, fs...)
+				}
+			}
+		}
+	}
+	copied := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	for _, t := range pick {
+		g.Go(func() error {
+			if fresh[t.ContainerID] && len(replay) > 0 {
+				if err := livesync.Copy(gctx, conn.Execer, t, replay, ""); err != nil {
+					return err
+				}
+			}
+			if err := livesync.Restart(gctx, conn.Execer, t, files); err != nil {
+				return err
+			}
+			l.mu.Lock()
+			st.applied[t.ContainerID] = gen
+			l.mu.Unlock()
+			r.annotateLive(gctx, conn, t, gen)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return 0, false, err
+		}
+		return 0, true, err
+	}
+	what := "the new build"
+	if !edit {
+		what = fmt.Sprintf("the live-updated code (%d update(s) newer than the image)", gen)
+	}
+	var names []string
+	for _, t := range pick {
+		names = append(names, t.Pod)
+	}
+	sort.Strings(names)
+	took := time.Since(begin)
+	if edit {
+		r.out.Line(svc.Name, "restarted %d container(s) with %s in %s: pre-build %s, copy and restart %s (%s)", len(pick), what,
+			took.Round(time.Millisecond), compiled.Round(time.Millisecond), time.Since(copied).Round(time.Millisecond), strings.Join(names, ", "))
+	} else {
+		r.out.Line(svc.Name, "brought %s up to date: restarted with %s in %s", strings.Join(names, ", "), what, took.Round(time.Millisecond))
+	}
+	if !edit {
+		return 0, false, nil
+	}
+	return len(pick), false, nil
+}
+
+// annotateLive records on the pod that it runs live-updated code (for
+// `devloop status`); a failure only loses that note.
+func (r *runner) annotateLive(ctx context.Context, conn *Conn, t livesync.Target, gen int) {
+	if conn.Clients == nil || conn.Clients.Core == nil {
+		return
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"%d"}}}`, kube.LiveUpdatesAnnotation, gen)
+	_, _ = conn.Clients.Core.CoreV1().Pods(t.Namespace).Patch(ctx, t.Pod, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+}
