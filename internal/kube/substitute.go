@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/devloop-dev/devloop/internal/supervisor"
@@ -18,6 +19,13 @@ const (
 	// process with code newer than its image (a sync rule with restart:
 	// true): the number of live updates on top of the image.
 	LiveUpdatesAnnotation = "devloop.dev/live-updates"
+	// UpToDateCondition is the readiness gate of a pod that runs a
+	// supervised image (a service with restart rules): devloop sets it True
+	// once the pod's containers run the workspace's code, so a pod that
+	// starts from an image older than the last live update never counts as
+	// serving (Services, the ingress, devloop's forwards) before devloop has
+	// brought it up to date.
+	UpToDateCondition = "devloop.dev/up-to-date"
 )
 
 // Workload names an object whose pods devloop waits for.
@@ -162,6 +170,7 @@ func Substitute(objs []*unstructured.Unstructured, images map[string]string, sup
 					if err := superviseCommand(cm); err != nil {
 						return fmt.Errorf("%s (%s): %s[%d]: %w", w, Source(o), field, i, err)
 					}
+					addReadinessGate(spec)
 				}
 			}
 		}
@@ -222,4 +231,31 @@ func superviseCommand(c map[string]any) error {
 	}
 	c["command"] = append([]any{supervisor.Path}, list...)
 	return nil
+}
+
+// addReadinessGate adds the UpToDateCondition readiness gate to a pod spec.
+func addReadinessGate(spec map[string]any) {
+	gates, _ := spec["readinessGates"].([]any)
+	for _, g := range gates {
+		if gm, ok := g.(map[string]any); ok && gm["conditionType"] == UpToDateCondition {
+			return
+		}
+	}
+	spec["readinessGates"] = append(gates, map[string]any{"conditionType": UpToDateCondition})
+}
+
+// UpToDateGate reports whether pod has devloop's UpToDateCondition
+// readiness gate, and whether that condition is True.
+func UpToDateGate(pod *corev1.Pod) (gated, open bool) {
+	for _, g := range pod.Spec.ReadinessGates {
+		if g.ConditionType == UpToDateCondition {
+			gated = true
+		}
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == UpToDateCondition {
+			open = c.Status == corev1.ConditionTrue
+		}
+	}
+	return gated, open
 }

@@ -181,6 +181,10 @@ spec:
 	if args := cs[0].(map[string]any)["args"]; !reflect.DeepEqual(args, []any{"x"}) {
 		t.Errorf("args changed: %v", args)
 	}
+	gates := obj.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["readinessGates"]
+	if !reflect.DeepEqual(gates, []any{map[string]any{"conditionType": UpToDateCondition}}) {
+		t.Errorf("readiness gates %v, want devloop's once", gates)
+	}
 	bad := mustObj(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: c, image: hello, command: /hello}\n")
 	if err := Substitute([]*unstructured.Unstructured{bad}, images, map[string]bool{"hello": true}); err == nil {
 		t.Error("a command that is not a list: no error")

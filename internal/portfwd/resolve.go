@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
+
+	"github.com/devloop-dev/devloop/internal/kube"
 )
 
 // target is the result of resolving a Spec against the informer caches.
@@ -143,6 +145,9 @@ func resolve(f informers.SharedInformerFactory, spec Spec) (target, error) {
 func servingContainerReady(p *corev1.Pod, port int) (string, bool) {
 	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
 		return "", false
+	}
+	if gated, open := kube.UpToDateGate(p); gated && !open {
+		return "", false // its code is older than the workspace's: devloop is updating it
 	}
 	ready := map[string]bool{}
 	for _, cs := range p.Status.ContainerStatuses {

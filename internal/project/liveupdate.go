@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -88,15 +90,18 @@ func (l *liveUpdates) wake() {
 	}
 }
 
-// watch posts a live update for every running container of a
-// live-updated service that runs older code than its live state (a pod
-// that started after the update, a container the kubelet restarted), on
-// every change the shared pod informer sees, until ctx ends.
+// watch keeps every pod of a service with restart rules honest, on every
+// change the shared pod informer sees, until ctx ends: a running container
+// whose code is older than the service's live state (a pod that started
+// after a live update, a container the kubelet restarted) gets a live
+// update posted, and the pod's readiness gate (kube.UpToDateCondition) is
+// True exactly when all its containers of the service run the workspace's
+// code, so such a pod never serves before it is brought up to date.
 func (l *liveUpdates) watch(ctx context.Context, r *runner, conn *Conn) {
 	wake, cancel := conn.Informers.Subscribe()
 	defer cancel()
 	for {
-		l.check(r, conn)
+		l.check(ctx, r, conn)
 		select {
 		case <-ctx.Done():
 			return
@@ -106,34 +111,78 @@ func (l *liveUpdates) watch(ctx context.Context, r *runner, conn *Conn) {
 	}
 }
 
-func (l *liveUpdates) check(r *runner, conn *Conn) {
+func (l *liveUpdates) check(ctx context.Context, r *runner, conn *Conn) {
+	m := r.lastManifests()
+	if m == nil {
+		return
+	}
+	pods, _ := conn.Informers.Factory().Core().V1().Pods().Lister().Pods(r.cfg.Namespace).List(labels.Everything())
 	for _, svc := range r.cfg.Services {
 		if !svc.Restarts() {
 			continue
 		}
+		var markers []string
+		for _, p := range pods {
+			if p.DeletionTimestamp != nil {
+				continue
+			}
+			containers := m.ContainersOf(svc.Name, p)
+			if len(containers) == 0 {
+				continue
+			}
+			ids := map[string]string{}
+			for _, cs := range p.Status.ContainerStatuses {
+				if cs.State.Running != nil {
+					ids[cs.Name] = cs.ContainerID
+				}
+			}
+			stale, allRunning := false, true
+			l.mu.Lock()
+			st, post := l.services[svc.Name], l.post
+			for _, c := range containers {
+				id, ok := ids[c]
+				if !ok {
+					allRunning = false
+					continue
+				}
+				if st == nil || st.gen == 0 || st.applied[id] == st.gen {
+					continue
+				}
+				stale = true
+				if post != nil && st.posted[id] != st.gen {
+					st.posted[id] = st.gen
+					markers = append(markers, "(new container "+p.Name+"/"+c+")")
+				}
+			}
+			behind := st != nil && st.gen > 0
+			l.mu.Unlock()
+			gated, open := kube.UpToDateGate(p)
+			if want := !stale && (allRunning || !behind); gated && want != open {
+				setUpToDate(ctx, conn, p, want)
+			}
+		}
 		l.mu.Lock()
-		st := l.services[svc.Name]
 		post := l.post
 		l.mu.Unlock()
-		if st == nil || post == nil {
-			continue
-		}
-		var markers []string
-		for _, t := range r.containersOf(conn, svc) {
-			l.mu.Lock()
-			stale := st.gen > 0 && st.applied[t.ContainerID] != st.gen && st.posted[t.ContainerID] != st.gen
-			if stale {
-				st.posted[t.ContainerID] = st.gen
-			}
-			l.mu.Unlock()
-			if stale {
-				markers = append(markers, "(new container "+t.Pod+"/"+t.Container+")")
-			}
-		}
-		if len(markers) > 0 {
+		if len(markers) > 0 && post != nil {
 			post(engine.Changed{Live: map[string][]string{svc.Name: markers}})
 		}
 	}
+}
+
+// setUpToDate sets pod's kube.UpToDateCondition; a failure is retried on
+// the next change the informer sees.
+func setUpToDate(ctx context.Context, conn *Conn, p *corev1.Pod, up bool) {
+	if conn.Clients == nil || conn.Clients.Core == nil {
+		return
+	}
+	status, reason := corev1.ConditionFalse, "OlderThanWorkspace"
+	if up {
+		status, reason = corev1.ConditionTrue, "UpToDate"
+	}
+	patch := fmt.Sprintf(`{"status":{"conditions":[{"type":%q,"status":%q,"reason":%q,"lastTransitionTime":%q}]}}`,
+		kube.UpToDateCondition, status, reason, time.Now().UTC().Format(time.RFC3339))
+	_, _ = conn.Clients.Core.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status")
 }
 
 // Live brings the service's running containers to the workspace: the
@@ -220,7 +269,9 @@ func (r *runner) Live(ctx context.Context, svc config.Service, paths []string) (
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	l.wake() // open the readiness gates of the pods brought up to date
+	if err != nil {
 		if ctx.Err() != nil {
 			return 0, false, err
 		}
