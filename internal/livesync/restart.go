@@ -51,7 +51,7 @@ func RuleFiles(rule config.SyncRule) ([]FileCopy, error) {
 // process, writes them (in place: the running binary cannot be rewritten,
 // and no tar or shell is needed in the image) and starts it again. The
 // error matches ErrNoSupervisor when the container has none.
-func Restart(ctx context.Context, ex Execer, target Target, files []FileCopy) error {
+func Restart(ctx context.Context, ex Execer, target Target, files []FileCopy) (supervisor.Restarted, error) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -59,20 +59,21 @@ func Restart(ctx context.Context, ex Execer, target Target, files []FileCopy) er
 		_ = pw.CloseWithError(err)
 		done <- err
 	}()
-	var out limitedBuffer
-	err := ex.Exec(ctx, target.Namespace, target.Pod, target.Container, []string{supervisor.Path, supervisor.RestartArg}, pr, &out, &out)
+	var out, stdout limitedBuffer
+	err := ex.Exec(ctx, target.Namespace, target.Pod, target.Container, []string{supervisor.Path, supervisor.RestartArg}, pr, &stdout, &out)
 	_ = pr.CloseWithError(errors.New("restart exec finished"))
 	werr := <-done
 	if err != nil {
 		msg := err.Error() + "\n" + out.String()
 		if strings.Contains(msg, "no such file or directory") || strings.Contains(msg, "executable file not found") ||
 			strings.Contains(msg, "no supervisor answers") {
-			return fmt.Errorf("restarting %s: %w%s", target, ErrNoSupervisor, out.suffix())
+			return supervisor.Restarted{}, fmt.Errorf("restarting %s: %w%s", target, ErrNoSupervisor, out.suffix())
 		}
-		return fmt.Errorf("restarting %s: %w%s", target, err, out.suffix())
+		return supervisor.Restarted{}, fmt.Errorf("restarting %s: %w%s", target, err, out.suffix())
 	}
 	if werr != nil {
-		return fmt.Errorf("restarting %s: writing the files: %w", target, werr)
+		return supervisor.Restarted{}, fmt.Errorf("restarting %s: writing the files: %w", target, werr)
 	}
-	return nil
+	res, _ := supervisor.ParseRestarted(stdout.String())
+	return res, nil
 }

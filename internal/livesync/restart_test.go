@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/devloop-dev/devloop/internal/config"
 )
@@ -37,8 +38,13 @@ func TestRuleFilesAndRestart(t *testing.T) {
 
 	ex := &fakeExecer{}
 	target := Target{Namespace: "ns", Pod: "pod", Container: "app"}
-	if err := Restart(context.Background(), ex, target, files); err != nil {
-		t.Fatal(err)
+	ex.handler = func(cmd []string, stdout, stderr io.Writer) error {
+		fmt.Fprintln(stdout, "restarted pid 7 read=1000us stop=2000us write=3000us start=4000us")
+		return nil
+	}
+	res, err := Restart(context.Background(), ex, target, files)
+	if err != nil || res.Pid != 7 || res.Write != 3*time.Millisecond {
+		t.Fatal(res, err)
 	}
 	if len(ex.calls) != 1 || !reflect.DeepEqual(ex.calls[0].cmd, []string{"/.devloop/supervisor", "--devloop-restart"}) {
 		t.Fatalf("calls %+v", ex.calls)
@@ -57,7 +63,7 @@ func TestRuleFilesAndRestart(t *testing.T) {
 			fmt.Fprint(stderr, fail.out)
 			return errors.New(fail.err)
 		}}
-		if err := Restart(context.Background(), ex, target, files); !errors.Is(err, ErrNoSupervisor) {
+		if _, err := Restart(context.Background(), ex, target, files); !errors.Is(err, ErrNoSupervisor) {
 			t.Errorf("%q: err = %v, want ErrNoSupervisor", fail.err, err)
 		}
 	}
@@ -65,7 +71,7 @@ func TestRuleFilesAndRestart(t *testing.T) {
 		fmt.Fprint(stderr, "devloop-supervisor: installing the new files: permission denied")
 		return errors.New("command terminated with exit code 1")
 	}}
-	if err := Restart(context.Background(), ex, target, files); err == nil || errors.Is(err, ErrNoSupervisor) || !strings.Contains(err.Error(), "permission denied") {
+	if _, err := Restart(context.Background(), ex, target, files); err == nil || errors.Is(err, ErrNoSupervisor) || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("a failed install: %v", err)
 	}
 }

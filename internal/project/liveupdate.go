@@ -250,7 +250,7 @@ func (r *runner) Live(ctx context.Context, svc config.Service, paths []string) (
 			}
 		}
 	}
-	copied := time.Now()
+	var copyTook, restartTook time.Duration // the slowest container's
 	g, gctx := errgroup.WithContext(ctx)
 	for _, t := range pick {
 		g.Go(func() error {
@@ -259,11 +259,16 @@ func (r *runner) Live(ctx context.Context, svc config.Service, paths []string) (
 					return err
 				}
 			}
-			if err := livesync.Restart(gctx, conn.Execer, t, files); err != nil {
+			t0 := time.Now()
+			res, err := livesync.Restart(gctx, conn.Execer, t, files)
+			if err != nil {
 				return err
 			}
+			total := time.Since(t0)
 			l.mu.Lock()
 			st.applied[t.ContainerID] = gen
+			restartTook = max(restartTook, res.Stop+res.Start)
+			copyTook = max(copyTook, total-res.Stop-res.Start)
 			l.mu.Unlock()
 			r.annotateLive(gctx, conn, t, gen)
 			return nil
@@ -288,8 +293,9 @@ func (r *runner) Live(ctx context.Context, svc config.Service, paths []string) (
 	sort.Strings(names)
 	took := time.Since(begin)
 	if edit {
-		r.out.Line(svc.Name, "restarted %d container(s) with %s in %s: pre-build %s, copy and restart %s (%s)", len(pick), what,
-			took.Round(time.Millisecond), compiled.Round(time.Millisecond), time.Since(copied).Round(time.Millisecond), strings.Join(names, ", "))
+		r.out.Line(svc.Name, "restarted %d container(s) with %s in %s: pre-build %s, copy %s, restart %s (%s)", len(pick), what,
+			took.Round(time.Millisecond), compiled.Round(time.Millisecond), copyTook.Round(time.Millisecond), restartTook.Round(time.Millisecond),
+			strings.Join(names, ", "))
 	} else {
 		r.out.Line(svc.Name, "brought %s up to date: restarted with %s in %s", strings.Join(names, ", "), what, took.Round(time.Millisecond))
 	}

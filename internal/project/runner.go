@@ -141,7 +141,8 @@ func (r *runner) Sync(ctx context.Context, svc config.Service, paths []string) (
 				}
 			}
 			if len(restart) > 0 {
-				return livesync.Restart(gctx, conn.Execer, t, restart)
+				_, err := livesync.Restart(gctx, conn.Execer, t, restart)
+				return err
 			}
 			return nil
 		})

@@ -50,12 +50,12 @@ var StopGrace = 5 * time.Second
 // Main runs the supervisor or the restart client and returns the exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) >= 2 && args[1] == RestartArg {
-		pid, err := Restart(SocketName(), stdin)
+		res, err := Restart(SocketName(), stdin)
 		if err != nil {
 			fmt.Fprintf(stderr, "devloop-supervisor: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "restarted pid %d\n", pid)
+		fmt.Fprintln(stdout, res)
 		return 0
 	}
 	if len(args) < 2 {
@@ -257,17 +257,46 @@ func ask(reqs chan<- request, op string) string {
 	return <-r.reply
 }
 
+// Restarted is what a restart did, and how long each step took.
+type Restarted struct {
+	Pid int
+	// Read: receiving the files; Stop: the old program ending; Write:
+	// writing the files; Start: starting the new program.
+	Read, Stop, Write, Start time.Duration
+}
+
+// String is the restart client's one line of output (ParseRestarted reads it).
+func (r Restarted) String() string {
+	return fmt.Sprintf("restarted pid %d read=%dus stop=%dus write=%dus start=%dus", r.Pid,
+		r.Read.Microseconds(), r.Stop.Microseconds(), r.Write.Microseconds(), r.Start.Microseconds())
+}
+
+// ParseRestarted reads Restarted.String's line.
+func ParseRestarted(line string) (Restarted, bool) {
+	var r Restarted
+	var read, stop, write, start int64
+	if _, err := fmt.Sscanf(strings.TrimSpace(line), "restarted pid %d read=%dus stop=%dus write=%dus start=%dus", &r.Pid, &read, &stop, &write, &start); err != nil {
+		return Restarted{}, false
+	}
+	us := time.Microsecond
+	r.Read, r.Stop, r.Write, r.Start = time.Duration(read)*us, time.Duration(stop)*us, time.Duration(write)*us, time.Duration(start)*us
+	return r, true
+}
+
 // Restart reads the tar stream files whole (so the program is down only
 // while they are written), stops the supervised program, writes the files
-// and starts it again. It returns the new program's pid.
-func Restart(socket string, files io.Reader) (int, error) {
+// and starts it again.
+func Restart(socket string, files io.Reader) (Restarted, error) {
+	var res Restarted
+	t0 := time.Now()
 	data, err := io.ReadAll(files)
 	if err != nil {
-		return 0, fmt.Errorf("reading the files to install: %w", err)
+		return res, fmt.Errorf("reading the files to install: %w", err)
 	}
+	res.Read = time.Since(t0)
 	c, err := net.DialTimeout("unix", socket, 5*time.Second)
 	if err != nil {
-		return 0, fmt.Errorf("no supervisor answers in this container (%w): is its entrypoint devloop's supervisor?", err)
+		return res, fmt.Errorf("no supervisor answers in this container (%w): is its entrypoint devloop's supervisor?", err)
 	}
 	defer c.Close()
 	r := bufio.NewReader(c)
@@ -279,26 +308,30 @@ func Restart(socket string, files io.Reader) (int, error) {
 		line, err := r.ReadString('\n')
 		return strings.TrimSpace(line), err
 	}
+	t1 := time.Now()
 	reply, err := call("stop")
 	if err != nil || reply != "stopped" {
-		return 0, fmt.Errorf("stopping the program: %s%v", reply, errOrNil(err))
+		return res, fmt.Errorf("stopping the program: %s%v", reply, errOrNil(err))
 	}
+	t2 := time.Now()
 	installErr := Install(bytes.NewReader(data), "/")
+	t3 := time.Now()
 	// Start whatever is there now, even after a failed install: the
 	// container keeps a program.
 	reply, err = call("start")
 	if err != nil {
-		return 0, fmt.Errorf("starting the program: %v", err)
+		return res, fmt.Errorf("starting the program: %v", err)
 	}
+	res.Stop, res.Write, res.Start = t2.Sub(t1), t3.Sub(t2), time.Since(t3)
 	pidStr, ok := strings.CutPrefix(reply, "started ")
 	if !ok {
-		return 0, fmt.Errorf("starting the program: %s", strings.TrimPrefix(reply, "error: "))
+		return res, fmt.Errorf("starting the program: %s", strings.TrimPrefix(reply, "error: "))
 	}
 	if installErr != nil {
-		return 0, fmt.Errorf("installing the new files (the old program was started again): %w", installErr)
+		return res, fmt.Errorf("installing the new files (the old program was started again): %w", installErr)
 	}
-	pid, _ := strconv.Atoi(pidStr)
-	return pid, nil
+	res.Pid, _ = strconv.Atoi(pidStr)
+	return res, nil
 }
 
 func errOrNil(err error) any {

@@ -172,9 +172,13 @@ func TestRestartInstallsFilesAndRestartsTheProgram(t *testing.T) {
 	cmd, l, sock := supervise(t, "serve", "DEVLOOP_TEST_FILE="+file)
 	first := l.wait(t, "serving v1")
 
-	pid, err := Restart(sock, tarOf(t, map[string]string{file: "v2"}))
+	res, err := Restart(sock, tarOf(t, map[string]string{file: "v2"}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	pid := res.Pid
+	if back, ok := ParseRestarted(res.String()); !ok || back.Pid != pid || back.Stop != res.Stop.Truncate(time.Microsecond) {
+		t.Fatalf("ParseRestarted(%q) = %+v, %v", res, back, ok)
 	}
 	l.wait(t, "got term") // the old program was stopped with SIGTERM
 	second := l.wait(t, "serving v2")
