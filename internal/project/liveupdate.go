@@ -31,6 +31,7 @@ type serviceLive struct {
 	applied map[string]int // container ID → the gen it runs
 	synced  bool           // plain sync rules copied files since the image
 	posted  map[string]int // container ID → the gen a marker was posted for
+	busy    bool           // a live update runs: it will see every container
 }
 
 // liveUpdates is the runner's record of every service's live state.
@@ -149,7 +150,7 @@ func (l *liveUpdates) check(ctx context.Context, r *runner, conn *Conn) {
 					continue
 				}
 				stale = true
-				if post != nil && st.posted[id] != st.gen {
+				if post != nil && st.posted[id] != st.gen && !st.busy {
 					st.posted[id] = st.gen
 					markers = append(markers, "(new container "+p.Name+"/"+c+")")
 				}
@@ -223,6 +224,8 @@ func (r *runner) Live(ctx context.Context, svc config.Service, paths []string) (
 	if edit {
 		st.gen++
 	}
+	st.busy = true
+	defer func() { l.mu.Lock(); st.busy = false; l.mu.Unlock() }()
 	gen, synced := st.gen, st.synced
 	var pick []livesync.Target
 	fresh := map[string]bool{}
