@@ -164,6 +164,9 @@ func servingContainerReady(p *corev1.Pod, port int) (string, bool) {
 					notReady = append(notReady, o.Name)
 				}
 			}
+			if len(notReady) == 0 {
+				return fmt.Sprintf("pod not ready yet, though its containers are; container %s serves port %d", c.Name, port), true
+			}
 			return fmt.Sprintf("pod not ready (container %s is not); container %s, which serves port %d, is",
 				strings.Join(notReady, ", "), c.Name, port), true
 		}

@@ -27,7 +27,11 @@ import (
 // pod, a restarted container) run older code than the live state: they
 // are brought up to date before anything else happens to the service.
 type serviceLive struct {
-	gen     int            // live updates since the image (0: the image holds the workspace)
+	gen int // live updates since the image (0: the image holds the workspace)
+	// image is the image ref the live updates went on top of: a container
+	// of another image (the next rollout's, built from the workspace) is
+	// not behind them.
+	image   string
 	applied map[string]int // container ID → the gen it runs
 	synced  bool           // plain sync rules copied files since the image
 	posted  map[string]int // container ID → the gen a marker was posted for
@@ -146,7 +150,7 @@ func (l *liveUpdates) check(ctx context.Context, r *runner, conn *Conn) {
 					allRunning = false
 					continue
 				}
-				if st == nil || st.gen == 0 || st.applied[id] == st.gen {
+				if st == nil || st.gen == 0 || st.applied[id] == st.gen || (st.image != "" && containerImage(p, c) != st.image) {
 					continue
 				}
 				stale = true
@@ -155,7 +159,7 @@ func (l *liveUpdates) check(ctx context.Context, r *runner, conn *Conn) {
 					markers = append(markers, "(new container "+p.Name+"/"+c+")")
 				}
 			}
-			behind := st != nil && st.gen > 0
+			behind := st != nil && st.gen > 0 && (st.image == "" || podRuns(p, containers, st.image))
 			l.mu.Unlock()
 			gated, open := kube.UpToDateGate(p)
 			if want := !stale && (allRunning || !behind); gated && want != open {
@@ -222,6 +226,12 @@ func (r *runner) Live(ctx context.Context, svc config.Service, paths []string) (
 	l.mu.Lock()
 	st := l.state(svc.Name)
 	if edit {
+		if st.gen == 0 {
+			svcImage := svc.Image
+			r.mu.Lock()
+			st.image = r.deployedImages[svcImage]
+			r.mu.Unlock()
+		}
 		st.gen++
 	}
 	st.busy = true
@@ -230,7 +240,7 @@ func (r *runner) Live(ctx context.Context, svc config.Service, paths []string) (
 	var pick []livesync.Target
 	fresh := map[string]bool{}
 	for _, t := range targets {
-		if st.applied[t.ContainerID] != gen {
+		if st.applied[t.ContainerID] != gen && (st.image == "" || t.Image == st.image) {
 			pick = append(pick, t)
 			fresh[t.ContainerID] = st.applied[t.ContainerID] == 0
 		}
@@ -316,4 +326,14 @@ func (r *runner) annotateLive(ctx context.Context, conn *Conn, t livesync.Target
 	}
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"%d"}}}`, kube.LiveUpdatesAnnotation, gen)
 	_, _ = conn.Clients.Core.CoreV1().Pods(t.Namespace).Patch(ctx, t.Pod, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+}
+
+// podRuns reports whether one of containers of p runs image.
+func podRuns(p *corev1.Pod, containers []string, image string) bool {
+	for _, c := range containers {
+		if containerImage(p, c) == image {
+			return true
+		}
+	}
+	return false
 }

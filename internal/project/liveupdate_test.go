@@ -80,7 +80,7 @@ func TestLiveUpdateAndNewContainers(t *testing.T) {
 	out := newOutput()
 	pb := &preBuilder{}
 	r := &runner{cfg: cfg, out: ui.NewPrinter(out, false, false), cluster: cl, manifests: m,
-		eng: &Engine{Builder: pb}, liveUpdates: newLiveUpdates()}
+		eng: &Engine{Builder: pb}, liveUpdates: newLiveUpdates(), deployedImages: map[string]string{"hello": "hello:devloop-1"}}
 	var posted []engine.Changed
 	r.liveUpdates.setPost(func(ch engine.Changed) { posted = append(posted, ch) })
 	ctx := t.Context()
@@ -140,6 +140,29 @@ func TestLiveUpdateAndNewContainers(t *testing.T) {
 		t.Fatalf("bringing it up to date: %d, %v, %v, %d pre-builds, execs %v", n, fallback, err, pb.runs, ex.sortedCalls())
 	}
 	out.waitCount(t, "brought web-1 up to date", 1)
+
+	// A pod of the next rollout's image (built from the workspace) is not
+	// behind the live updates of the image before: its gate opens, nothing
+	// is posted for it.
+	wake2, cancel2 := inf.Subscribe()
+	defer cancel2()
+	if _, err := cs.CoreV1().Pods("dev").Create(ctx, projPod("web-2", "hello:devloop-2", running("app"), withContainerID("c9")), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.After(30 * time.Second); ; {
+		if got, _ := lister.Get("web-2"); got != nil {
+			break
+		}
+		select {
+		case <-wake2:
+		case <-deadline:
+			t.Fatal("the informer never saw the new pod")
+		}
+	}
+	r.liveUpdates.check(ctx, r, conn)
+	if got := gatePatches(cs); got[len(got)-1] != "web-2=True" || len(posted) != 1 {
+		t.Fatalf("gates %v, posted %v", got, posted)
+	}
 
 	// A new image rolled: the live state is gone.
 	r.liveUpdates.imageRolled("web")

@@ -179,11 +179,23 @@ func (r *runner) containersOf(conn *Conn, svc config.Service) []livesync.Target 
 		}
 		for _, c := range m.ContainersOf(svc.Name, p) {
 			if id, ok := running[c]; ok {
-				out = append(out, livesync.Target{Namespace: p.Namespace, Pod: p.Name, Container: c, ContainerID: id})
+				out = append(out, livesync.Target{Namespace: p.Namespace, Pod: p.Name, Container: c, ContainerID: id, Image: containerImage(p, c)})
 			}
 		}
 	}
 	return out
+}
+
+// containerImage is the image p's spec gives container c.
+func containerImage(p *corev1.Pod, c string) string {
+	for _, list := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
+		for _, x := range list {
+			if x.Name == c {
+				return x.Image
+			}
+		}
+	}
+	return ""
 }
 
 // Deploy applies the manifests with the action's images and waits for the
