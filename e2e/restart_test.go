@@ -150,6 +150,7 @@ func init() {
 		if i < 0 || !strings.Contains(out[i:], "hello: fatal: the edit broke the config") || !strings.Contains(out[i:], "exit code 3") {
 			t.Fatalf("the crash was not explained with its exit code and last line:\n%s", out)
 		}
+		t.Logf("explained:\n%s", out[i:min(len(out), i+600)])
 		m = up.mark()
 		edit("r4")
 		took := eventually(t, forwardURL, "", "hello from devloop r4", 3*time.Minute)
