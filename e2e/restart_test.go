@@ -75,7 +75,7 @@ func TestRestart(t *testing.T) {
 			if !strings.Contains(out, "restarted 1 container(s) with the new build") {
 				t.Fatalf("no restart line:\n%s", out)
 			}
-			for _, bad := range []string{"building (", "rolling out", "image hello:"} {
+			for _, bad := range []string{"building (", "rolling out", "image hello:", "after its rollout"} {
 				if strings.Contains(out, bad) {
 					t.Fatalf("a restart-mode edit did %q:\n%s", bad, out)
 				}
