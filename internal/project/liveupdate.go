@@ -74,6 +74,22 @@ func (l *liveUpdates) imageRolled(svc string) {
 	l.mu.Unlock()
 }
 
+// restarted records a live update done by a sync of a restart rule's own
+// files (a service without preBuild): targets run it, new containers of
+// image need it.
+func (l *liveUpdates) restarted(svc, image string, targets []livesync.Target) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.state(svc)
+	if st.gen == 0 {
+		st.image = image
+	}
+	st.gen++
+	for _, t := range targets {
+		st.applied[t.ContainerID] = st.gen
+	}
+}
+
 // synced records a plain sync: new containers need it replayed too.
 func (l *liveUpdates) synced(svc string) {
 	l.mu.Lock()

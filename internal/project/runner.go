@@ -153,6 +153,12 @@ func (r *runner) Sync(ctx context.Context, svc config.Service, paths []string) (
 	if len(plain) > 0 && r.liveUpdates != nil {
 		r.liveUpdates.synced(svc.Name)
 	}
+	if len(restart) > 0 && r.liveUpdates != nil {
+		r.mu.Lock()
+		image := r.deployedImages[svc.Image]
+		r.mu.Unlock()
+		r.liveUpdates.restarted(svc.Name, image, targets)
+	}
 	verb := "synced"
 	if len(restart) > 0 {
 		verb = "synced and restarted"
