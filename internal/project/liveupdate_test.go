@@ -188,3 +188,37 @@ func TestLiveUpdateFallsBackWithoutARunningContainer(t *testing.T) {
 		t.Fatalf("fallback %v, err %v", fallback, err)
 	}
 }
+
+func TestSyncOfARestartRuleRestartsAndIsReplayed(t *testing.T) {
+	cfg, m := twoServices(t)
+	web := cfg.Services[0]
+	app := filepath.Join(cfg.Dir, "app.py")
+	if err := writeFile(app, "print('v2')\n"); err != nil {
+		t.Fatal(err)
+	}
+	web.Sync = []config.SyncRule{{Src: app, Dest: "/app/app.py", Restart: true}}
+	cs := fake.NewClientset([]runtime.Object{projPod("web-1", "hello:devloop-1", running("app"), withContainerID("c1"))}...)
+	inf := startedInformers(t, cs)
+	ex := &fakeExecer{}
+	conn := &Conn{Informers: inf, Execer: ex, Clients: &kube.Clients{Core: cs}}
+	cl := &clusterStart{done: make(chan struct{})}
+	cl.finish(conn, nil)
+	out := newOutput()
+	r := &runner{cfg: cfg, out: ui.NewPrinter(out, false, false), cluster: cl, manifests: m,
+		eng: &Engine{Builder: &preBuilder{}}, liveUpdates: newLiveUpdates(), deployedImages: map[string]string{"hello": "hello:devloop-1"}}
+	if fallback, err := r.Sync(t.Context(), web, []string{app}); err != nil || fallback {
+		t.Fatalf("sync: %v, %v", fallback, err)
+	}
+	if got := ex.sortedCalls(); !reflect.DeepEqual(got, []string{"web-1/app: /.devloop/supervisor --devloop-restart"}) {
+		t.Fatalf("execs %v: a restart rule's file goes through the supervisor, not tar", got)
+	}
+	out.waitCount(t, "synced and restarted 1 file(s) into 1 container(s)", 1)
+	// The live state knows it: web-1 is up to date, a new container is not.
+	r.liveUpdates.mu.Lock()
+	st := r.liveUpdates.services["web"]
+	ok := st != nil && st.gen == 1 && st.applied["c1"] == 1 && st.image == "hello:devloop-1"
+	r.liveUpdates.mu.Unlock()
+	if !ok {
+		t.Fatalf("live state %+v", st)
+	}
+}
