@@ -1,7 +1,9 @@
 .PHONY: build test unit unit-docker fuzz e2e e2e-bench images example
 
-# build installs devloop into $GOPATH/bin (or $GOBIN).
+# build installs devloop into $GOPATH/bin (or $GOBIN), with the process
+# supervisor it adds to dev images (built first, static, and embedded).
 build:
+	go generate ./internal/supervisor/embedded
 	go install ./cmd/devloop
 
 # test is what CI runs: the unit tests with the harness's Docker engine up
@@ -40,6 +42,7 @@ e2e:
 # example runs devloop on the bundled example on this machine (no registry:
 # the node and ingress images are built offline first, cached).
 example:
+	go generate ./internal/supervisor/embedded
 	bash -c 'set -e; eval "$$(bash e2e/setup.sh)"; export DEVLOOP_NODE_IMAGE=$$DEVLOOP_E2E_NODE_IMAGE; cd examples/hello && go run ../../cmd/devloop up'
 
 # e2e-bench measures save-to-serving latency on a real cluster (see BENCHMARKS.md).

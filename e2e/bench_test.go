@@ -15,8 +15,9 @@ import (
 
 // BenchmarkSaveToServing measures, on the example project and a real
 // cluster, the time from writing a changed response string into a source
-// file to the new response arriving through the port-forward, with a rebuild
-// and with live sync, split into phases read from devloop's own output.
+// file to the new response arriving through the port-forward, with a rebuild,
+// with live sync and in restart mode (a sync rule with restart: true), split
+// into phases read from devloop's own output.
 //
 //	make e2e-bench   (go test -tags e2e -run '^$' -bench SaveToServing -benchtime 1x ./e2e/)
 //
@@ -45,6 +46,88 @@ func BenchmarkSaveToServing(b *testing.B) {
 
 	rb.report(b, "rebuild")
 	reportPct(b, "livesync/total", syncs)
+
+	// The same project and cluster in restart mode (issue 15): the restart
+	// rule added, devloop started again with it (its first build adds the
+	// supervisor layer), then the same edits.
+	up.stop()
+	cfg := strings.Replace(helloConfig, "        dest: /app/static\n", "        dest: /app/static\n"+restartRule, 1)
+	writeFile(b, filepath.Join(dir, "devloop.yaml"), cfg)
+	up = start(b, dir, "up")
+	up.waitOutput("all services ready", 0, 8*time.Minute)
+	eventually(b, forwardURL, "", "hello from devloop", time.Minute)
+	rs := measureRestarts(b, up, runs, func(want string) {
+		atomicWrite(b, filepath.Join(dir, "message.go"), message(want))
+	})
+	rs.report(b)
+	up.stop()
+	run(b, dir, 2*time.Minute, "down")
+}
+
+// restarts holds the phases of each measured restart-mode edit.
+type restarts struct{ total, debounce, compile, copy, restart, answer []time.Duration }
+
+var restartLine = regexp.MustCompile(`restarted \d+ container\(s\) with the new build in \S+: pre-build (\S+), copy (\S+), restart (\S+)`)
+
+// measureRestarts makes runs edits in restart mode, each timed from the
+// save to the new answer through the forward (polled every 20 ms: the
+// 100 ms of eventually would be an eighth of the target), and split with
+// devloop's lines: debounce = save → "live-updating" line; compile, copy
+// and restart from the "restarted" line; answer = that line → the first
+// new answer. Every edit must be served by the same pod (no new pod).
+func measureRestarts(b *testing.B, up *proc, runs int, edit func(want string)) restarts {
+	var r restarts
+	for i := 0; i < runs; i++ {
+		want := fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i)
+		mark := up.mark()
+		saved := time.Now()
+		edit(want)
+		var took time.Duration
+		for {
+			code, body, err := httpGet(forwardURL, "")
+			if err == nil && code == 200 && strings.Contains(body, want) {
+				took = time.Since(saved)
+				break
+			}
+			if time.Since(saved) > time.Minute {
+				b.Fatalf("edit %d not served within a minute:\n%s", i, up.out.String()[mark:])
+			}
+			time.Sleep(20 * time.Millisecond) // the poll rate, not synchronisation
+		}
+		up.waitOutput("all services ready", mark, time.Minute)
+		if out := up.out.String()[mark:]; strings.Contains(out, "building (") {
+			b.Fatalf("a restart-mode edit built an image:\n%s", out)
+		}
+		r.total = append(r.total, took)
+		var doneAt time.Time
+		for _, l := range up.out.linesSince(saved) {
+			switch {
+			case strings.Contains(l.text, "live-updating (") && len(r.debounce) == i:
+				r.debounce = append(r.debounce, l.at.Sub(saved))
+			case restartLine.MatchString(l.text) && doneAt.IsZero():
+				m := restartLine.FindStringSubmatch(l.text)
+				for j, list := range []*[]time.Duration{&r.compile, &r.copy, &r.restart} {
+					d, _ := time.ParseDuration(m[j+1])
+					*list = append(*list, d)
+				}
+				doneAt = l.at
+			}
+		}
+		if doneAt.IsZero() || len(r.debounce) != i+1 {
+			b.Fatalf("edit %d: no live-updating or restarted line:\n%s", i, up.out.String()[mark:])
+		}
+		r.answer = append(r.answer, saved.Add(took).Sub(doneAt))
+	}
+	return r
+}
+
+func (r restarts) report(b *testing.B) {
+	reportPct(b, "restart/total", r.total)
+	reportPct(b, "restart/debounce", r.debounce)
+	reportPct(b, "restart/compile", r.compile)
+	reportPct(b, "restart/copy", r.copy)
+	reportPct(b, "restart/restart", r.restart)
+	reportPct(b, "restart/first-answer", r.answer)
 }
 
 // BenchmarkSaveToServingMultistage is BenchmarkSaveToServing's rebuild on

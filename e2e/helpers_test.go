@@ -45,6 +45,14 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		devloopBin = filepath.Join(dir, "devloop")
+		// The process supervisor devloop embeds for restart rules, as make build does.
+		gen := exec.Command("go", "generate", "./internal/supervisor/embedded")
+		gen.Dir = repoRoot
+		gen.Stdout, gen.Stderr = os.Stderr, os.Stderr
+		if err := gen.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: building the supervisor:", err)
+			return 1
+		}
 		build := exec.Command("go", "build", "-o", devloopBin, "./cmd/devloop")
 		build.Dir = repoRoot
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr

@@ -105,7 +105,7 @@ func NewDockerClientEndpoint(ctx context.Context, getenv func(string) string) (*
 // its output (a compiler's error text survives in Output).
 type BuildError struct {
 	Service string
-	// Stage is "pre-build", "context" or "build".
+	// Stage is "pre-build", "context", "build" or "supervisor layer".
 	Stage string
 	// Output is the last lines of output of the failed stage.
 	Output string
@@ -152,6 +152,8 @@ type Builder struct {
 	// classicNote is said once, by the first build, when the engine has no BuildKit.
 	classicNote string
 	noteOnce    sync.Once
+	// supervisorNote is said once when this devloop has no supervisor to add.
+	supervisorNote sync.Once
 }
 
 // NewBuilder returns a Builder talking to api.
@@ -250,6 +252,28 @@ func (b *Builder) Build(ctx context.Context, svc config.Service, out io.Writer) 
 	if repo == "" {
 		repo = svc.Name
 	}
+	if svc.Restarts() {
+		// A sync rule restarts the process: the dev image carries devloop's
+		// supervisor in front of its entrypoint.
+		wrapped, err := b.withSupervisor(ctx, svc, repo, id, log)
+		var missing *noSupervisorError
+		switch {
+		case errors.As(err, &missing):
+			// Built without its supervisor: the image runs as it is, and
+			// each restart falls back to a rebuild (the loop says why).
+			b.supervisorNote.Do(func() { fmt.Fprintf(out, "%v: images are built without it, restarts rebuild instead\n", missing.err) })
+			err = nil
+		case err == nil:
+			id = wrapped
+		}
+		if err != nil {
+			all := steps.String()
+			if !b.verbose && all != "" && ctx.Err() == nil {
+				io.WriteString(out, all+"\n")
+			}
+			return Image{}, &BuildError{Service: svc.Name, Stage: "supervisor layer", Output: lastLines(all, b.tailLines), Err: err}
+		}
+	}
 	img := Image{Service: svc.Name, Repo: repo, Tag: ContentTag(id), ID: id}
 	if _, err := b.api.ImageTag(ctx, client.ImageTagOptions{Source: id, Target: img.Ref()}); err != nil {
 		return Image{}, &BuildError{Service: svc.Name, Stage: "build", Err: fmt.Errorf("tagging %s as %s: %w", id, img.Ref(), err)}
@@ -325,6 +349,18 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// PreBuild runs svc's pre-build command, if it has one, as Build would:
+// what a live update runs instead of the image build.
+func (b *Builder) PreBuild(ctx context.Context, svc config.Service, out io.Writer) error {
+	if out == nil {
+		out = io.Discard
+	}
+	if pb := svc.Build.PreBuild; pb != nil {
+		return b.preBuild(ctx, svc.Name, *pb, svc.Build.Context, out)
+	}
+	return nil
 }
 
 // preBuild runs cmd with sh -c in its own process group, killed on ctx cancel.

@@ -369,3 +369,65 @@ func TestEngineConnLost(t *testing.T) {
 		}
 	}
 }
+
+// tarFiles reads a build context tar.
+func tarFiles(t *testing.T, b []byte) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(tr)
+		out[h.Name] = string(body)
+	}
+}
+
+func TestBuildAddsTheSupervisorLayerForRestartRules(t *testing.T) {
+	defer func(f func(string) ([]byte, error)) { supervisorBinary = f }(supervisorBinary)
+	supervisorBinary = func(arch string) ([]byte, error) { return []byte("supervisor for " + arch), nil }
+	fake := &FakeDocker{Entrypoint: []string{"/hello"}, Cmd: []string{"--port", "8080"}}
+	b := NewBuilder(fake)
+	svc := svcIn(t, "web", map[string]string{"Dockerfile": "FROM scratch\nCOPY a /a\n", "a": "1"})
+	svc.Sync = []config.SyncRule{{Src: svc.Build.Context + "/a", Dest: "/a", Restart: true}}
+	img, err := b.Build(context.Background(), svc, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fake.Contexts) != 2 {
+		t.Fatalf("%d builds, want the image and the supervisor layer", len(fake.Contexts))
+	}
+	app := fakeID(fake.Contexts[0])
+	layer := tarFiles(t, fake.Contexts[1])
+	wantDF := "FROM web:" + ContentTag(app) + "-app\nCOPY supervisor /.devloop/supervisor\n" +
+		`ENTRYPOINT ["/.devloop/supervisor","/hello"]` + "\n" + `CMD ["--port","8080"]` + "\n"
+	if layer["Dockerfile"] != wantDF || layer["supervisor"] != "supervisor for amd64" {
+		t.Fatalf("layer context: %q", layer)
+	}
+	if fake.Tags["web:"+ContentTag(app)+"-app"] != app {
+		t.Fatalf("the layer's base is not tagged: %v", fake.Tags)
+	}
+	if want := fakeID(fake.Contexts[1]); img.ID != want || img.Tag != ContentTag(want) {
+		t.Fatalf("image %+v is not the layer's %s", img, want)
+	}
+
+	// A devloop built without the supervisor builds the image as it is and says so once.
+	supervisorBinary = func(arch string) ([]byte, error) { return nil, errors.New("no supervisor here") }
+	fake2 := &FakeDocker{}
+	b2 := NewBuilder(fake2)
+	var out bytes.Buffer
+	for range 2 {
+		img, err = b2.Build(context.Background(), svc, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if img.ID != fakeID(fake2.Contexts[0]) || strings.Count(out.String(), "no supervisor here: images are built without it, restarts rebuild instead") != 1 {
+		t.Fatalf("image %+v, output %q", img, out.String())
+	}
+}

@@ -11,9 +11,11 @@ import (
 	"sync"
 
 	controlapi "github.com/moby/buildkit/api/services/control"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // FakeDocker is an in-memory DockerAPI for tests. ImageBuild reads the whole
@@ -36,6 +38,8 @@ type FakeDocker struct {
 	// RespondBuildKit returns the message stream of a BuildKit build
 	// (default: BuildKitSuccessStream of an ID derived from the options).
 	RespondBuildKit func(opts client.ImageBuildOptions) (string, error)
+	// Entrypoint and Cmd are every inspected image's config.
+	Entrypoint, Cmd []string
 	// Pings counts Ping calls; Sessions counts hijacked /session connections.
 	Pings, Sessions int
 	// dialed is closed by the first DialHijack: like the daemon, a BuildKit
@@ -117,7 +121,8 @@ func (f *FakeDocker) ImageInspect(ctx context.Context, id string, _ ...client.Im
 	for len(full) < 71 {
 		full += "0"
 	}
-	return client.ImageInspectResult{InspectResponse: image.InspectResponse{ID: full}}, nil
+	return client.ImageInspectResult{InspectResponse: image.InspectResponse{ID: full, Architecture: "amd64",
+		Config: &dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{Entrypoint: f.Entrypoint, Cmd: f.Cmd}}}}, nil
 }
 
 // SuccessStream is a legacy-builder message stream ending in an aux ID.

@@ -141,12 +141,33 @@ type Command struct {
 
 // SyncRule copies files under Src (a local directory or file, absolute after
 // load) to Dest (an absolute container path), then runs Run in the container
-// (`sh -c`), if set.
+// (`sh -c`), if set, then restarts the container's main process if Restart.
 type SyncRule struct {
 	Src  string `json:"src"`
 	Dest string `json:"dest"`
 	Run  string `json:"run,omitempty"`
+	// Restart restarts the container's main process after the copy, through
+	// the small supervisor devloop adds to the dev images it builds. With a
+	// preBuild, a change that would otherwise rebuild the image (a source the
+	// preBuild compiles, not a file the Dockerfile copies) runs the preBuild
+	// and copies Src in instead: Src is then what the preBuild writes (a
+	// binary), and need not exist before the first build.
+	Restart bool `json:"restart,omitempty"`
 }
+
+// RestartRules returns the service's sync rules with Restart set.
+func (s Service) RestartRules() []SyncRule {
+	var out []SyncRule
+	for _, r := range s.Sync {
+		if r.Restart {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Restarts reports whether any of the service's sync rules restarts its process.
+func (s Service) Restarts() bool { return len(s.RestartRules()) > 0 }
 
 // PortForward keeps Address:Local forwarded to Port on a ready pod behind Resource.
 type PortForward struct {

@@ -224,7 +224,9 @@ func (v *validator) validateService(p string, s *Service, names, repos map[strin
 		rp := fmt.Sprintf("%s.sync[%d]", p, i)
 		if r.Src == "" {
 			v.errorf(rp+".src", "required: the local file or directory to sync")
-		} else if v.inProject(rp+".src", r.Src, "sync source", s.Build.Context) {
+		} else if v.inProject(rp+".src", r.Src, "sync source", s.Build.Context) && !(r.Restart && s.Build.PreBuild != nil) {
+			// A restart rule's source is what the preBuild writes: it may
+			// not exist before the first build.
 			v.existing(rp+".src", r.Src, "sync source")
 		}
 		switch {

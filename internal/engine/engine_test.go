@@ -298,6 +298,82 @@ func TestLiveSync(t *testing.T) {
 	}
 }
 
+func TestLiveUpdate(t *testing.T) {
+	s := settled(t, "a")
+	Reduce(s, Changed{Live: map[string][]string{"a": {"/src/main.go"}}})
+	acts := step(s)
+	if got := kinds(acts); !reflect.DeepEqual(got, []string{"live:a"}) || !reflect.DeepEqual(acts[0].Paths, []string{"/src/main.go"}) {
+		t.Fatalf("plan = %v %v", got, acts)
+	}
+	if s.Services["a"].Phase != PhaseLive {
+		t.Fatalf("phase %s", s.Services["a"].Phase)
+	}
+	// A change during the update waits for it, then is another update.
+	Reduce(s, Changed{Live: map[string][]string{"a": {"/src/util.go"}}})
+	if got := kinds(step(s)); len(got) != 0 {
+		t.Fatalf("plan during an update = %v", got)
+	}
+	Reduce(s, LiveDone{Service: "a", Gen: acts[0].Gen, Updated: 1})
+	if ss := s.Services["a"]; ss.Phase != PhaseReady || ss.LiveUpdates != 1 {
+		t.Fatalf("after the update: %+v", ss)
+	}
+	acts = step(s)
+	if got := kinds(acts); !reflect.DeepEqual(got, []string{"live:a"}) {
+		t.Fatalf("plan = %v", got)
+	}
+	Reduce(s, LiveDone{Service: "a", Gen: acts[0].Gen, Updated: 1})
+	if s.Services["a"].LiveUpdates != 2 || !s.Settled() {
+		t.Fatalf("after the second update: %+v", s.Services["a"])
+	}
+
+	// A new container replayed (a marker, no sources) is no new live update.
+	Reduce(s, Changed{Live: map[string][]string{"a": {"(new container a-1)"}}})
+	acts = step(s)
+	Reduce(s, LiveDone{Service: "a", Gen: acts[0].Gen, Updated: 0})
+	if s.Services["a"].LiveUpdates != 2 {
+		t.Fatalf("a replay counted: %+v", s.Services["a"])
+	}
+
+	// A pre-build failure is a failed build: the last good version runs.
+	Reduce(s, Changed{Live: map[string][]string{"a": {"/src/main.go"}}})
+	acts = step(s)
+	Reduce(s, LiveDone{Service: "a", Gen: acts[0].Gen, Err: errors.New("main.go:3: syntax error")})
+	if ss := s.Services["a"]; ss.Phase != PhaseFailed || !strings.Contains(ss.LastError, "syntax error") || ss.Dirty {
+		t.Fatalf("after a failed pre-build: %+v", ss)
+	}
+
+	// A restart that cannot be done rebuilds and says why; the rollout of
+	// the new image catches up with the live updates.
+	Reduce(s, Changed{Live: map[string][]string{"a": {"/src/main.go"}}})
+	acts = step(s)
+	Reduce(s, LiveDone{Service: "a", Gen: acts[0].Gen, Fallback: true, Err: errors.New("no supervisor")})
+	acts = step(s)
+	if got := kinds(acts); !reflect.DeepEqual(got, []string{"image:a"}) || !strings.Contains(s.Services["a"].LastError, "rebuilding instead: no supervisor") {
+		t.Fatalf("plan %v, state %+v", got, s.Services["a"])
+	}
+	// While the build runs, a live change is part of a new build.
+	Reduce(s, Changed{Live: map[string][]string{"a": {"/src/x.go"}}})
+	if got := kinds(step(s)); !reflect.DeepEqual(got, []string{"cancel:a"}) {
+		t.Fatalf("a live change during a build: %v", got)
+	}
+	Reduce(s, ImageDone{Service: "a", Gen: acts[0].Gen, Err: ErrSuperseded})
+	acts = step(s)
+	Reduce(s, ImageDone{Service: "a", Gen: acts[0].Gen, Image: art("a", "2")})
+	acts = step(s)
+	if got := kinds(acts); !reflect.DeepEqual(got, []string{"deploy:"}) {
+		t.Fatalf("plan %v", got)
+	}
+	// During the rollout a live change waits for a build too.
+	Reduce(s, Changed{Live: map[string][]string{"a": {"(new container a-2)"}}})
+	if len(s.Services["a"].PendingLive) != 0 || s.Services["a"].Dirty {
+		t.Fatalf("a marker during a rollout: %+v", s.Services["a"])
+	}
+	Reduce(s, DeployDone{Gen: acts[0].Gen})
+	if ss := s.Services["a"]; ss.LiveUpdates != 0 || ss.Phase != PhaseReady {
+		t.Fatalf("after the rollout: %+v", ss)
+	}
+}
+
 func TestSyncWaitsForBuildAndIsPartOfIt(t *testing.T) {
 	s := NewState(testConfig("a"), time.Unix(0, 0))
 	Reduce(s, Changed{Sync: map[string][]string{"a": {"/static/x"}}})
@@ -335,6 +411,10 @@ func (f *fakeRunner) Image(ctx context.Context, svc config.Service, reasons []st
 }
 
 func (f *fakeRunner) Sync(context.Context, config.Service, []string) (bool, error) { return false, nil }
+
+func (f *fakeRunner) Live(context.Context, config.Service, []string) (int, bool, error) {
+	return 1, false, nil
+}
 
 func (f *fakeRunner) Deploy(_ context.Context, a Action) (map[string]error, error) {
 	f.mu.Lock()

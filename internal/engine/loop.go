@@ -22,6 +22,13 @@ type Runner interface {
 	// Sync copies paths into the service's running containers. fallback=true
 	// means it could not (no tar, no running pod) and a rebuild is needed.
 	Sync(ctx context.Context, svc config.Service, paths []string) (fallback bool, err error)
+	// Live runs the service's pre-build when paths hold a source (not only
+	// markers), copies its restart rules' files into every running container
+	// that lacks them and restarts their processes. updated counts the
+	// containers restarted; fallback=true means a restart cannot be done
+	// (no supervisor, no running container, the copy failed) and a rebuild
+	// is needed.
+	Live(ctx context.Context, svc config.Service, paths []string) (updated int, fallback bool, err error)
 	// Deploy applies the manifests with a.Images substituted and waits for
 	// the rollouts of a.Services (all workloads when a.All). failed maps a
 	// service to why its rollout failed; err is a failure of the apply itself.
@@ -172,6 +179,14 @@ func (l *Loop) start(ctx context.Context, a Action) {
 			defer l.wg.Done()
 			fallback, err := l.runner.Sync(ctx, svc, a.Paths)
 			post(SyncDone{Service: a.Service, Gen: a.Gen, Err: err, Fallback: fallback})
+		}()
+	case ActionLive:
+		svc := l.service(a.Service)
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			n, fallback, err := l.runner.Live(ctx, svc, a.Paths)
+			post(LiveDone{Service: a.Service, Gen: a.Gen, Err: err, Fallback: fallback, Updated: n})
 		}()
 	case ActionDeploy:
 		l.wg.Add(1)

@@ -11,6 +11,9 @@ const (
 	ActionSync ActionKind = "sync"
 	// ActionDeploy applies the manifests with the built images and waits for rollouts.
 	ActionDeploy ActionKind = "deploy"
+	// ActionLive runs the pre-build, copies the restart rules' files into the
+	// service's running containers and restarts their processes.
+	ActionLive ActionKind = "live"
 	// ActionCancel cancels a service's in-flight build because a newer change superseded it.
 	ActionCancel ActionKind = "cancel"
 )
@@ -42,6 +45,9 @@ type Action struct {
 //   - Files covered by live-sync rules are copied into a running service
 //     that has no build owed or running; before the first deploy there is
 //     nothing to copy into, so they simply wait for (and are part of) the build.
+//   - Changes a live update covers (restart rules) are pre-built, copied in
+//     and restarted the same way once the service runs its latest image;
+//     while a build or a rollout of it is owed they are part of the build.
 //   - One deploy at a time. It starts when manifests changed or a new image
 //     is ready, and (before the first successful deploy) only once every
 //     service has an image, so the first apply is complete.
@@ -58,6 +64,8 @@ func Plan(s *State) []Action {
 			out = append(out, Action{Kind: ActionImage, Service: name, Gen: ss.Gen, Paths: ss.Reasons})
 		case len(ss.PendingSync) > 0 && ss.Deployed != nil:
 			out = append(out, Action{Kind: ActionSync, Service: name, Gen: ss.Gen, Paths: ss.PendingSync})
+		case len(ss.PendingLive) > 0 && ss.Deployed != nil && !ss.NeedsDeploy && !s.deployingService(name):
+			out = append(out, Action{Kind: ActionLive, Service: name, Gen: ss.Gen, Paths: ss.PendingLive})
 		}
 	}
 	if d, ok := planDeploy(s); ok {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/devloop-dev/devloop/internal/build"
+	"strings"
 	"time"
+
+	"github.com/devloop-dev/devloop/internal/build"
 )
 
 // Event is anything the loop reduces into State.
@@ -17,6 +19,10 @@ type Changed struct {
 	Rebuild map[string][]string
 	// Sync maps a service to the changed paths its live-sync rules cover.
 	Sync map[string][]string
+	// Live maps a service to the changes a live update (pre-build, copy,
+	// restart) covers; a path that is not absolute is a marker (a container
+	// that started with the image's older code), which needs no pre-build.
+	Live map[string][]string
 	// Manifests: a manifest file changed; re-apply only.
 	Manifests bool
 	// Config: devloop.yaml itself changed.
@@ -25,7 +31,7 @@ type Changed struct {
 
 // Empty reports whether the change affects nothing.
 func (c Changed) Empty() bool {
-	return len(c.Rebuild) == 0 && len(c.Sync) == 0 && !c.Manifests && !c.Config
+	return len(c.Rebuild) == 0 && len(c.Sync) == 0 && len(c.Live) == 0 && !c.Manifests && !c.Config
 }
 
 // ActionStarted records that the loop started an action Plan asked for.
@@ -55,6 +61,18 @@ type SyncDone struct {
 	// Fallback: the sync could not be done (no tar, no running container);
 	// the files need a rebuild instead. Err says why.
 	Fallback bool
+}
+
+// LiveDone reports the end of a live update.
+type LiveDone struct {
+	Service string
+	Gen     int
+	Err     error
+	// Fallback: the restart could not be done (no supervisor, no running
+	// container, the copy failed); a rebuild is needed. Err says why.
+	Fallback bool
+	// Updated counts the containers that were restarted with new code.
+	Updated int
 }
 
 // DeployDone reports the end of an apply-and-rollout.
@@ -97,6 +115,7 @@ func (ActionStarted) isEvent() {}
 func (Progress) isEvent()      {}
 func (ImageDone) isEvent()     {}
 func (SyncDone) isEvent()      {}
+func (LiveDone) isEvent()      {}
 func (DeployDone) isEvent()    {}
 
 // ErrSuperseded is the error a build reports when a newer change cancelled it.
@@ -118,6 +137,8 @@ func Reduce(s *State, ev Event) {
 		reduceImageDone(s, e)
 	case SyncDone:
 		reduceSyncDone(s, e)
+	case LiveDone:
+		reduceLiveDone(s, e)
 	case DeployDone:
 		reduceDeployDone(s, e)
 	case Retry:
@@ -151,9 +172,36 @@ func reduceChanged(s *State, e Changed) {
 		ss.Gen++
 		ss.PendingSync = mergeSorted(ss.PendingSync, paths)
 	}
+	for name, paths := range e.Live {
+		ss := s.Services[name]
+		if ss == nil || len(paths) == 0 {
+			continue
+		}
+		if ss.Dirty || ss.Deployed == nil || (ss.InFlight != 0 && ss.Action == ActionImage) || ss.NeedsDeploy || s.deployingService(name) {
+			// A build is owed, runs, or its image is being rolled: it
+			// must hold this change too (it runs the pre-build).
+			if sources := realPaths(paths); len(sources) > 0 {
+				markDirty(ss, sources)
+			}
+			continue
+		}
+		ss.Gen++
+		ss.PendingLive = mergeSorted(ss.PendingLive, paths)
+	}
 	if e.Manifests {
 		s.ManifestsDirty = true
 	}
+}
+
+// realPaths drops the markers (paths that are not absolute) of a live change.
+func realPaths(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		if strings.HasPrefix(p, "/") {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func reduceStarted(s *State, a Action) {
@@ -162,14 +210,21 @@ func reduceStarted(s *State, a Action) {
 		ss := s.Services[a.Service]
 		ss.InFlight, ss.Action = a.Gen, ActionImage
 		ss.Dirty = false
-		// The build snapshots the whole context, synced files included.
+		// The build snapshots the whole context, synced files included,
+		// and runs the pre-build.
 		ss.PendingSync = nil
+		ss.PendingLive = nil
 		s.setPhase(ss, PhaseBuilding)
 	case ActionSync:
 		ss := s.Services[a.Service]
 		ss.InFlight, ss.Action = a.Gen, ActionSync
 		ss.PendingSync = nil
 		s.setPhase(ss, PhaseSyncing)
+	case ActionLive:
+		ss := s.Services[a.Service]
+		ss.InFlight, ss.Action = a.Gen, ActionLive
+		ss.PendingLive = nil
+		s.setPhase(ss, PhaseLive)
 	case ActionDeploy:
 		s.Deploying = a.Gen
 		s.deployGen = a.Gen
@@ -248,6 +303,32 @@ func reduceSyncDone(s *State, e SyncDone) {
 	}
 }
 
+func reduceLiveDone(s *State, e LiveDone) {
+	ss := s.Services[e.Service]
+	if ss == nil || ss.InFlight != e.Gen || e.Gen == 0 {
+		return
+	}
+	ss.InFlight, ss.Action = 0, ""
+	switch {
+	case e.Err == nil:
+		if e.Updated > 0 {
+			ss.LiveUpdates++
+		}
+		ss.LastError = ""
+		s.setPhase(ss, PhaseReady)
+	case e.Fallback:
+		ss.LastError = fmt.Sprintf("restart not possible, rebuilding instead: %v", e.Err)
+		ss.LastFallback = e.Err.Error()
+		markDirty(ss, []string{"(restart fallback)"})
+		s.setPhase(ss, PhasePending)
+	default:
+		// The pre-build failed (a compile error): like a failed build, the
+		// last good version keeps running.
+		ss.LastError = e.Err.Error()
+		s.setPhase(ss, PhaseFailed)
+	}
+}
+
 func reduceDeployDone(s *State, e DeployDone) {
 	if s.Deploying != e.Gen || e.Gen == 0 {
 		return
@@ -275,6 +356,10 @@ func reduceDeployDone(s *State, e DeployDone) {
 			continue
 		}
 		ss.DeployFailed = false
+		if artifacts[name] != nil && (ss.Deployed == nil || ss.Deployed.Ref() != artifacts[name].Ref()) {
+			// A new image holds the workspace: it no longer lags.
+			ss.LiveUpdates = 0
+		}
 		ss.Deployed = artifacts[name]
 		if ss.Phase == PhaseDeploying && !ss.NeedsDeploy {
 			ss.LastError = ""

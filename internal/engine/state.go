@@ -22,13 +22,14 @@ type Phase string
 
 // The phases of a service, in the order a change goes through them.
 const (
-	PhasePending   Phase = "pending"   // nothing started yet
-	PhaseBuilding  Phase = "building"  // image build (with pre-build) running
-	PhaseLoading   Phase = "loading"   // loading the image into the kind node(s)
-	PhaseDeploying Phase = "deploying" // waiting for apply + rollout
-	PhaseSyncing   Phase = "syncing"   // copying files into running containers
-	PhaseReady     Phase = "ready"     // the latest build (or sync) is running
-	PhaseFailed    Phase = "failed"    // the last attempt failed; the last good version keeps running
+	PhasePending   Phase = "pending"    // nothing started yet
+	PhaseBuilding  Phase = "building"   // image build (with pre-build) running
+	PhaseLoading   Phase = "loading"    // loading the image into the kind node(s)
+	PhaseDeploying Phase = "deploying"  // waiting for apply + rollout
+	PhaseSyncing   Phase = "syncing"    // copying files into running containers
+	PhaseLive      Phase = "restarting" // pre-build, copy and process restart in the running containers
+	PhaseReady     Phase = "ready"      // the latest build (or sync) is running
+	PhaseFailed    Phase = "failed"     // the last attempt failed; the last good version keeps running
 )
 
 // ServiceState is everything the loop knows about one service.
@@ -42,6 +43,16 @@ type ServiceState struct {
 	Reasons []string
 	// PendingSync holds changed files that live-sync rules cover.
 	PendingSync []string
+	// PendingLive holds changes a live update covers (a service with restart
+	// rules and a preBuild: sources the preBuild compiles), and markers of
+	// containers that started from an image older than the live state.
+	PendingLive []string
+	// LiveUpdates counts the live updates (restarts with new code) since the
+	// image the service runs: when non-zero the image lags the containers.
+	LiveUpdates int
+	// LastFallback is the reason of the last fallback from a restart to a
+	// rebuild, said once until the reason changes.
+	LastFallback string
 
 	// Gen increments on every change to the service; actions carry the Gen
 	// they started at so stale results are recognised and dropped.
@@ -137,7 +148,7 @@ func (s *State) Settled() bool {
 		return false
 	}
 	for _, ss := range s.Services {
-		if ss.Dirty || (ss.NeedsDeploy && !blocked) || len(ss.PendingSync) > 0 {
+		if ss.Dirty || (ss.NeedsDeploy && !blocked) || len(ss.PendingSync) > 0 || len(ss.PendingLive) > 0 {
 			if ss.Phase != PhaseFailed {
 				return false
 			}
@@ -200,4 +211,9 @@ func mergeSorted(a, b []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// deployingService reports whether the in-flight deploy rolls name's image.
+func (s *State) deployingService(name string) bool {
+	return s.Deploying != 0 && slices.Contains(s.DeployingServices, name)
 }

@@ -41,7 +41,7 @@ func renderCharts(cfg *config.Config, images map[string]string) ([]Release, erro
 		if err != nil {
 			return nil, err
 		}
-		post := PostRenderer(images, cfg.Name)
+		post := PostRenderer(images, supervisedImages(cfg, images), cfg.Name)
 		r, err := helm.Render(context.Background(), ch, post)
 		if err != nil {
 			return nil, err
@@ -98,9 +98,10 @@ func releaseObjects(manifest string, spec config.Chart) ([]*unstructured.Unstruc
 // PostRenderer returns the post-renderer of a project's charts: in every
 // rendered document (hooks included) each container image whose repository
 // is a key of images becomes the built ref with imagePullPolicy
-// IfNotPresent (Substitute), and every object and pod template gets the
+// IfNotPresent (Substitute; a supervised image's `command:` behind its
+// supervisor), and every object and pod template gets the
 // project's labels (Label), so the shared informers see the release's pods.
-func PostRenderer(images map[string]string, project string) helm.PostRenderer {
+func PostRenderer(images map[string]string, supervised map[string]bool, project string) helm.PostRenderer {
 	return func(in []byte) ([]byte, error) {
 		r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(in)))
 		var out bytes.Buffer
@@ -121,7 +122,7 @@ func PostRenderer(images map[string]string, project string) helm.PostRenderer {
 			}
 			o := &unstructured.Unstructured{Object: fields}
 			objs := []*unstructured.Unstructured{o}
-			if err := Substitute(objs, images); err != nil {
+			if err := Substitute(objs, images, supervised); err != nil {
 				return nil, err
 			}
 			Label(objs, project)

@@ -193,7 +193,7 @@ func TestPrepareChartObjectDefinedTwice(t *testing.T) {
 }
 
 func TestPostRendererLeavesOtherImages(t *testing.T) {
-	out, err := PostRenderer(map[string]string{"hello": "hello:devloop-1"}, "p")([]byte(`apiVersion: v1
+	out, err := PostRenderer(map[string]string{"hello": "hello:devloop-1"}, nil, "p")([]byte(`apiVersion: v1
 kind: Pod
 metadata: {name: a}
 spec: {containers: [{name: a, image: hello:v1}, {name: b, image: redis:7, imagePullPolicy: Always}]}

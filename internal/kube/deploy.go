@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/helm"
+	"github.com/devloop-dev/devloop/internal/supervisor/embedded"
 )
 
 // Manifests are a project's rendered manifests with the built images
@@ -59,7 +61,7 @@ func Prepare(cfg *config.Config, images map[string]string) (*Manifests, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := Substitute(objs, images); err != nil {
+	if err := Substitute(objs, images, supervisedImages(cfg, images)); err != nil {
 		return nil, err
 	}
 	Label(objs, cfg.Name)
@@ -377,4 +379,20 @@ func (d *Deployer) DeleteAll(ctx context.Context) ([]string, error) {
 		deleted = append(deleted, "release "+r.Name+" (helm uninstall)")
 	}
 	return deleted, nil
+}
+
+// supervisedImages are the image keys of images whose builds carry
+// devloop's supervisor: the services with restart rules, when this devloop
+// has a supervisor to add (see build.Builder).
+func supervisedImages(cfg *config.Config, images map[string]string) map[string]bool {
+	out := map[string]bool{}
+	if !embedded.Has(runtime.GOARCH) {
+		return out
+	}
+	for _, svc := range cfg.Services {
+		if svc.Restarts() && images[svc.Image] != "" {
+			out[svc.Image] = true
+		}
+	}
+	return out
 }

@@ -24,6 +24,10 @@ const (
 	// unschedulableGrace is how long a pod may be unschedulable before that
 	// counts as a failure (the scheduler retries, e.g. while a node starts).
 	unschedulableGrace = 10 * time.Second
+	// gateGrace is how long a running pod may wait for devloop to open its
+	// UpToDateCondition readiness gate before that is a problem (devloop
+	// brings a new container up to date in well under a second).
+	gateGrace = 10 * time.Second
 )
 
 // problem is one thing wrong with a pod.
@@ -126,6 +130,11 @@ func (d diagnoser) pod(ctx context.Context, pod *corev1.Pod) []problem {
 	statuses := append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
 	for _, cs := range statuses {
 		if p, ok := d.container(ctx, pod, specs[cs.Name], cs, now); ok {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		if p, ok := gateProblem(pod, now); ok {
 			out = append(out, p)
 		}
 	}
@@ -315,4 +324,32 @@ func (d diagnoser) logLines(ctx context.Context, pod *corev1.Pod, container stri
 		out = append(out, "  "+string(termsafe.Sanitize([]byte(strings.TrimRight(l, "\r")))))
 	}
 	return out
+}
+
+// gateProblem explains a pod whose containers are all ready but whose
+// UpToDateCondition gate devloop has not opened for gateGrace: it was
+// started while devloop was not running (or could not update it), so it
+// is kept out of service rather than serve code older than the workspace.
+func gateProblem(pod *corev1.Pod, now time.Time) (problem, bool) {
+	gated, open := UpToDateGate(pod)
+	if !gated || open || pod.Status.Phase != corev1.PodRunning || len(pod.Status.ContainerStatuses) == 0 {
+		return problem{}, false
+	}
+	for _, st := range pod.Status.ContainerStatuses {
+		if !st.Ready {
+			return problem{}, false
+		}
+	}
+	since := pod.CreationTimestamp.Time
+	for _, c := range pod.Status.Conditions {
+		if c.Type == UpToDateCondition && !c.LastTransitionTime.IsZero() {
+			since = c.LastTransitionTime.Time
+		}
+	}
+	if now.Sub(since) < gateGrace {
+		return problem{}, false
+	}
+	return problem{pod: pod.Name, kind: "gate",
+		reason: "kept out of service until devloop brings its code up to the workspace's (readiness gate " + UpToDateCondition +
+			"; a live update since its image): devloop up does it"}, true
 }

@@ -309,6 +309,21 @@ func TestDiagnose(t *testing.T) {
 	}
 }
 
+func TestDiagnoseAClosedUpToDateGate(t *testing.T) {
+	spec := appSpec("x", nil)
+	spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: UpToDateCondition}}
+	ready := corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Ready: true}}}
+	opened := ready
+	opened.Conditions = []corev1.PodCondition{{Type: UpToDateCondition, Status: corev1.ConditionTrue}}
+	fresh := pod("c", "web", "h", spec, ready)
+	fresh.CreationTimestamp = metav1.NewTime(time.Now())
+	cs := fake.NewClientset(pod("a", "web", "h", spec, ready), pod("b", "web", "h", spec, opened), fresh)
+	got := Diagnose(context.Background(), cs, "dev", labels.SelectorFromSet(labels.Set{"app": "web"}))
+	if len(got) != 1 || !strings.HasPrefix(got[0], "pod a: kept out of service until devloop brings its code up") {
+		t.Errorf("Diagnose = %q; want only the pod whose gate stayed closed", got)
+	}
+}
+
 func TestUnreadyPodsCountsContainersThatJustStarted(t *testing.T) {
 	running := func(ago time.Duration) corev1.PodStatus {
 		return corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{

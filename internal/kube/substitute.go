@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/devloop-dev/devloop/internal/supervisor"
 )
 
 // Labels devloop puts on everything it applies.
@@ -12,6 +15,17 @@ const (
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	ManagedByValue = "devloop"
 	ProjectLabel   = "devloop.dev/project"
+	// LiveUpdatesAnnotation is set on a pod once devloop restarted its
+	// process with code newer than its image (a sync rule with restart:
+	// true): the number of live updates on top of the image.
+	LiveUpdatesAnnotation = "devloop.dev/live-updates"
+	// UpToDateCondition is the readiness gate of a pod that runs a
+	// supervised image (a service with restart rules): devloop sets it True
+	// once the pod's containers run the workspace's code, so a pod that
+	// starts from an image older than the last live update never counts as
+	// serving (Services, the ingress, devloop's forwards) before devloop has
+	// brought it up to date.
+	UpToDateCondition = "devloop.dev/up-to-date"
 )
 
 // Workload names an object whose pods devloop waits for.
@@ -110,8 +124,10 @@ func normalizeRepo(image string) string {
 // Substitute replaces, in every pod template of objs, each container image
 // whose repository (tag and digest ignored, Docker Hub names normalised) is a
 // key of images with that key's built ref, and sets imagePullPolicy
-// IfNotPresent on it.
-func Substitute(objs []*unstructured.Unstructured, images map[string]string) error {
+// IfNotPresent on it. For an image key in supervised (its image carries
+// devloop's supervisor as its entrypoint), a container's own `command:`,
+// which would bypass the image's entrypoint, is put behind the supervisor.
+func Substitute(objs []*unstructured.Unstructured, images map[string]string, supervised map[string]bool) error {
 	byRepo := make(map[string]string, len(images))
 	for k := range images {
 		n := normalizeRepo(k)
@@ -150,6 +166,12 @@ func Substitute(objs []*unstructured.Unstructured, images map[string]string) err
 				}
 				cm["image"] = images[key]
 				cm["imagePullPolicy"] = "IfNotPresent"
+				if supervised[key] {
+					if err := superviseCommand(cm); err != nil {
+						return fmt.Errorf("%s (%s): %s[%d]: %w", w, Source(o), field, i, err)
+					}
+					addReadinessGate(spec)
+				}
 			}
 		}
 	}
@@ -186,4 +208,54 @@ func Label(objs []*unstructured.Unstructured, project string) {
 			}
 		}
 	}
+}
+
+// superviseCommand puts a container's command behind devloop's supervisor:
+// ["/app", "-v"] becomes [supervisor.Path, "/app", "-v"]. A container
+// without a command runs the image's entrypoint, which already is the
+// supervisor; args are left alone either way.
+func superviseCommand(c map[string]any) error {
+	raw, ok := c["command"]
+	if !ok || raw == nil {
+		return nil
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return fmt.Errorf("command is not a list")
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	if first, _ := list[0].(string); first == supervisor.Path {
+		return nil
+	}
+	c["command"] = append([]any{supervisor.Path}, list...)
+	return nil
+}
+
+// addReadinessGate adds the UpToDateCondition readiness gate to a pod spec.
+func addReadinessGate(spec map[string]any) {
+	gates, _ := spec["readinessGates"].([]any)
+	for _, g := range gates {
+		if gm, ok := g.(map[string]any); ok && gm["conditionType"] == UpToDateCondition {
+			return
+		}
+	}
+	spec["readinessGates"] = append(gates, map[string]any{"conditionType": UpToDateCondition})
+}
+
+// UpToDateGate reports whether pod has devloop's UpToDateCondition
+// readiness gate, and whether that condition is True.
+func UpToDateGate(pod *corev1.Pod) (gated, open bool) {
+	for _, g := range pod.Spec.ReadinessGates {
+		if g.ConditionType == UpToDateCondition {
+			gated = true
+		}
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == UpToDateCondition {
+			open = c.Status == corev1.ConditionTrue
+		}
+	}
+	return gated, open
 }

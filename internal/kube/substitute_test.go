@@ -60,7 +60,7 @@ func TestSubstitute(t *testing.T) {
 		mustObj(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: w, namespace: ns}\ndata: {image: hello}\n"),
 	)
 	images := map[string]string{"hello": "hello:devloop-abc", "example.com/x/side": "example.com/x/side:devloop-def"}
-	if err := Substitute(objs, images); err != nil {
+	if err := Substitute(objs, images, nil); err != nil {
 		t.Fatal(err)
 	}
 	var all []string
@@ -96,7 +96,7 @@ func TestSubstitute(t *testing.T) {
 }
 
 func TestSubstituteConflictingKeys(t *testing.T) {
-	if err := Substitute(nil, map[string]string{"hello": "a", "docker.io/library/hello": "b"}); err == nil {
+	if err := Substitute(nil, map[string]string{"hello": "a", "docker.io/library/hello": "b"}, nil); err == nil {
 		t.Error("want error for two keys naming the same repository")
 	}
 }
@@ -144,5 +144,49 @@ func TestWorkloadsOf(t *testing.T) {
 	want := []Workload{{"Deployment", "web", "d"}, {"Pod", "web", "p"}}
 	if got := WorkloadsOf(objs); !reflect.DeepEqual(got, want) {
 		t.Errorf("WorkloadsOf = %#v, want %#v", got, want)
+	}
+}
+
+func TestSubstitutePutsACommandBehindTheSupervisor(t *testing.T) {
+	obj := mustObj(t, `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: w, namespace: ns}
+spec:
+  template:
+    spec:
+      containers:
+      - {name: cmd, image: hello, command: ["/hello", "-v"], args: ["x"]}
+      - {name: plain, image: hello, args: ["y"]}
+      - {name: again, image: hello, command: ["/.devloop/supervisor", "/hello"]}
+      - {name: other, image: side, command: ["/side"]}
+`)
+	images := map[string]string{"hello": "hello:devloop-abc", "side": "side:devloop-def"}
+	if err := Substitute([]*unstructured.Unstructured{obj}, images, map[string]bool{"hello": true}); err != nil {
+		t.Fatal(err)
+	}
+	cs := obj.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)
+	want := [][]any{
+		{"/.devloop/supervisor", "/hello", "-v"},
+		nil,
+		{"/.devloop/supervisor", "/hello"},
+		{"/side"},
+	}
+	for i, c := range cs {
+		cm := c.(map[string]any)
+		got, _ := cm["command"].([]any)
+		if !reflect.DeepEqual(got, want[i]) {
+			t.Errorf("%s: command %v, want %v", cm["name"], got, want[i])
+		}
+	}
+	if args := cs[0].(map[string]any)["args"]; !reflect.DeepEqual(args, []any{"x"}) {
+		t.Errorf("args changed: %v", args)
+	}
+	gates := obj.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["readinessGates"]
+	if !reflect.DeepEqual(gates, []any{map[string]any{"conditionType": UpToDateCondition}}) {
+		t.Errorf("readiness gates %v, want devloop's once", gates)
+	}
+	bad := mustObj(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: c, image: hello, command: /hello}\n")
+	if err := Substitute([]*unstructured.Unstructured{bad}, images, map[string]bool{"hello": true}); err == nil {
+		t.Error("a command that is not a list: no error")
 	}
 }

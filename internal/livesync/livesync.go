@@ -29,6 +29,11 @@ type Execer interface {
 // Target is the container files are synced into.
 type Target struct {
 	Namespace, Pod, Container string
+	// ContainerID is the runtime's ID of the running container ("" when
+	// unknown): a restarted container has a new one.
+	ContainerID string
+	// Image is the image the pod's spec gives the container.
+	Image string
 }
 
 func (t Target) String() string { return t.Namespace + "/" + t.Pod + "/" + t.Container }

@@ -176,7 +176,7 @@ type fakeExecer struct {
 }
 
 func (f *fakeExecer) Exec(ctx context.Context, ns, pod, container string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	c := execCall{target: Target{ns, pod, container}, cmd: cmd}
+	c := execCall{target: Target{Namespace: ns, Pod: pod, Container: container}, cmd: cmd}
 	if f.handler != nil {
 		if err := f.handler(cmd, stdout, stderr); err != nil {
 			f.calls = append(f.calls, c)
@@ -340,7 +340,7 @@ func TestCopyNoTar(t *testing.T) {
 				}
 				return nil
 			}}
-			err := Copy(t.Context(), ex, Target{"ns", "p", "c"}, []FileCopy{{Local: file, Dest: "/app/a.txt"}, {Dest: "/app/b", Delete: true}}, "make")
+			err := Copy(t.Context(), ex, Target{Namespace: "ns", Pod: "p", Container: "c"}, []FileCopy{{Local: file, Dest: "/app/a.txt"}, {Dest: "/app/b", Delete: true}}, "make")
 			if err == nil {
 				t.Fatal("want error")
 			}
@@ -366,7 +366,7 @@ func TestCopyRunFailureIncludesOutput(t *testing.T) {
 		}
 		return nil
 	}}
-	err := Copy(t.Context(), ex, Target{"ns", "p", "c"}, []FileCopy{{Dest: "/x", Delete: true}}, "make")
+	err := Copy(t.Context(), ex, Target{Namespace: "ns", Pod: "p", Container: "c"}, []FileCopy{{Dest: "/x", Delete: true}}, "make")
 	if err == nil || !strings.Contains(err.Error(), "main.c:1: error") || !strings.Contains(err.Error(), `"make"`) {
 		t.Errorf("err = %v, want the command and its output", err)
 	}

@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
+
+	"github.com/devloop-dev/devloop/internal/kube"
 )
 
 // target is the result of resolving a Spec against the informer caches.
@@ -144,6 +146,9 @@ func servingContainerReady(p *corev1.Pod, port int) (string, bool) {
 	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
 		return "", false
 	}
+	if gated, open := kube.UpToDateGate(p); gated && !open {
+		return "", false // its code is older than the workspace's: devloop is updating it
+	}
 	ready := map[string]bool{}
 	for _, cs := range p.Status.ContainerStatuses {
 		ready[cs.Name] = cs.Ready
@@ -158,6 +163,9 @@ func servingContainerReady(p *corev1.Pod, port int) (string, bool) {
 				if !ready[o.Name] {
 					notReady = append(notReady, o.Name)
 				}
+			}
+			if len(notReady) == 0 {
+				return fmt.Sprintf("pod not ready yet, though its containers are; container %s serves port %d", c.Name, port), true
 			}
 			return fmt.Sprintf("pod not ready (container %s is not); container %s, which serves port %d, is",
 				strings.Join(notReady, ", "), c.Name, port), true

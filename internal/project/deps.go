@@ -34,6 +34,8 @@ import (
 // Builder builds a service's image (build.Builder).
 type Builder interface {
 	Build(ctx context.Context, svc config.Service, out io.Writer) (build.Image, error)
+	// PreBuild runs the service's pre-build alone (a live update).
+	PreBuild(ctx context.Context, svc config.Service, out io.Writer) error
 }
 
 // Loader delivers images into a kind cluster's nodes (imageload.Loader).

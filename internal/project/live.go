@@ -55,6 +55,9 @@ func (l *liveFeed) fromState(st *engine.State, ingress []string) {
 		case ss.Built != nil:
 			row.Image = ss.Built.Ref()
 		}
+		if ss.LiveUpdates > 0 {
+			row.Image += fmt.Sprintf(" +%d live (image lags)", ss.LiveUpdates)
+		}
 		rows = append(rows, row)
 	}
 	l.mu.Lock()

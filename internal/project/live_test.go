@@ -170,7 +170,7 @@ func liveState() *engine.State {
 			"web": {Phase: engine.Phase("ready"), PhaseSince: since,
 				Built:    &build.Image{Repo: "hello", Tag: "devloop-new"},
 				Deployed: &build.Image{Repo: "hello", Tag: "devloop-old"}},
-			"worker": {Phase: engine.Phase("failed"), LastError: "build failed", Built: &build.Image{Repo: "worker", Tag: "devloop-w"}},
+			"worker": {Phase: engine.Phase("failed"), LastError: "build failed", Built: &build.Image{Repo: "worker", Tag: "devloop-w"}, LiveUpdates: 2},
 			"idle":   {Phase: engine.Phase("pending")},
 		},
 	}
@@ -186,7 +186,7 @@ func TestLiveFeedFromStateAndForwards(t *testing.T) {
 	}
 	wantRows := []ui.ServiceRow{
 		{Name: "web", Phase: "ready", Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Image: "hello:devloop-old"},
-		{Name: "worker", Phase: "failed", Image: "worker:devloop-w", Error: "build failed"},
+		{Name: "worker", Phase: "failed", Image: "worker:devloop-w +2 live (image lags)", Error: "build failed"},
 		{Name: "idle", Phase: "pending"},
 	}
 	if !reflect.DeepEqual(s.Services, wantRows) {

@@ -27,6 +27,9 @@ type observer struct {
 	// reload loads devloop.yaml again, to say what changed in it.
 	reload  func() (*config.Config, error)
 	started *config.Config // the config the loop runs with
+	// fallbacks is the last reason said, per service, for a restart that
+	// fell back to a rebuild: each reason is said once.
+	fallbacks map[string]string
 }
 
 var _ engine.Observer = (*observer)(nil)
@@ -37,6 +40,8 @@ func (o *observer) Started(s *engine.State, a engine.Action) {
 		o.p.Line(a.Service, "building (%s)", o.reasons(a.Paths))
 	case engine.ActionSync:
 		o.p.Line(a.Service, "live-syncing %s", o.reasons(a.Paths))
+	case engine.ActionLive:
+		o.p.Line(a.Service, "live-updating (%s)", o.reasons(a.Paths))
 	case engine.ActionDeploy:
 		if a.All {
 			o.p.Line("devloop", "applying manifests, waiting for rollouts...")
@@ -75,6 +80,19 @@ func (o *observer) Reduced(s *engine.State, ev engine.Event) {
 			o.p.Line(e.Service, "live sync not possible (%v): rebuilding instead", e.Err)
 		} else if e.Err != nil {
 			o.p.Error(e.Service, "live sync failed: %v", e.Err)
+		}
+	case engine.LiveDone:
+		switch {
+		case e.Err != nil && e.Fallback:
+			if o.fallbacks == nil {
+				o.fallbacks = map[string]string{}
+			}
+			if reason := e.Err.Error(); o.fallbacks[e.Service] != reason {
+				o.fallbacks[e.Service] = reason
+				o.p.Line(e.Service, "restart not possible (%v): rebuilding instead", e.Err)
+			}
+		case e.Err != nil:
+			o.p.Error(e.Service, "pre-build failed; the last good version keeps running. Fix it and save to retry:\n%v", e.Err)
 		}
 	case engine.DeployDone:
 		if e.Err != nil {

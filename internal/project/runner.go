@@ -38,8 +38,11 @@ type runner struct {
 	deploying atomic.Int32 // deploys in flight: their rollout waits explain pods
 	tails     atomic.Pointer[logs.Manager]
 
-	mu        sync.Mutex
-	manifests *kube.Manifests // of the last deploy (before it: as rendered)
+	liveUpdates *liveUpdates // live updates since each service's image
+
+	mu             sync.Mutex
+	manifests      *kube.Manifests   // of the last deploy (before it: as rendered)
+	deployedImages map[string]string // the images of the last deploy
 }
 
 var _ engine.Runner = (*runner)(nil)
@@ -232,15 +235,49 @@ func (r *runner) Sync(ctx context.Context, svc config.Service, paths []string) (
 	if len(targets) == 0 {
 		return true, errors.New("no running container to sync into")
 	}
-	run := strings.Join(livesync.Runs(files), " && ")
+	// Files of a restart rule go through the container's supervisor, which
+	// restarts the process; the others are copied with tar.
+	var plain, restart []livesync.FileCopy
+	for _, f := range files {
+		if rule, _ := livesync.RuleFor(svc.Sync, f.Local); rule.Restart && !f.Delete {
+			restart = append(restart, f)
+		} else {
+			plain = append(plain, f)
+		}
+	}
+	run := strings.Join(livesync.Runs(plain), " && ")
 	g, gctx := errgroup.WithContext(ctx)
 	for _, t := range targets {
-		g.Go(func() error { return livesync.Copy(gctx, conn.Execer, t, files, run) })
+		g.Go(func() error {
+			if len(plain) > 0 {
+				if err := livesync.Copy(gctx, conn.Execer, t, plain, run); err != nil {
+					return err
+				}
+			}
+			if len(restart) > 0 {
+				_, err := livesync.Restart(gctx, conn.Execer, t, restart)
+				return err
+			}
+			return nil
+		})
 	}
 	if err := g.Wait(); err != nil {
-		return errors.Is(err, livesync.ErrNoTar), err
+		return errors.Is(err, livesync.ErrNoTar) || errors.Is(err, livesync.ErrNoSupervisor), err
 	}
-	r.out.Line(svc.Name, "synced %d file(s) into %d container(s) in %s", len(files), len(targets), time.Since(begin).Round(time.Millisecond))
+	if len(plain) > 0 && r.liveUpdates != nil {
+		r.liveUpdates.synced(svc.Name)
+	}
+	if len(restart) > 0 && r.liveUpdates != nil {
+		r.mu.Lock()
+		image := r.deployedImages[svc.Image]
+		r.mu.Unlock()
+		r.liveUpdates.restarted(svc.Name, image, targets)
+	}
+	verb := "synced"
+	if len(restart) > 0 {
+		verb = "synced and restarted"
+	}
+	r.out.Line(svc.Name, "%s %d file(s) into %d container(s) in %s", verb, len(files), len(targets), time.Since(begin).Round(time.Millisecond))
 	return false, nil
 }
 
@@ -254,17 +291,31 @@ func (r *runner) containersOf(conn *Conn, svc config.Service) []livesync.Target 
 		if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
 			continue
 		}
-		running := map[string]bool{}
+		running := map[string]string{}
 		for _, cs := range p.Status.ContainerStatuses {
-			running[cs.Name] = cs.State.Running != nil
+			if cs.State.Running != nil {
+				running[cs.Name] = cs.ContainerID
+			}
 		}
 		for _, c := range m.ContainersOf(svc.Name, p) {
-			if running[c] {
-				out = append(out, livesync.Target{Namespace: p.Namespace, Pod: p.Name, Container: c})
+			if id, ok := running[c]; ok {
+				out = append(out, livesync.Target{Namespace: p.Namespace, Pod: p.Name, Container: c, ContainerID: id, Image: containerImage(p, c)})
 			}
 		}
 	}
 	return out
+}
+
+// containerImage is the image p's spec gives container c.
+func containerImage(p *corev1.Pod, c string) string {
+	for _, list := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
+		for _, x := range list {
+			if x.Name == c {
+				return x.Image
+			}
+		}
+	}
+	return ""
 }
 
 // Deploy applies the manifests with the action's images and waits for the
@@ -301,7 +352,18 @@ func (r *runner) Deploy(ctx context.Context, a engine.Action) (map[string]error,
 	}
 	r.mu.Lock()
 	r.manifests = res.Manifests
+	prev := r.deployedImages
+	r.deployedImages = a.Images
 	r.mu.Unlock()
+	if r.liveUpdates != nil {
+		for _, name := range a.Services {
+			svc, _ := r.cfg.Service(name)
+			if res.Failed[name] == nil && prev[svc.Image] != a.Images[svc.Image] {
+				r.liveUpdates.imageRolled(name)
+			}
+		}
+		r.liveUpdates.wake()
+	}
 	return res.Failed, nil
 }
 

@@ -60,7 +60,8 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 	// waits for it but the loads, the syncs and the deploys.
 	live := newLiveFeed(o.Live, cfg.Name, cfg.Cluster.Name)
 	cl := &clusterStart{done: make(chan struct{})}
-	r := &runner{cfg: cfg, out: p, eng: eng, cluster: cl, rolloutTimeout: o.RolloutTimeout, live: o.Live != nil, manifests: rendered}
+	r := &runner{cfg: cfg, out: p, eng: eng, cluster: cl, rolloutTimeout: o.RolloutTimeout, live: o.Live != nil, manifests: rendered,
+		liveUpdates: newLiveUpdates()}
 	var session sync.WaitGroup
 	// However Up returns, the session's goroutines end first: cancel, then wait.
 	defer func() { stop(); session.Wait() }()
@@ -119,6 +120,7 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 		}
 	}
 	loop := engine.New(cfg, r, engine.Options{ParallelImages: int64(o.Parallel), Observer: obs})
+	r.liveUpdates.setPost(func(ch engine.Changed) { loop.Post(ctx, ch) })
 
 	if !o.Once {
 		w, err := watch.Start(ctx, cfg, func(ch engine.Changed) { loop.Post(ctx, ch) })
@@ -185,8 +187,11 @@ func connected(ctx context.Context, cfg *config.Config, conn *Conn, rendered *ku
 			}
 		}()
 	}
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); live.watchPods(ctx, conn.Informers, cfg.Namespace, r.lastManifests) }()
+	// Containers that start with older code than a live update gave their
+	// service are brought up to date.
+	go func() { defer wg.Done(); r.liveUpdates.watch(ctx, r, conn) }()
 	// Pods that go wrong after their rollout are explained as it would.
 	mon := newPodMonitor(p, conn.Clients.Core, r.lastManifests, &r.deploying, live)
 	go func() { defer wg.Done(); mon.run(ctx, conn.Informers, cfg.Namespace) }()

@@ -104,6 +104,9 @@ func (b *fakeBuilder) Build(_ context.Context, svc config.Service, out io.Writer
 	return build.Image{Service: svc.Name, Repo: svc.Image, Tag: build.ContentTag(id), ID: id}, nil
 }
 
+// PreBuild counts as nothing: the fake build reads the sources itself.
+func (b *fakeBuilder) PreBuild(context.Context, config.Service, io.Writer) error { return nil }
+
 // noImages is an engine without any image of its own.
 type noImages struct{}
 

@@ -50,6 +50,9 @@ func PrintTable(w io.Writer, r Report, color bool) {
 			if image == "" {
 				image = "-"
 			}
+			if s.LiveUpdated > 0 {
+				image += fmt.Sprintf(" (%d pod(s) live-updated: the image lags)", s.LiveUpdated)
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", s.Name, cell(readyColor(s, r.ClusterRunning), fmt.Sprintf("%d/%d", s.Ready, s.Desired)), s.Restarts, image)
 		}
 		tw.Flush()

@@ -39,6 +39,9 @@ type Service struct {
 	Ready    int    `json:"ready"`
 	Desired  int    `json:"desired"`
 	Restarts int    `json:"restarts"`
+	// LiveUpdated counts the pods whose process devloop restarted with code
+	// newer than their image (sync rules with restart: true): the image lags.
+	LiveUpdated int `json:"liveUpdated"`
 	// Workloads are kubectl-style names ("deployment/hello") of the
 	// manifests' workloads whose pod templates use the service's image.
 	Workloads []string `json:"workloads"`
@@ -190,6 +193,11 @@ func collectWorkload(ctx context.Context, cs kubernetes.Interface, s *Service, m
 		return fmt.Errorf("listing the pods of %s: %w", w, err)
 	}
 	s.Restarts += restarts(pods.Items)
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && p.Annotations[kube.LiveUpdatesAnnotation] != "" {
+			s.LiveUpdated++
+		}
+	}
 	for _, p := range kube.Diagnose(ctx, cs, w.Namespace, sel) {
 		s.Problems = append(s.Problems, name(p))
 	}

@@ -38,7 +38,7 @@ type ForwardRow struct {
 }
 
 var phaseColor = map[string]string{
-	"ready": "2", "failed": "1", "building": "3", "loading": "3", "deploying": "3", "syncing": "3", "pending": "8",
+	"ready": "2", "failed": "1", "building": "3", "loading": "3", "deploying": "3", "syncing": "3", "restarting": "3", "pending": "8",
 }
 
 // RenderStatus draws the compact status table. now gives the "for how long"

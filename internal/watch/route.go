@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/devloop-dev/devloop/internal/build"
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/engine"
 	"github.com/devloop-dev/devloop/internal/livesync"
@@ -25,23 +26,46 @@ type Router struct {
 	Manifests []string
 	// Sync maps a service to its live-sync rules.
 	Sync map[string][]config.SyncRule
+	// Live holds the services a live update serves (restart rules and a
+	// preBuild), with their build context and Dockerfile.
+	Live map[string]LiveService
+	// Inputs reads what a Dockerfile puts into its image (build.ReadInputs);
+	// it is read on each batch, so an edited Dockerfile counts at once.
+	Inputs func(dockerfile string) build.Inputs
+}
+
+// LiveService is what routing needs of a service with restart rules.
+type LiveService struct {
+	Context, Dockerfile string
 }
 
 // NewRouter builds the router for cfg.
 func NewRouter(cfg *config.Config) Router {
-	r := Router{ConfigPath: cfg.Path, Manifests: manifestPaths(cfg), Sync: map[string][]config.SyncRule{}}
+	r := Router{ConfigPath: cfg.Path, Manifests: manifestPaths(cfg), Sync: map[string][]config.SyncRule{},
+		Live: map[string]LiveService{}, Inputs: build.ReadInputs}
 	for _, s := range cfg.Services {
 		r.Sync[s.Name] = s.Sync
+		if s.Restarts() && s.Build.PreBuild != nil {
+			df := s.Build.Dockerfile
+			if df == "" {
+				df = filepath.Join(s.Build.Context, "Dockerfile")
+			}
+			r.Live[s.Name] = LiveService{Context: s.Build.Context, Dockerfile: df}
+		}
 	}
 	return r
 }
 
-// Route sorts a batch into rebuilds, syncs, manifest re-applies and config
-// reloads. A path may affect several services. A changed path equal to a
-// watch root (the watcher's "rescan everything" signal after an event
-// overflow) rebuilds that service.
+// Route sorts a batch into rebuilds, syncs, live updates, manifest
+// re-applies and config reloads. A path may affect several services. A
+// changed path equal to a watch root (the watcher's "rescan everything"
+// signal after an event overflow) rebuilds that service. For a service with
+// restart rules and a preBuild, a path no sync rule covers is a live update
+// unless the image takes it directly: the Dockerfile, its ignore file, or a
+// source the Dockerfile copies or binds (those rebuild).
 func (r Router) Route(batch []Change) engine.Changed {
-	ch := engine.Changed{Rebuild: map[string][]string{}, Sync: map[string][]string{}}
+	ch := engine.Changed{Rebuild: map[string][]string{}, Sync: map[string][]string{}, Live: map[string][]string{}}
+	inputs := map[string]build.Inputs{}
 	for _, c := range batch {
 		p := filepath.Clean(c.Path)
 		if r.ConfigPath != "" && p == filepath.Clean(r.ConfigPath) {
@@ -54,12 +78,42 @@ func (r Router) Route(batch []Change) engine.Changed {
 		for _, svc := range c.Roots {
 			if _, ok := livesync.RuleFor(r.Sync[svc], p); ok {
 				ch.Sync[svc] = append(ch.Sync[svc], p)
+			} else if r.live(svc, p, inputs) {
+				ch.Live[svc] = append(ch.Live[svc], p)
 			} else {
 				ch.Rebuild[svc] = append(ch.Rebuild[svc], p)
 			}
 		}
 	}
+	if len(ch.Live) == 0 {
+		ch.Live = nil
+	}
 	return ch
+}
+
+// live reports whether p, changed for svc, is a live update's.
+func (r Router) live(svc, p string, inputs map[string]build.Inputs) bool {
+	ls, ok := r.Live[svc]
+	if !ok || r.Inputs == nil {
+		return false
+	}
+	df := filepath.Clean(ls.Dockerfile)
+	if p == df || p == df+".dockerignore" || p == filepath.Join(filepath.Clean(ls.Context), ".dockerignore") {
+		return false
+	}
+	in, ok := inputs[svc]
+	if !ok {
+		in = r.Inputs(df)
+		inputs[svc] = in
+	}
+	rel, err := filepath.Rel(filepath.Clean(ls.Context), p)
+	if err != nil || rel == "." {
+		return false // the context itself: anything below may have changed
+	}
+	if strings.HasPrefix(rel, "..") {
+		return true // outside the context: the image cannot take it
+	}
+	return !in.Has(rel)
 }
 
 func (r Router) isManifest(p string) bool {

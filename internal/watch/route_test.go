@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/devloop-dev/devloop/internal/build"
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/engine"
 )
@@ -110,5 +111,43 @@ func TestChartsAndValuesFilesAreManifests(t *testing.T) {
 	}
 	if ch := route(r, roots, []string{"/p/web/main.go"}); ch.Manifests {
 		t.Errorf("a source file re-deploys as a manifest: %+v", ch)
+	}
+}
+
+func TestRouteLiveUpdates(t *testing.T) {
+	read := 0
+	r := Router{
+		Sync: map[string][]config.SyncRule{"hello": {
+			{Src: "/p/static", Dest: "/app/static"},
+			{Src: "/p/bin/hello", Dest: "/hello", Restart: true},
+		}},
+		Live: map[string]LiveService{"hello": {Context: "/p", Dockerfile: "/p/Dockerfile"}},
+		Inputs: func(df string) build.Inputs {
+			read++
+			return build.ParseInputs([]byte("FROM scratch\nCOPY bin/hello /hello\nCOPY static /app/static\nCOPY conf.json /etc/\n"))
+		},
+	}
+	roots := []Root{{Path: "/p", Name: "hello"}, {Path: "/other", Name: "hello"}, {Path: "/q", Name: "plain"}}
+	got := route(r, roots, []string{"/p/main.go", "/p/message.go", "/p/static/index.html", "/p/conf.json",
+		"/p/Dockerfile", "/p/.dockerignore", "/p/bin/hello", "/p", "/other/lib.go", "/q/main.go"})
+	want := engine.Changed{
+		Rebuild: map[string][]string{"hello": {"/p/conf.json", "/p/Dockerfile", "/p/.dockerignore", "/p"}, "plain": {"/q/main.go"}},
+		Sync:    map[string][]string{"hello": {"/p/static/index.html", "/p/bin/hello"}},
+		Live:    map[string][]string{"hello": {"/p/main.go", "/p/message.go", "/other/lib.go"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got  %+v\nwant %+v", got, want)
+	}
+	if read != 1 {
+		t.Fatalf("the Dockerfile was read %d times for one batch", read)
+	}
+	// NewRouter: only a service with restart rules and a preBuild updates live.
+	cfg := &config.Config{Services: []config.Service{
+		{Name: "a", Build: config.Build{Context: "/a", PreBuild: &config.Command{Run: "go build"}}, Sync: []config.SyncRule{{Src: "/a/bin/a", Dest: "/a", Restart: true}}},
+		{Name: "b", Build: config.Build{Context: "/b"}, Sync: []config.SyncRule{{Src: "/b/app.py", Dest: "/app.py", Restart: true}}},
+		{Name: "c", Build: config.Build{Context: "/c", PreBuild: &config.Command{Run: "go build"}}},
+	}}
+	if live := NewRouter(cfg).Live; !reflect.DeepEqual(live, map[string]LiveService{"a": {Context: "/a", Dockerfile: "/a/Dockerfile"}}) {
+		t.Fatalf("live services %+v", live)
 	}
 }
