@@ -70,7 +70,7 @@ func newDownCommand(g *globals) *cobra.Command {
 	var o project.DownOptions
 	cmd := &cobra.Command{
 		Use:   "down",
-		Short: "Remove what devloop deployed (and, with --cluster, the cluster itself)",
+		Short: "Remove what devloop deployed (and, with --cluster, the cluster itself); volumes are kept unless --volumes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, p, err := g.load()
@@ -87,6 +87,7 @@ func newDownCommand(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&o.Cluster, "cluster", false, "also delete the kind cluster (only one devloop created)")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "with --cluster: delete the cluster even if devloop did not create it")
+	cmd.Flags().BoolVar(&o.Volumes, "volumes", false, "also delete the project's PersistentVolumeClaims and their data (kept by default)")
 	return cmd
 }
 

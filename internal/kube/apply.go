@@ -297,7 +297,22 @@ func (a *Applier) prepare(obj *unstructured.Unstructured) (prepared, error) {
 // the previous inventory that objs no longer contain are deleted. The
 // returned error joins one *ApplyError per rejected object.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) (ApplyResult, error) {
+	return a.ApplyHolding(ctx, objs, nil)
+}
+
+// ApplyHolding is Apply with some rendered objects held back: they are
+// neither applied nor pruned (whatever of them runs keeps running, and stays
+// in the inventory). devloop holds back the workloads of a service that
+// waits for its dependencies, that was not selected, or whose first build
+// failed.
+func (a *Applier) ApplyHolding(ctx context.Context, objs, held []*unstructured.Unstructured) (ApplyResult, error) {
 	var res ApplyResult
+	heldIDs := map[string]bool{}
+	for _, o := range held {
+		if p, err := a.prepare(o); err == nil {
+			heldIDs[refOf(p.obj).id()] = true
+		}
+	}
 	var first, rest []*unstructured.Unstructured
 	for _, o := range objs {
 		if gvk := o.GroupVersionKind(); isNamespace(gvk) || isCRD(gvk) {
@@ -384,14 +399,19 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	}
 
 	var stale []ObjectRef
+	var keep []ObjectRef
 	for _, r := range prev {
 		if _, ok := applied[r.id()]; !ok {
+			if heldIDs[r.id()] {
+				keep = append(keep, r)
+				continue
+			}
 			stale = append(stale, r)
 		}
 	}
 	pruned, failed, err := a.deleteRefs(ctx, stale, false)
 	res.Pruned = pruned
-	keep := failed
+	keep = append(keep, failed...)
 	for _, id := range order {
 		keep = appendRef(keep, applied[id])
 	}
@@ -651,42 +671,101 @@ func (a *Applier) deleteRefs(ctx context.Context, refs []ObjectRef, all bool) (d
 	return deleted, failed, errors.Join(errs...)
 }
 
+// isPVC reports whether r is a PersistentVolumeClaim: its data outlives a
+// down unless the user asks for the volumes too.
+func isPVC(r ObjectRef) bool { return r.Group == "" && r.Kind == "PersistentVolumeClaim" }
+
+// Removed is what DeleteAll did.
+type Removed struct {
+	// Deleted has one "kind/name deleted" or "kind/name kept (not devloop's)"
+	// line per object of the inventory (and, with volumes, per claim).
+	Deleted []string
+	// KeptVolumes names the project's PersistentVolumeClaims left in place
+	// (those of the manifests and those a StatefulSet made from its
+	// volumeClaimTemplates, which carry the project's labels).
+	KeptVolumes []string
+}
+
 // DeleteAll deletes everything in the project's inventory that is still
 // devloop's (its labels, its recorded UID; anything else is kept and said
-// so), then the inventory itself. It returns one "kind/name deleted" or
-// "kind/name kept (not devloop's)" line per object. It does not wait for the objects to disappear. On error
-// the inventory keeps what could not be deleted.
-func (a *Applier) DeleteAll(ctx context.Context) (deleted []string, err error) {
+// so), then the inventory itself. PersistentVolumeClaims, the manifests'
+// and those StatefulSets made, are kept unless volumes is set. It does not
+// wait for the objects to disappear. On error the inventory keeps what
+// could not be deleted.
+func (a *Applier) DeleteAll(ctx context.Context, volumes bool) (Removed, error) {
+	var out Removed
 	refs, err := a.readInventory(ctx)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	var nsRefs, others []ObjectRef
+	var nsRefs, pvcs, others []ObjectRef
 	for _, r := range refs {
-		if isNamespace(r.GVK()) && r.Name == a.namespace {
+		switch {
+		case isNamespace(r.GVK()) && r.Name == a.namespace:
 			nsRefs = append(nsRefs, r)
-		} else {
+		case isPVC(r):
+			pvcs = append(pvcs, r)
+		default:
 			others = append(others, r)
 		}
 	}
+	if volumes {
+		others = append(pvcs, others...)
+	}
 	done, failed, derr := a.deleteRefs(ctx, others, true)
 	for _, d := range done {
-		deleted = append(deleted, d.String())
+		out.Deleted = append(out.Deleted, d.String())
 	}
 	if derr != nil {
 		if werr := a.writeInventory(ctx, append(failed, nsRefs...)); werr != nil {
 			derr = errors.Join(derr, werr)
 		}
-		return deleted, derr
+		return out, derr
+	}
+	claims, err := a.core.CoreV1().PersistentVolumeClaims("").List(ctx, metav1.ListOptions{
+		LabelSelector: ProjectLabel + "=" + a.project + "," + ManagedByLabel + "=" + ManagedByValue})
+	if err != nil {
+		return out, fmt.Errorf("listing the project's PersistentVolumeClaims: %w", err)
+	}
+	handled := map[string]bool{}
+	for _, d := range done {
+		handled[d.Ref.Namespace+"/"+d.Ref.Name] = isPVC(d.Ref)
+	}
+	var errs []error
+	for _, c := range claims.Items {
+		if handled[c.Namespace+"/"+c.Name] {
+			continue
+		}
+		ref := ObjectRef{Version: "v1", Kind: "PersistentVolumeClaim", Namespace: c.Namespace, Name: c.Name}
+		if !volumes {
+			out.KeptVolumes = append(out.KeptVolumes, ref.String())
+			continue
+		}
+		err := a.core.CoreV1().PersistentVolumeClaims(c.Namespace).Delete(ctx, c.Name, metav1.DeleteOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			errs = append(errs, fmt.Errorf("deleting %s: %w", ref, err))
+		default:
+			out.Deleted = append(out.Deleted, ObjectResult{Ref: ref, Op: Deleted}.String())
+		}
+	}
+	if len(errs) > 0 {
+		return out, errors.Join(errs...)
 	}
 	err = a.core.CoreV1().ConfigMaps(a.namespace).Delete(ctx, a.InventoryName(), metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return deleted, fmt.Errorf("deleting inventory %s/%s: %w", a.namespace, a.InventoryName(), err)
+		return out, fmt.Errorf("deleting inventory %s/%s: %w", a.namespace, a.InventoryName(), err)
 	}
-	// The project namespace goes last: it holds the inventory.
+	// The project namespace goes last: it holds the inventory (and a
+	// namespace's deletion takes its claims with it, so it stays while
+	// claims are kept).
+	if len(out.KeptVolumes) > 0 {
+		return out, nil
+	}
 	done, _, derr = a.deleteRefs(ctx, nsRefs, true)
 	for _, d := range done {
-		deleted = append(deleted, d.String())
+		out.Deleted = append(out.Deleted, d.String())
 	}
-	return deleted, derr
+	return out, derr
 }

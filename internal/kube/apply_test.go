@@ -220,12 +220,12 @@ func TestApplyPrune(t *testing.T) {
 	}
 
 	// DeleteAll removes the rest and the inventory.
-	deleted, err := a.DeleteAll(ctx)
+	removed, err := a.DeleteAll(ctx, false)
 	if err != nil {
 		t.Fatalf("DeleteAll: %v", err)
 	}
-	if want := []string{"configmap/cfg deleted", "deployment/web deleted"}; !reflect.DeepEqual(deleted, want) {
-		t.Errorf("DeleteAll = %v, want %v", deleted, want)
+	if want := []string{"configmap/cfg deleted", "deployment/web deleted"}; !reflect.DeepEqual(removed.Deleted, want) {
+		t.Errorf("DeleteAll = %v, want %v", removed.Deleted, want)
 	}
 	if len(api.objs) != 0 {
 		t.Errorf("left after DeleteAll: %v", api.keys())

@@ -66,6 +66,43 @@ func Prepare(cfg *config.Config, images map[string]string) (*Manifests, error) {
 	return m, nil
 }
 
+// holding splits the objects into those to apply and those held back: the
+// workloads that run only images of the services in hold. heldKeys are the
+// held workloads' keys.
+func (m *Manifests) holding(hold []string) (apply, held []*unstructured.Unstructured, heldKeys map[string]bool) {
+	heldKeys = map[string]bool{}
+	if len(hold) == 0 {
+		return m.Objects, nil, heldKeys
+	}
+	isHeld := map[string]bool{}
+	for _, s := range hold {
+		isHeld[s] = true
+	}
+	runs := map[string][]string{} // workload key → services it runs
+	for _, name := range m.order {
+		for _, w := range m.Services[name] {
+			runs[w.Key()] = append(runs[w.Key()], name)
+		}
+	}
+	for k, svcs := range runs {
+		all := true
+		for _, s := range svcs {
+			all = all && isHeld[s]
+		}
+		if all {
+			heldKeys[k] = true
+		}
+	}
+	for _, o := range m.Objects {
+		if _, ok := podTemplatePath(o.GetKind()); ok && heldKeys[workloadOf(o).Key()] {
+			held = append(held, o)
+		} else {
+			apply = append(apply, o)
+		}
+	}
+	return apply, held, heldKeys
+}
+
 // Replicas is how many pods the manifests ask w to run (1 when unset, 1 for
 // a DaemonSet: a kind cluster has few nodes).
 func (m *Manifests) Replicas(w Workload) int { return m.replicas[w.Key()] }
@@ -203,9 +240,15 @@ func NewDeployer(cfg *config.Config, c *Clients, wake Waker) *Deployer {
 
 // DeployOptions say which rollouts a deploy waits for.
 type DeployOptions struct {
-	// Services whose workloads to wait for; All waits for every workload.
+	// Services whose workloads to wait for; All waits for every workload
+	// that is not held.
 	Services []string
 	All      bool
+	// Hold names services whose workloads are neither applied nor pruned
+	// (what runs of them keeps running): services waiting for their
+	// dependencies, not selected, or without a first image. A workload that
+	// also runs a service not held is applied.
+	Hold []string
 	// Timeout bounds each rollout.
 	Timeout time.Duration
 	// Waiting is called as the wait for w starts; the returned report is
@@ -233,7 +276,8 @@ func (d *Deployer) Deploy(ctx context.Context, images map[string]string, opts De
 	if err != nil {
 		return nil, err
 	}
-	res, err := d.applier.Apply(ctx, m.Objects)
+	objs, held, heldKeys := m.holding(opts.Hold)
+	res, err := d.applier.ApplyHolding(ctx, objs, held)
 	if err != nil {
 		return nil, err
 	}
@@ -242,6 +286,9 @@ func (d *Deployer) Deploy(ctx context.Context, images map[string]string, opts De
 	var wait []Workload
 	add := func(w Workload, svc string) {
 		k := w.Key()
+		if heldKeys[k] {
+			return
+		}
 		if _, ok := owners[k]; !ok {
 			wait = append(wait, w)
 			owners[k] = nil
@@ -303,11 +350,12 @@ func (d *Deployer) WaitRollout(ctx context.Context, w Workload, timeout time.Dur
 	return waitRollout(ctx, d.cs, d.wake, w, timeout, report)
 }
 
-// DeleteAll deletes everything devloop applied for the project (its inventory).
-func (d *Deployer) DeleteAll(ctx context.Context) ([]string, error) {
-	deleted, err := d.applier.DeleteAll(ctx)
+// DeleteAll deletes everything devloop applied for the project (its
+// inventory); the project's PersistentVolumeClaims only with volumes.
+func (d *Deployer) DeleteAll(ctx context.Context, volumes bool) (Removed, error) {
+	removed, err := d.applier.DeleteAll(ctx, volumes)
 	if err != nil {
-		return deleted, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
+		return removed, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
 	}
-	return deleted, nil
+	return removed, nil
 }

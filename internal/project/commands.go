@@ -105,6 +105,9 @@ type DownOptions struct {
 	Cluster bool
 	// Force deletes the cluster even when devloop did not create it.
 	Force bool
+	// Volumes also deletes the project's PersistentVolumeClaims (and with
+	// them the data); without it they are kept, and down says so.
+	Volumes bool
 }
 
 // Down deletes what devloop applied for cfg's project (its inventory) and,
@@ -133,14 +136,18 @@ func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, 
 		return nil
 	}
 	removeDeployed := func(ctx context.Context, conn *Conn) error {
-		deleted, err := conn.Deployer.DeleteAll(ctx)
+		removed, err := conn.Deployer.DeleteAll(ctx, o.Volumes)
 		if err != nil {
 			return err
 		}
-		if len(deleted) == 0 {
+		if len(removed.Deleted) == 0 {
 			out.Line("devloop", "nothing deployed by devloop for project %q", cfg.Name)
 		} else {
-			out.Line("devloop", "removed: %s", strings.Join(deleted, ", "))
+			out.Line("devloop", "removed: %s", strings.Join(removed.Deleted, ", "))
+		}
+		if len(removed.KeptVolumes) > 0 && !o.Cluster {
+			out.Line("devloop", "kept %s and the data in them (the next up uses them again); devloop down --volumes deletes them",
+				strings.Join(removed.KeptVolumes, ", "))
 		}
 		return nil
 	}

@@ -75,7 +75,8 @@ type Engine struct {
 // (kube.Deployer).
 type Deployer interface {
 	Deploy(ctx context.Context, images map[string]string, opts kube.DeployOptions) (*kube.Deployed, error)
-	DeleteAll(ctx context.Context) ([]string, error)
+	// DeleteAll removes the project's inventory; its PersistentVolumeClaims only with volumes.
+	DeleteAll(ctx context.Context, volumes bool) (kube.Removed, error)
 }
 
 // Conn is an open cluster: its clients, the session's one shared informer
