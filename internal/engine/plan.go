@@ -101,6 +101,9 @@ func planDeploy(s *State) (Action, bool) {
 	if !s.ManifestsDirty && len(roll) == 0 {
 		return Action{}, false
 	}
+	if !s.InitialDeployDone && len(rollable) == 0 && len(s.Order) > 0 {
+		return Action{}, false // no service can be deployed yet: nothing to apply for
+	}
 	all := s.ManifestsDirty || !s.InitialDeployDone
 	if all {
 		roll = rollable

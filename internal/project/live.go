@@ -49,6 +49,12 @@ func (l *liveFeed) fromState(st *engine.State, ingress []string) {
 	for _, name := range st.Order {
 		ss := st.Services[name]
 		row := ui.ServiceRow{Name: name, Phase: string(ss.Phase), Since: ss.PhaseSince, Error: ss.LastError}
+		if w := st.WaitingFor(name); len(w) > 0 && ss.Phase == engine.PhaseWaiting {
+			row.Phase = "waiting for " + strings.Join(w, ", ")
+			if b := st.Blocked(name); b != "" && row.Error == "" {
+				row.Error = b + " failed: fix it and save"
+			}
+		}
 		switch {
 		case ss.Deployed != nil:
 			row.Image = ss.Deployed.Ref()

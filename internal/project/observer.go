@@ -25,6 +25,9 @@ type observer struct {
 	// reload loads devloop.yaml again, to say what changed in it.
 	reload  func() (*config.Config, error)
 	started *config.Config // the config the loop runs with
+	// waiting: services said to wait for their dependencies (true once
+	// said to be blocked by a failed one).
+	waiting map[string]bool
 }
 
 var _ engine.Observer = (*observer)(nil)
@@ -81,6 +84,7 @@ func (o *observer) Reduced(s *engine.State, ev engine.Event) {
 			o.p.Line("devloop", "rolled out in %s", e.Took.Round(time.Millisecond))
 		}
 	}
+	o.dependencies(s)
 	if o.changed != nil {
 		o.changed(s)
 	}
@@ -89,6 +93,33 @@ func (o *observer) Reduced(s *engine.State, ev engine.Event) {
 		o.summary(s)
 		if o.ready != nil {
 			o.ready(s)
+		}
+	}
+}
+
+// dependencies says which services wait for which (once, when their image
+// is ready), which can wait no more (a dependency failed), and when their
+// dependencies are ready.
+func (o *observer) dependencies(s *engine.State) {
+	if o.waiting == nil {
+		o.waiting = map[string]bool{}
+	}
+	for _, name := range s.Order {
+		ss := s.Services[name]
+		said, ok := o.waiting[name]
+		switch {
+		case ss.Released && ok:
+			delete(o.waiting, name)
+			o.p.Line(name, "%s ready: deploying %s", strings.Join(ss.DependsOn, ", "), name)
+		case ss.Released:
+		case !ok && ss.Phase == engine.PhaseWaiting:
+			o.waiting[name] = false
+			o.p.Line(name, "built; waiting for %s to be ready before its first deploy", strings.Join(s.WaitingFor(name), ", "))
+		case ok && !said:
+			if b := s.Blocked(name); b != "" {
+				o.waiting[name] = true
+				o.p.Error(name, "not deployed: it waits for %s, which failed. Fix %s and save", b, b)
+			}
 		}
 	}
 }
@@ -111,20 +142,30 @@ func (o *observer) configChanged() {
 }
 
 func (o *observer) summary(s *engine.State) {
-	var ready, failed []string
+	var ready, failed, waiting []string
 	for _, name := range s.Order {
 		ss := s.Services[name]
-		if ss.Phase == engine.PhaseFailed {
+		switch {
+		case ss.Phase == engine.PhaseFailed:
 			failed = append(failed, name)
-		} else {
+		case !ss.Released:
+			waiting = append(waiting, fmt.Sprintf("%s waits for %s", name, strings.Join(s.WaitingFor(name), ", ")))
+		default:
 			ready = append(ready, name)
 		}
 	}
-	if len(failed) == 0 {
+	if len(failed) == 0 && len(waiting) == 0 {
 		o.p.Line("devloop", "all services ready (%s) — watching for changes", strings.Join(ready, ", "))
 		return
 	}
-	o.p.Error("devloop", "%d of %d services failed (%s) — watching for changes", len(failed), len(s.Order), strings.Join(failed, ", "))
+	what := strings.Join(failed, ", ")
+	if len(waiting) > 0 {
+		if what != "" {
+			what += "; "
+		}
+		what += strings.Join(waiting, "; ")
+	}
+	o.p.Error("devloop", "%d of %d services failed (%s) — watching for changes", len(failed), len(s.Order), what)
 }
 
 // reasons shortens the changed paths of a build or sync for one line.

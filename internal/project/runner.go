@@ -163,7 +163,7 @@ func (r *runner) Deploy(ctx context.Context, a engine.Action) (map[string]error,
 		return nil, err
 	}
 	res, err := conn.Deployer.Deploy(ctx, a.Images, kube.DeployOptions{
-		Services: a.Services, All: a.All, Timeout: r.rolloutTimeout,
+		Services: a.Services, All: a.All, Hold: a.Hold, Timeout: r.rolloutTimeout,
 		Waiting: func(w kube.Workload) (func(string), func()) {
 			var mu sync.Mutex
 			waiting := "waiting for " + w.String() + " to roll out"

@@ -118,6 +118,7 @@ type fakeDeployer struct {
 	cfg     *config.Config
 	mu      sync.Mutex
 	deploys []map[string]string
+	opts    []kube.DeployOptions
 	crash   map[string]bool // refs that crash
 	deleted bool
 }
@@ -130,6 +131,7 @@ func (d *fakeDeployer) Deploy(_ context.Context, images map[string]string, opts 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.deploys = append(d.deploys, images)
+	d.opts = append(d.opts, opts)
 	res := &kube.Deployed{Manifests: m, Failed: map[string]error{}}
 	for _, svc := range opts.Services {
 		if d.crash[images[svc]] {
