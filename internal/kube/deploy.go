@@ -249,6 +249,9 @@ type DeployOptions struct {
 	// dependencies, not selected, or without a first image. A workload that
 	// also runs a service not held is applied.
 	Hold []string
+	// Secrets, if set, is given the values of the rendered Secrets before
+	// anything is sent (so no error about them can show them).
+	Secrets func(values []string)
 	// Timeout bounds each rollout.
 	Timeout time.Duration
 	// Waiting is called as the wait for w starts; the returned report is
@@ -275,6 +278,9 @@ func (d *Deployer) Deploy(ctx context.Context, images map[string]string, opts De
 	m, err := Prepare(d.cfg, images)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Secrets != nil {
+		opts.Secrets(SecretValues(m.Objects))
 	}
 	objs, held, heldKeys := m.holding(opts.Hold)
 	res, err := d.applier.ApplyHolding(ctx, objs, held)

@@ -28,6 +28,7 @@ import (
 // the cluster exists. A failed build does not stop the others; the error
 // joins every failure.
 func Build(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, names []string, parallel int) error {
+	deps.redactManifests(cfg)
 	svcs := cfg.Services
 	if len(names) > 0 {
 		svcs = nil
@@ -113,6 +114,7 @@ type DownOptions struct {
 // Down deletes what devloop applied for cfg's project (its inventory) and,
 // with o.Cluster, the kind cluster: only one devloop created, unless o.Force.
 func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, o DownOptions) error {
+	deps.redactManifests(cfg)
 	name := cfg.Cluster.Name
 	if o.Cluster && !o.Force {
 		exists, err := deps.Clusters.Exists(name)
@@ -185,6 +187,7 @@ func (e *NotOwnedError) Error() string {
 // Status reports cfg's services from the cluster's state (from the
 // manifests alone when the cluster does not exist).
 func Status(ctx context.Context, cfg *config.Config, deps *Deps) (status.Report, error) {
+	deps.redactManifests(cfg)
 	m, err := kube.Prepare(cfg, nil)
 	if err != nil {
 		return status.Report{}, err
@@ -201,6 +204,7 @@ func Status(ctx context.Context, cfg *config.Config, deps *Deps) (status.Report,
 
 // Doctor checks the machine and cfg's manifests.
 func Doctor(ctx context.Context, cfg *config.Config, deps *Deps) []doctor.Result {
+	deps.redactManifests(cfg)
 	dockerVersion := func(ctx context.Context) (string, string, error) {
 		eng, err := deps.Engine(ctx)
 		if err != nil {
@@ -247,6 +251,7 @@ type LogsOptions struct {
 // project (or one service's), prefixed and colored, until ctx ends (or,
 // without Follow, until what is there was printed).
 func Logs(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, o LogsOptions) error {
+	deps.redactManifests(cfg)
 	if o.Service != "" {
 		if _, ok := cfg.Service(o.Service); !ok {
 			return fmt.Errorf("no service %q in %s", o.Service, cfg.Path)

@@ -67,6 +67,7 @@ func selected(cfg *config.Config, names []string) (*config.Config, []string, err
 // and the apps running.
 func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error {
 	p := o.Out
+	deps.redactManifests(cfg)
 	// sel is what this session builds, watches and forwards; cfg stays whole
 	// for what is the project's (the manifests, the deploys, the logs).
 	sel, names, err := selected(cfg, o.Services)
@@ -91,8 +92,9 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 	// The cluster comes up while the first images build: nothing of the loop
 	// waits for it but the loads, the syncs and the deploys.
 	live := newLiveFeed(o.Live, cfg.Name, cfg.Cluster.Name)
+	live.secrets = deps.Secrets
 	cl := &clusterStart{done: make(chan struct{})}
-	r := &runner{cfg: cfg, out: p, eng: eng, cluster: cl, rolloutTimeout: o.RolloutTimeout, live: o.Live != nil, manifests: rendered}
+	r := &runner{cfg: cfg, out: p, eng: eng, cluster: cl, secrets: deps.Secrets, rolloutTimeout: o.RolloutTimeout, live: o.Live != nil, manifests: rendered}
 	var session sync.WaitGroup
 	// However Up returns, the session's goroutines end first: cancel, then wait.
 	defer func() { stop(); session.Wait() }()
