@@ -25,9 +25,9 @@ type observer struct {
 	// reload loads devloop.yaml again, to say what changed in it.
 	reload  func() (*config.Config, error)
 	started *config.Config // the config the loop runs with
-	// waiting: services said to wait for their dependencies (true once
-	// said to be blocked by a failed one).
-	waiting map[string]bool
+	// waiting, blocked, released: services said to wait for their
+	// dependencies, to be blocked by a failed one, to be released.
+	waiting, blocked, released map[string]bool
 }
 
 var _ engine.Observer = (*observer)(nil)
@@ -103,23 +103,32 @@ func (o *observer) Reduced(s *engine.State, ev engine.Event) {
 func (o *observer) dependencies(s *engine.State) {
 	if o.waiting == nil {
 		o.waiting = map[string]bool{}
+		o.released = map[string]bool{}
 	}
 	for _, name := range s.Order {
 		ss := s.Services[name]
-		said, ok := o.waiting[name]
+		if len(ss.DependsOn) == 0 || o.released[name] {
+			continue
+		}
+		said := o.waiting[name]
 		switch {
-		case ss.Released && ok:
-			delete(o.waiting, name)
-			o.p.Line(name, "%s ready: deploying %s", strings.Join(ss.DependsOn, ", "), name)
 		case ss.Released:
-		case !ok && ss.Phase == engine.PhaseWaiting:
-			o.waiting[name] = false
-			o.p.Line(name, "built; waiting for %s to be ready before its first deploy", strings.Join(s.WaitingFor(name), ", "))
-		case ok && !said:
-			if b := s.Blocked(name); b != "" {
-				o.waiting[name] = true
-				o.p.Error(name, "not deployed: it waits for %s, which failed. Fix %s and save", b, b)
+			o.released[name] = true
+			if ss.Built != nil {
+				o.p.Line(name, "%s ready: deploying %s", strings.Join(ss.DependsOn, ", "), name)
+			} else {
+				o.p.Line(name, "%s ready: %s deploys once built", strings.Join(ss.DependsOn, ", "), name)
 			}
+		case ss.Phase == engine.PhaseWaiting && !said:
+			o.waiting[name] = true
+			o.p.Line(name, "built; waiting for %s to be ready before its first deploy", strings.Join(s.WaitingFor(name), ", "))
+		}
+		if b := s.Blocked(name); b != "" && !ss.Released && !o.blocked[name] {
+			if o.blocked == nil {
+				o.blocked = map[string]bool{}
+			}
+			o.blocked[name] = true
+			o.p.Error(name, "not deployed: it waits for %s, which failed. Fix %s and save", b, b)
 		}
 	}
 }
