@@ -46,6 +46,15 @@ func BenchmarkShopColdUp(b *testing.B) {
 			b.Fatalf("up --once: %v\n%s", up.err, up.out.String())
 		}
 		wall = append(wall, time.Since(begin))
+		if i == 0 {
+			// What the dependency order looks like in the plain output.
+			for _, l := range strings.Split(up.out.String(), "\n") {
+				if strings.Contains(l, "waiting for") || strings.Contains(l, "ready: ") || strings.Contains(l, "applying") ||
+					strings.Contains(l, "rolling out") || strings.Contains(l, "rolled out") || strings.Contains(l, "all services ready") {
+					b.Log(l)
+				}
+			}
+		}
 		b.Logf("run %d: all services ready after %s, command done after %s", i+1, ready[len(ready)-1].Round(10*time.Millisecond), wall[len(wall)-1].Round(10*time.Millisecond))
 	}
 	reportPct(b, "cold/all-ready", ready)
