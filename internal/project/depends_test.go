@@ -98,3 +98,27 @@ func TestUpUnknownServiceIsAnError(t *testing.T) {
 		t.Errorf("something was built or created before the error")
 	}
 }
+
+func TestUpDependencyThatFailsIsSaid(t *testing.T) {
+	f := shopFixture(t)
+	f.write(t, "db/main.go", "package main\nBROKEN\n")
+	err := Up(t.Context(), f.cfg, f.deps, UpOptions{Out: f.printer(), Once: true, RolloutTimeout: time.Minute, Parallel: 3})
+	if err == nil || err.Error() != "not ready: api (waits for db), db" {
+		t.Fatalf("up --once with db broken = %v, want api and db not ready\n%s", err, f.out)
+	}
+	out := f.out.String()
+	for _, want := range []string{
+		"api      │ not deployed: it waits for db, which failed. Fix db and save",
+		"1 of 3 services failed (db; api waits for db)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// web does not depend on db: it was deployed all the same.
+	f.deployer.mu.Lock()
+	defer f.deployer.mu.Unlock()
+	if len(f.deployer.opts) != 1 || !reflect.DeepEqual(f.deployer.opts[0].Services, []string{"web"}) {
+		t.Errorf("deploys %+v, want web alone", f.deployer.opts)
+	}
+}
