@@ -52,7 +52,9 @@ func shopProject(t testing.TB) string {
 
 // shopPrefix is how devloop prefixes a line of the shop's service name
 // (prefixes as wide as "devloop", the longest).
-func shopPrefix(name string) string { return name + strings.Repeat(" ", len("devloop")-len(name)) + " │ " }
+func shopPrefix(name string) string {
+	return name + strings.Repeat(" ", len("devloop")-len(name)) + " │ "
+}
 
 func httpPut(url, body string) error {
 	req, err := http.NewRequest(http.MethodPut, url, strings.NewReader(body))

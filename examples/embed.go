@@ -70,4 +70,3 @@ func ExtractModule(fsys fs.FS, dir, module string) error {
 		return os.WriteFile(target, data, 0o644)
 	})
 }
-
