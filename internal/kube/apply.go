@@ -505,6 +505,9 @@ func (a *Applier) applyOne(ctx context.Context, p prepared) (ObjectResult, error
 	}
 	if old != nil {
 		oldRV = old.GetResourceVersion()
+		if p.obj.GetKind() == "StatefulSet" {
+			keepClaimTemplateLabels(p.obj, old)
+		}
 	}
 	got, err := a.api.Apply(ctx, p.gvr, ns, p.obj)
 	if err != nil {
@@ -521,6 +524,44 @@ func (a *Applier) applyOne(ctx context.Context, p prepared) (ObjectResult, error
 		op = Unchanged
 	}
 	return ObjectResult{Ref: ref, Op: op, Source: p.source}, nil
+}
+
+// keepClaimTemplateLabels drops devloop's labels from obj's
+// volumeClaimTemplates where the live StatefulSet's template of that name
+// lacks them (applied before devloop labelled claims): the templates are
+// immutable, and the apply would be refused. Those claims then are not
+// named by down, nor deleted by down --volumes.
+func keepClaimTemplateLabels(obj, live *unstructured.Unstructured) {
+	liveVCTs, _, _ := unstructured.NestedSlice(live.Object, "spec", "volumeClaimTemplates")
+	labelled := map[string]bool{}
+	for _, v := range liveVCTs {
+		vm, _ := v.(map[string]any)
+		name, _, _ := unstructured.NestedString(vm, "metadata", "name")
+		l, _, _ := unstructured.NestedStringMap(vm, "metadata", "labels")
+		labelled[name] = l[ProjectLabel] != ""
+	}
+	vcts, _, _ := unstructured.NestedSlice(obj.Object, "spec", "volumeClaimTemplates")
+	changed := false
+	for _, v := range vcts {
+		vm, _ := v.(map[string]any)
+		name, _, _ := unstructured.NestedString(vm, "metadata", "name")
+		if ok, known := labelled[name]; !known || ok {
+			continue
+		}
+		if l, found, _ := unstructured.NestedMap(vm, "metadata", "labels"); found {
+			delete(l, ProjectLabel)
+			delete(l, ManagedByLabel)
+			if len(l) == 0 {
+				unstructured.RemoveNestedField(vm, "metadata", "labels")
+			} else {
+				_ = unstructured.SetNestedMap(vm, l, "metadata", "labels")
+			}
+			changed = true
+		}
+	}
+	if changed {
+		_ = unstructured.SetNestedSlice(obj.Object, vcts, "spec", "volumeClaimTemplates")
+	}
 }
 
 func (a *Applier) waitEstablished(ctx context.Context, p prepared) error {

@@ -150,3 +150,19 @@ func TestDeleteAllKeepsVolumesUnlessAsked(t *testing.T) {
 		}
 	}
 }
+
+// A StatefulSet applied before devloop labelled claim templates keeps its
+// (immutable) templates as they are.
+func TestApplyKeepsUnlabelledClaimTemplatesOfALiveStatefulSet(t *testing.T) {
+	live := mustObj(t, "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  volumeClaimTemplates:\n  - metadata: {name: data}\n  - metadata: {name: logs, labels: {devloop.dev/project: shop, app.kubernetes.io/managed-by: devloop}}\n")
+	obj := mustObj(t, "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  volumeClaimTemplates:\n  - metadata: {name: data}\n  - metadata: {name: logs}\n  - metadata: {name: new}\n")
+	Label([]*unstructured.Unstructured{obj}, "shop")
+	keepClaimTemplateLabels(obj, live)
+	vcts, _, _ := unstructured.NestedSlice(obj.Object, "spec", "volumeClaimTemplates")
+	for i, want := range []bool{false, true, true} {
+		l, _, _ := unstructured.NestedStringMap(vcts[i].(map[string]any), "metadata", "labels")
+		if got := l[ProjectLabel] == "shop"; got != want {
+			t.Errorf("template %d labelled %v, want %v (%v)", i, got, want, l)
+		}
+	}
+}
