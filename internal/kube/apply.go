@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -763,17 +764,29 @@ func (a *Applier) DeleteAll(ctx context.Context, volumes bool) (Removed, error) 
 		}
 		return out, derr
 	}
-	claims, err := a.core.CoreV1().PersistentVolumeClaims("").List(ctx, metav1.ListOptions{
-		LabelSelector: ProjectLabel + "=" + a.project + "," + ManagedByLabel + "=" + ManagedByValue})
-	if err != nil {
-		return out, fmt.Errorf("listing the project's PersistentVolumeClaims: %w", err)
+	// The project's claims are looked for where its objects were: the same
+	// project name in another namespace is another project.
+	namespaces := []string{a.namespace}
+	for _, r := range refs {
+		if r.Namespace != "" && !slices.Contains(namespaces, r.Namespace) {
+			namespaces = append(namespaces, r.Namespace)
+		}
+	}
+	var claims []corev1.PersistentVolumeClaim
+	for _, ns := range namespaces {
+		list, err := a.core.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{
+			LabelSelector: ProjectLabel + "=" + a.project + "," + ManagedByLabel + "=" + ManagedByValue})
+		if err != nil {
+			return out, fmt.Errorf("listing the project's PersistentVolumeClaims in %s: %w", ns, err)
+		}
+		claims = append(claims, list.Items...)
 	}
 	handled := map[string]bool{}
 	for _, d := range done {
 		handled[d.Ref.Namespace+"/"+d.Ref.Name] = isPVC(d.Ref)
 	}
 	var errs []error
-	for _, c := range claims.Items {
+	for _, c := range claims {
 		if handled[c.Namespace+"/"+c.Name] {
 			continue
 		}

@@ -110,7 +110,9 @@ func TestDeleteAllKeepsVolumesUnlessAsked(t *testing.T) {
 		api := newFakeAPI()
 		mapper := testMapper()
 		mapper.Add(schema.GroupVersionKind{Version: "v1", Kind: "PersistentVolumeClaim"}, meta.RESTScopeNamespace)
-		// Claims a StatefulSet made (labelled from its templates), another project's, an unlabelled one.
+		// A claim a StatefulSet made (labelled from its templates), one of the
+		// same project name in a namespace it has nothing in (another
+		// project), another project's, an unlabelled one.
 		core := fake.NewClientset(claim("dev", "data-db-0", projectLabels), claim("other", "data-db-1", projectLabels),
 			claim("dev", "theirs", map[string]string{ProjectLabel: "someone", ManagedByLabel: ManagedByValue}), claim("dev", "plain", nil))
 		a := newApplier(api, mapper, core, "proj", "dev", "/p/devloop.yaml")
@@ -134,7 +136,7 @@ func TestDeleteAllKeepsVolumesUnlessAsked(t *testing.T) {
 			if want := []string{"configmap/cfg deleted"}; !reflect.DeepEqual(removed.Deleted, want) {
 				t.Errorf("down: deleted %q, want %q", removed.Deleted, want)
 			}
-			if want := []string{"persistentvolumeclaim/data-db-0", "persistentvolumeclaim/data-db-1"}; !reflect.DeepEqual(removed.KeptVolumes, want) {
+			if want := []string{"persistentvolumeclaim/data-db-0"}; !reflect.DeepEqual(removed.KeptVolumes, want) {
 				t.Errorf("down: kept %q, want %q", removed.KeptVolumes, want)
 			}
 			if want := []string{"dev/data-db-0", "dev/plain", "dev/theirs", "other/data-db-1"}; !reflect.DeepEqual(names, want) || !uploads {
@@ -142,10 +144,10 @@ func TestDeleteAllKeepsVolumesUnlessAsked(t *testing.T) {
 			}
 			continue
 		}
-		if want := []string{"persistentvolumeclaim/uploads deleted", "configmap/cfg deleted", "persistentvolumeclaim/data-db-0 deleted", "persistentvolumeclaim/data-db-1 deleted"}; !reflect.DeepEqual(removed.Deleted, want) {
+		if want := []string{"persistentvolumeclaim/uploads deleted", "configmap/cfg deleted", "persistentvolumeclaim/data-db-0 deleted"}; !reflect.DeepEqual(removed.Deleted, want) {
 			t.Errorf("down --volumes: deleted %q, want %q", removed.Deleted, want)
 		}
-		if want := []string{"dev/plain", "dev/theirs"}; !reflect.DeepEqual(names, want) || uploads || len(removed.KeptVolumes) != 0 {
+		if want := []string{"dev/plain", "dev/theirs", "other/data-db-1"}; !reflect.DeepEqual(names, want) || uploads || len(removed.KeptVolumes) != 0 {
 			t.Errorf("down --volumes: claims left %q (uploads %v, kept %q), want only the others'", names, uploads, removed.KeptVolumes)
 		}
 	}
