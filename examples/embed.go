@@ -12,28 +12,43 @@ import (
 //go:embed hello/*.go hello/Dockerfile hello/.dockerignore hello/.gitignore hello/devloop.yaml hello/README.md hello/k8s hello/static hello/toolbox
 var hello embed.FS
 
+// The multi-service example "shop": the sources, Dockerfiles and ignore
+// files of its four services, never their bin/ (preBuild output).
+//
+//go:embed shop/devloop.yaml shop/README.md shop/.gitignore shop/k8s shop/*/*.go shop/*/Dockerfile shop/*/.dockerignore shop/web/static shop/web/toolbox/*.go
+var shop embed.FS
+
 // HelloFS is the example project "hello" (rooted at its directory).
-func HelloFS() fs.FS {
-	sub, err := fs.Sub(hello, "hello")
+func HelloFS() fs.FS { return sub(hello, "hello") }
+
+// ShopFS is the multi-service example project "shop" (rooted at its directory).
+func ShopFS() fs.FS { return sub(shop, "shop") }
+
+func sub(fsys fs.FS, dir string) fs.FS {
+	s, err := fs.Sub(fsys, dir)
 	if err != nil {
 		panic(err) // the embed pattern guarantees the directory
 	}
-	return sub
+	return s
 }
 
 // goMod makes an extracted example its own Go module. In this repository the
 // example is part of devloop's module (Go cannot embed files of another
 // module), so the file exists only once extracted.
-const goMod = "module example.com/hello\n\ngo 1.26\n"
+func goMod(module string) string { return "module " + module + "\n\ngo 1.26\n" }
 
-// Extract writes fsys into dir, creating it, plus a go.mod. Existing files
-// are kept, so a user's edits to an extracted example survive the next run.
-func Extract(fsys fs.FS, dir string) error {
+// Extract writes fsys into dir, creating it, plus a go.mod (module
+// example.com/hello). Existing files are kept, so a user's edits to an
+// extracted example survive the next run.
+func Extract(fsys fs.FS, dir string) error { return ExtractModule(fsys, dir, "example.com/hello") }
+
+// ExtractModule is Extract with the go.mod naming module.
+func ExtractModule(fsys fs.FS, dir, module string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	if _, err := os.Stat(filepath.Join(dir, "go.mod")); os.IsNotExist(err) {
-		if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(goMod), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(goMod(module)), 0o644); err != nil {
 			return err
 		}
 	}

@@ -1,8 +1,11 @@
 package examples
 
 import (
+	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/kube"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -28,5 +31,54 @@ func TestExtractKeepsEdits(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(msg); string(b) != "edited" {
 		t.Fatalf("user edit overwritten: %q", b)
+	}
+}
+
+// The extracted shop builds on its own: every service's program compiles
+// in the extracted module, and no preBuild output is embedded.
+func TestShopExtractsAndBuilds(t *testing.T) {
+	dir := t.TempDir()
+	if err := ExtractModule(ShopFS(), dir, "example.com/shop"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"devloop.yaml", "k8s/kustomization.yaml", "k8s/db.yaml", "api/main.go", "api/Dockerfile", "api/.dockerignore",
+		"db/main.go", "worker/main.go", "web/main.go", "web/toolbox/main.go", "web/static/index.html", "web/.dockerignore"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("missing %s: %v", f, err)
+		}
+	}
+	for _, svc := range []string{"api", "db", "web", "worker"} {
+		if _, err := os.Stat(filepath.Join(dir, svc, "bin")); err == nil {
+			t.Errorf("%s/bin (build output) was embedded", svc)
+		}
+	}
+	cfg, err := config.Load(filepath.Join(dir, "devloop.yaml"))
+	if err != nil {
+		t.Fatalf("the extracted shop's devloop.yaml: %v", err)
+	}
+	if got, err := cfg.Select([]string{"api"}); err != nil || len(got) != 2 {
+		t.Errorf("up api would run %v (%v), want api and db", got, err)
+	}
+}
+
+func TestShopManifestsRunEveryService(t *testing.T) {
+	cfg, err := config.Load("shop/devloop.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := kube.Prepare(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for svc, want := range map[string]string{"db": "StatefulSet/default/db", "api": "Deployment/default/api", "web": "Deployment/default/web", "worker": "Deployment/default/worker"} {
+		if ws := m.Services[svc]; len(ws) != 1 || ws[0].Key() != want {
+			t.Errorf("service %s runs in %v, want %s", svc, ws, want)
+		}
+	}
+	if want := []string{"http://shop.localhost:8080/"}; !reflect.DeepEqual(m.IngressURLs, want) {
+		t.Errorf("ingress URLs %v, want %v", m.IngressURLs, want)
+	}
+	if vals := kube.SecretValues(m.Objects); len(vals) != 1 || vals[0] != "shop-s3cret-a1b2c3" {
+		t.Errorf("secret values %q", vals)
 	}
 }

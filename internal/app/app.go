@@ -20,6 +20,7 @@ import (
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/debugserver"
 	"github.com/devloop-dev/devloop/internal/project"
+	"github.com/devloop-dev/devloop/internal/redact"
 	"github.com/devloop-dev/devloop/internal/ui"
 )
 
@@ -46,7 +47,11 @@ func Main() {
 // readably, and returned.
 func Run(ctx context.Context, s Streams, args []string) error {
 	defer debugserver.StartFromEnv(s.ErrOut)() // DEVLOOP_PPROF_ADDR: profiles for leak measurements, loopback only
-	g := &globals{streams: s}
+	// Everything devloop prints goes through out and errOut, which mask the
+	// values of the project's Secrets (added as the manifests render).
+	secrets := redact.New()
+	g := &globals{streams: s, secrets: secrets, out: secrets.Writer(s.Out)}
+	errOut := secrets.Writer(s.ErrOut)
 	root := newRoot(g)
 	root.SetArgs(args)
 	root.SetIn(s.In)
@@ -54,7 +59,7 @@ func Run(ctx context.Context, s Streams, args []string) error {
 	root.SetErr(s.ErrOut)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		printError(s.ErrOut, err, g.verbosity)
+		printError(errOut, err, g.verbosity)
 	}
 	return err
 }
@@ -68,6 +73,9 @@ type globals struct {
 	noColor    bool
 	// liveOut, when set, receives the printer's lines (the live status view).
 	liveOut io.Writer
+	// secrets are the values out masks; out is streams.Out through them.
+	secrets *redact.Set
+	out     io.Writer
 }
 
 func newRoot(g *globals) *cobra.Command {
@@ -109,9 +117,9 @@ rebuilds or live-syncs whatever you change.`,
 func (g *globals) printer() *ui.Printer {
 	tty := ui.IsTerminal(g.streams.Out)
 	if g.liveOut != nil {
-		return ui.NewPrinter(g.liveOut, tty && !g.noColor, false)
+		return ui.NewPrinter(g.secrets.Writer(g.liveOut), tty && !g.noColor, false)
 	}
-	return ui.NewPrinter(g.streams.Out, tty && !g.noColor, !tty)
+	return ui.NewPrinter(g.out, tty && !g.noColor, !tty)
 }
 
 // newDeps makes the external systems a command uses (tests replace it).
@@ -119,7 +127,9 @@ var newDeps = project.NewDeps
 
 // deps returns the external systems, with kind's progress printed under "cluster".
 func (g *globals) deps(p *ui.Printer) *project.Deps {
-	return newDeps(p.Writer("cluster"), g.verbosity)
+	d := newDeps(p.Writer("cluster"), g.verbosity)
+	d.Secrets = g.secrets
+	return d
 }
 
 // load loads the config and makes the printer, its prefixes as wide as the

@@ -25,16 +25,21 @@ type upFlags struct {
 func newUpCommand(g *globals) *cobra.Command {
 	f := &upFlags{}
 	cmd := &cobra.Command{
-		Use:   "up",
+		Use:   "up [service...]",
 		Short: "Create or adopt the cluster, build, deploy, forward, tail logs, and rebuild on every change",
 		Long: `Create (or adopt) the kind cluster and its ingress, build every service's
 image, load it into the cluster, apply the manifests, wait for the rollouts,
 then keep port-forwards and one log stream alive and rebuild or live-sync
 whatever changes, until Ctrl-C. Ctrl-C leaves the cluster and the apps
 running; the next 'devloop up' adopts them without rebuilding what did not
-change. 'devloop down' removes them.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+change. 'devloop down' removes them.
+
+With service names, only those services and the services they depend on
+(dependsOn) are built, deployed, watched and forwarded; the others' workloads
+are left as they are. On the first up a service is deployed once the services
+it depends on are ready.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
 			// In a terminal, a status table is redrawn in place below the output.
 			var live *ui.Live
 			if !f.plain && !f.once && ui.IsTerminal(g.streams.Out) {
@@ -50,7 +55,7 @@ change. 'devloop down' removes them.`,
 			if err != nil {
 				return err
 			}
-			o := project.UpOptions{Out: p, Once: f.once, NoLogs: f.noLogs, RolloutTimeout: f.rolloutTimeout, Parallel: f.parallel,
+			o := project.UpOptions{Out: p, Once: f.once, Services: args, NoLogs: f.noLogs, RolloutTimeout: f.rolloutTimeout, Parallel: f.parallel,
 				Reload: func() (*config.Config, error) { return loadConfigFile(cfg.Path) }}
 			if live != nil {
 				o.Live = live
@@ -70,7 +75,7 @@ func newDownCommand(g *globals) *cobra.Command {
 	var o project.DownOptions
 	cmd := &cobra.Command{
 		Use:   "down",
-		Short: "Remove what devloop deployed (and, with --cluster, the cluster itself)",
+		Short: "Remove what devloop deployed (and, with --cluster, the cluster itself); volumes are kept unless --volumes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, p, err := g.load()
@@ -87,6 +92,7 @@ func newDownCommand(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&o.Cluster, "cluster", false, "also delete the kind cluster (only one devloop created)")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "with --cluster: delete the cluster even if devloop did not create it")
+	cmd.Flags().BoolVar(&o.Volumes, "volumes", false, "also delete the project's PersistentVolumeClaims and their data (kept by default)")
 	return cmd
 }
 

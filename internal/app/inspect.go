@@ -30,11 +30,11 @@ func newStatusCommand(g *globals) *cobra.Command {
 				return err // nothing known to print
 			}
 			if output == "json" {
-				if werr := status.WriteJSON(g.streams.Out, rep); werr != nil {
+				if werr := status.WriteJSON(g.out, rep); werr != nil {
 					return werr
 				}
 			} else {
-				status.PrintTable(g.streams.Out, rep, p.Color())
+				status.PrintTable(g.out, rep, p.Color())
 			}
 			return err
 		},
@@ -54,7 +54,7 @@ func newDoctorCommand(g *globals) *cobra.Command {
 				return err
 			}
 			results := project.Doctor(cmd.Context(), cfg, g.deps(p))
-			doctor.Print(g.streams.Out, results, p.Color())
+			doctor.Print(g.out, results, p.Color())
 			if doctor.Worst(results) == doctor.Fail {
 				return fmt.Errorf("doctor found problems (see FAIL above)")
 			}

@@ -314,6 +314,7 @@ func fuzzSeeds(t testing.TB) []string {
 		"name: p\nservices:\n  - &web\n    name: web\n    build: {context: app}\n  - <<: *web\n    name: api\n",
 		"name: p\nservices:\n  - name: web\n    build:\n      args: {A: 1, <<: {B: 2}}\n      preBuild: {run: make, env: {<<: [{X: 1}, {Y: 2}]}}\n",
 		"name: p\nmanifests: [k8s]\n---\nname: q\n",
+		"name: p\nservices:\n  - name: a\n    dependsOn: [b, c]\n  - name: b\n    dependsOn: [c]\n  - name: c\n    dependsOn: [a, zz]\n",
 		"- name: p\n",
 		"",
 	}

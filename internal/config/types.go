@@ -102,6 +102,10 @@ type Service struct {
 	Sync []SyncRule `json:"sync,omitempty"`
 	// PortForwards keep 127.0.0.1:<local> forwarded to the service's pods.
 	PortForwards []PortForward `json:"portForwards,omitempty"`
+	// DependsOn names services whose workloads must be ready before this
+	// one's are first applied in a session (later rebuilds do not wait).
+	// Unknown names and cycles are errors.
+	DependsOn []string `json:"dependsOn,omitempty"`
 }
 
 // Build describes how to build a service's image with the Docker Engine API.

@@ -122,6 +122,7 @@ func (v *validator) validate() {
 	for i := range cfg.Services {
 		v.validateService(fmt.Sprintf("services[%d]", i), &cfg.Services[i], names, repos)
 	}
+	v.validateDependsOn(names)
 	for i, m := range cfg.Manifests {
 		v.validateManifest(fmt.Sprintf("manifests[%d]", i), m)
 	}

@@ -498,9 +498,10 @@ func TestLoopCancelsSupersededBuild(t *testing.T) {
 	}
 }
 
-// A first build that fails leaves nothing to do until the user saves: the
-// state settles (so up --once can report it) and the first apply waits.
-func TestFailedFirstBuildSettles(t *testing.T) {
+// A first build that fails does not hold up the others: the first apply
+// goes ahead without its workloads (held: neither applied nor pruned), and
+// the state settles (so up --once can report it). Its fix is rolled alone.
+func TestFailedFirstBuildDoesNotHoldUpTheOthers(t *testing.T) {
 	s := NewState(testConfig("a", "b"), time.Time{})
 	acts := step(s)
 	Reduce(s, ImageDone{Service: "b", Gen: acts[1].Gen, Image: art("b", "1")})
@@ -511,15 +512,30 @@ func TestFailedFirstBuildSettles(t *testing.T) {
 		t.Fatal("settled while a still builds")
 	}
 	Reduce(s, ImageDone{Service: "a", Gen: acts[0].Gen, Err: errors.New("compile error")})
-	if got := kinds(step(s)); len(got) != 0 {
-		t.Fatalf("after a failed first build: %v, want nothing (the first apply waits for a)", got)
+	acts = step(s)
+	if len(acts) != 1 || acts[0].Kind != ActionDeploy || !acts[0].All ||
+		!reflect.DeepEqual(acts[0].Services, []string{"b"}) || !reflect.DeepEqual(acts[0].Hold, []string{"a"}) {
+		t.Fatalf("after a failed first build: %+v, want the first apply of b, a held", acts)
+	}
+	Reduce(s, DeployDone{Gen: acts[0].Gen})
+	if s.Services["b"].Phase != PhaseReady || s.Services["a"].Phase != PhaseFailed {
+		t.Fatalf("phases a=%s b=%s", s.Services["a"].Phase, s.Services["b"].Phase)
 	}
 	if !s.Settled() {
 		t.Fatal("not settled: nothing runs and nothing can start until a is fixed")
 	}
 	Reduce(s, Changed{Rebuild: map[string][]string{"a": {"/a/main.go"}}})
+	acts = step(s)
+	if got := kinds(acts); !reflect.DeepEqual(got, []string{"image:a"}) {
+		t.Fatalf("after a fix of a: %v, want a built", got)
+	}
 	if s.Settled() {
-		t.Fatal("settled although a fix of a is owed a build")
+		t.Fatal("settled while the fix of a builds")
+	}
+	Reduce(s, ImageDone{Service: "a", Gen: acts[0].Gen, Image: art("a", "2")})
+	acts = step(s)
+	if len(acts) != 1 || acts[0].All || !reflect.DeepEqual(acts[0].Services, []string{"a"}) || len(acts[0].Hold) != 0 {
+		t.Fatalf("after the fix: %+v, want a rolled alone, nothing held", acts)
 	}
 }
 

@@ -62,6 +62,9 @@ type Options struct {
 	// Clock is the source of State.Now (default: the real clock).
 	Clock    clock.PassiveClock
 	Observer Observer
+	// Services selects the services to build, sync and deploy (with their
+	// dependencies: config.Select); nil selects every one.
+	Services []string
 }
 
 // New makes a loop for cfg.
@@ -77,7 +80,7 @@ func New(cfg *config.Config, r Runner, o Options) *Loop {
 	}
 	return &Loop{
 		runner: r, observer: o.Observer, clock: o.Clock,
-		state:   NewState(cfg, o.Clock.Now()),
+		state:   NewStateOf(cfg, o.Services, o.Clock.Now()),
 		events:  make(chan Event, 64),
 		images:  semaphore.NewWeighted(o.ParallelImages),
 		cancels: map[string]context.CancelFunc{},

@@ -32,6 +32,9 @@ type Action struct {
 	Services []string
 	Images   map[string]string
 	All      bool
+	// Hold are the services whose workloads the deploy neither applies nor
+	// prunes: waiting for dependencies, not selected, or without an image.
+	Hold []string
 }
 
 // Plan decides what to start now, given the state. It is pure.
@@ -50,7 +53,12 @@ type Action struct {
 //     while a build or a rollout of it is owed they are part of the build.
 //   - One deploy at a time. It starts when manifests changed or a new image
 //     is ready, and (before the first successful deploy) only once every
-//     service has an image, so the first apply is complete.
+//     service that can be deployed has an image, so the first apply is
+//     complete. A service whose first build failed does not hold it up: its
+//     workloads are held out of the apply (what ran of them keeps running).
+//   - dependsOn: a service's workloads are held out of every apply until
+//     each of its dependencies rolled out in this session; then it is
+//     released (rolled by the next deploy) and never waits again.
 func Plan(s *State) []Action {
 	var out []Action
 	for _, name := range s.Order {
@@ -78,12 +86,22 @@ func planDeploy(s *State) (Action, bool) {
 	if s.Deploying != 0 {
 		return Action{}, false
 	}
-	var roll []string
+	var roll, rollable []string
+	hold := append([]string(nil), s.Unselected...)
 	for _, name := range s.Order {
 		ss := s.Services[name]
-		if !s.InitialDeployDone && ss.Built == nil {
-			return Action{}, false // first apply waits for every first image
+		if s.held(ss) {
+			hold = append(hold, name)
+			continue
 		}
+		if ss.Built == nil {
+			if !s.InitialDeployDone {
+				return Action{}, false // first apply waits for every first image it can have
+			}
+			hold = append(hold, name) // its first image is on the way
+			continue
+		}
+		rollable = append(rollable, name)
 		if ss.NeedsDeploy {
 			roll = append(roll, name)
 		}
@@ -91,9 +109,12 @@ func planDeploy(s *State) (Action, bool) {
 	if !s.ManifestsDirty && len(roll) == 0 {
 		return Action{}, false
 	}
+	if !s.InitialDeployDone && len(rollable) == 0 && len(s.Order) > 0 {
+		return Action{}, false // no service can be deployed yet: nothing to apply for
+	}
 	all := s.ManifestsDirty || !s.InitialDeployDone
 	if all {
-		roll = append([]string(nil), s.Order...)
+		roll = rollable
 	}
-	return Action{Kind: ActionDeploy, Gen: s.deployGen + 1, Services: roll, Images: s.Images(), All: all}, true
+	return Action{Kind: ActionDeploy, Gen: s.deployGen + 1, Services: roll, Images: s.Images(), All: all, Hold: hold}, true
 }

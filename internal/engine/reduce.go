@@ -278,6 +278,10 @@ func reduceImageDone(s *State, e ImageDone) {
 		return
 	}
 	ss.NeedsDeploy = true
+	if !ss.Released {
+		s.setPhase(ss, PhaseWaiting)
+		return
+	}
 	s.setPhase(ss, PhaseDeploying)
 }
 
@@ -364,6 +368,26 @@ func reduceDeployDone(s *State, e DeployDone) {
 		if ss.Phase == PhaseDeploying && !ss.NeedsDeploy {
 			ss.LastError = ""
 			s.setPhase(ss, PhaseReady)
+		}
+	}
+	release(s)
+}
+
+// release lets the services whose dependencies have all rolled out be
+// deployed: the next deploy rolls them (if they have an image).
+func release(s *State) {
+	for changed := true; changed; {
+		changed = false
+		for _, name := range s.Order {
+			ss := s.Services[name]
+			if ss.Released || len(s.WaitingFor(name)) > 0 {
+				continue
+			}
+			ss.Released, changed = true, true
+			if ss.Built != nil && ss.InFlight == 0 {
+				ss.NeedsDeploy = true
+				s.setPhase(ss, PhaseDeploying)
+			}
 		}
 	}
 }

@@ -28,6 +28,7 @@ const (
 	PhaseDeploying Phase = "deploying"  // waiting for apply + rollout
 	PhaseSyncing   Phase = "syncing"    // copying files into running containers
 	PhaseLive      Phase = "restarting" // pre-build, copy and process restart in the running containers
+	PhaseWaiting   Phase = "waiting"    // built, waiting for its dependencies before its first apply
 	PhaseReady     Phase = "ready"      // the latest build (or sync) is running
 	PhaseFailed    Phase = "failed"     // the last attempt failed; the last good version keeps running
 )
@@ -82,14 +83,24 @@ type ServiceState struct {
 	Builds, Syncs int
 	// PhaseSince is when Phase last changed.
 	PhaseSince time.Time
+
+	// DependsOn are the services whose workloads must be ready before this
+	// one's are first applied (config dependsOn). Released: they were (or
+	// there are none); from then on its deploys never wait.
+	DependsOn []string
+	Released  bool
 }
 
 // State is owned by the loop goroutine alone.
 type State struct {
 	Config   *config.Config
 	Services map[string]*ServiceState
-	// Order is the services in config order, for stable plans and output.
+	// Order is the services in config order, for stable plans and output:
+	// the selected ones only (`devloop up a b`).
 	Order []string
+	// Unselected are the config's services not selected: never built,
+	// synced or watched, and their workloads are held out of every apply.
+	Unselected []string
 
 	// ManifestsDirty: manifests changed (or were never applied) since the last apply.
 	ManifestsDirty bool
@@ -109,15 +120,87 @@ type State struct {
 // NewState builds the initial state: every service owes a first build, the
 // manifests owe a first apply.
 func NewState(cfg *config.Config, now time.Time) *State {
+	return NewStateOf(cfg, nil, now)
+}
+
+// NewStateOf is NewState for the selected services only (nil selects every
+// one); the selection must hold the services' dependencies (config.Select).
+func NewStateOf(cfg *config.Config, selected []string, now time.Time) *State {
 	s := &State{Config: cfg, Services: map[string]*ServiceState{}, ManifestsDirty: true, Now: now}
+	want := map[string]bool{}
+	for _, n := range selected {
+		want[n] = true
+	}
 	for _, svc := range cfg.Services {
+		if selected != nil && !want[svc.Name] {
+			s.Unselected = append(s.Unselected, svc.Name)
+			continue
+		}
 		s.Order = append(s.Order, svc.Name)
 		s.Services[svc.Name] = &ServiceState{
 			Name: svc.Name, Phase: PhasePending, Dirty: true, Gen: 1,
 			Reasons: []string{"initial build"}, PhaseSince: now,
+			DependsOn: svc.DependsOn, Released: len(svc.DependsOn) == 0,
 		}
 	}
 	return s
+}
+
+// WaitingFor returns the dependencies service name still waits for before
+// its first apply (none once released).
+func (s *State) WaitingFor(name string) []string {
+	ss := s.Services[name]
+	if ss == nil || ss.Released {
+		return nil
+	}
+	var out []string
+	for _, d := range ss.DependsOn {
+		if ds := s.Services[d]; ds != nil && ds.Deployed == nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// stuck reports whether a service can make no progress until the user
+// saves: its first build failed and is not retried, or its rollout failed
+// before it ever ran, or it waits for a dependency that is stuck.
+func (s *State) stuck(name string, seen map[string]bool) bool {
+	ss := s.Services[name]
+	if ss == nil || seen[name] {
+		return false
+	}
+	seen[name] = true
+	if ss.Dirty || ss.InFlight != 0 || len(ss.PendingSync) > 0 {
+		return false
+	}
+	if ss.Phase == PhaseFailed && ss.Deployed == nil {
+		return true
+	}
+	for _, d := range s.WaitingFor(name) {
+		if s.stuck(d, seen) {
+			return true
+		}
+	}
+	return false
+}
+
+// Blocked names the stuck dependency service name waits for ("" when none):
+// it cannot be deployed until that one is fixed.
+func (s *State) Blocked(name string) string {
+	for _, d := range s.WaitingFor(name) {
+		if s.stuck(d, map[string]bool{}) {
+			return d
+		}
+	}
+	return ""
+}
+
+// held reports whether service name's workloads stay out of the next apply:
+// it waits for its dependencies, or it has no image yet and its first
+// build failed (a broken service never holds up the others).
+func (s *State) held(ss *ServiceState) bool {
+	return !ss.Released || (ss.Built == nil && ss.Phase == PhaseFailed && !ss.Dirty && ss.InFlight == 0)
 }
 
 func (s *State) setPhase(ss *ServiceState, p Phase) {
@@ -141,35 +224,26 @@ func (s *State) Busy() bool {
 }
 
 // Settled reports whether nothing is running and nothing is owed: every
-// service is ready or failed and the manifests are applied.
+// service is ready, failed or waiting for a failed dependency, and the
+// manifests are applied.
 func (s *State) Settled() bool {
-	blocked := s.firstDeployBlocked()
-	if s.Busy() || (s.ManifestsDirty && !blocked) {
+	if s.Busy() {
+		return false
+	}
+	if _, ok := planDeploy(s); ok {
 		return false
 	}
 	for _, ss := range s.Services {
-		if ss.Dirty || (ss.NeedsDeploy && !blocked) || len(ss.PendingSync) > 0 || len(ss.PendingLive) > 0 {
+		if ss.Dirty || len(ss.PendingSync) > 0 || len(ss.PendingLive) > 0 {
 			if ss.Phase != PhaseFailed {
 				return false
 			}
 		}
-	}
-	return true
-}
-
-// firstDeployBlocked reports whether the first apply cannot start: it waits
-// for every service's first image, and one of them failed to build and is
-// not being retried (the user fixes it and saves).
-func (s *State) firstDeployBlocked() bool {
-	if s.InitialDeployDone {
-		return false
-	}
-	for _, ss := range s.Services {
-		if ss.Built == nil && ss.Phase == PhaseFailed && !ss.Dirty {
-			return true
+		if !ss.Released && s.Blocked(ss.Name) == "" && ss.Phase != PhaseFailed {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // Images maps each service's image repository to the ref a deploy should

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -297,7 +298,22 @@ func (a *Applier) prepare(obj *unstructured.Unstructured) (prepared, error) {
 // the previous inventory that objs no longer contain are deleted. The
 // returned error joins one *ApplyError per rejected object.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) (ApplyResult, error) {
+	return a.ApplyHolding(ctx, objs, nil)
+}
+
+// ApplyHolding is Apply with some rendered objects held back: they are
+// neither applied nor pruned (whatever of them runs keeps running, and stays
+// in the inventory). devloop holds back the workloads of a service that
+// waits for its dependencies, that was not selected, or whose first build
+// failed.
+func (a *Applier) ApplyHolding(ctx context.Context, objs, held []*unstructured.Unstructured) (ApplyResult, error) {
 	var res ApplyResult
+	heldIDs := map[string]bool{}
+	for _, o := range held {
+		if p, err := a.prepare(o); err == nil {
+			heldIDs[refOf(p.obj).id()] = true
+		}
+	}
 	var first, rest []*unstructured.Unstructured
 	for _, o := range objs {
 		if gvk := o.GroupVersionKind(); isNamespace(gvk) || isCRD(gvk) {
@@ -407,14 +423,19 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	}
 
 	var stale []ObjectRef
+	var keep []ObjectRef
 	for _, r := range prev {
 		if _, ok := applied[r.id()]; !ok {
+			if heldIDs[r.id()] {
+				keep = append(keep, r)
+				continue
+			}
 			stale = append(stale, r)
 		}
 	}
 	pruned, failed, err := a.deleteRefs(ctx, stale, false)
 	res.Pruned = pruned
-	keep := failed
+	keep = append(keep, failed...)
 	for _, id := range order {
 		keep = appendRef(keep, applied[id])
 	}
@@ -510,6 +531,9 @@ func (a *Applier) applyOne(ctx context.Context, p prepared) (ObjectResult, error
 	}
 	if old != nil {
 		oldRV = old.GetResourceVersion()
+		if p.obj.GetKind() == "StatefulSet" {
+			keepClaimTemplateLabels(p.obj, old)
+		}
 	}
 	got, err := a.api.Apply(ctx, p.gvr, ns, p.obj)
 	if err != nil {
@@ -526,6 +550,44 @@ func (a *Applier) applyOne(ctx context.Context, p prepared) (ObjectResult, error
 		op = Unchanged
 	}
 	return ObjectResult{Ref: ref, Op: op, Source: p.source}, nil
+}
+
+// keepClaimTemplateLabels drops devloop's labels from obj's
+// volumeClaimTemplates where the live StatefulSet's template of that name
+// lacks them (applied before devloop labelled claims): the templates are
+// immutable, and the apply would be refused. Those claims then are not
+// named by down, nor deleted by down --volumes.
+func keepClaimTemplateLabels(obj, live *unstructured.Unstructured) {
+	liveVCTs, _, _ := unstructured.NestedSlice(live.Object, "spec", "volumeClaimTemplates")
+	labelled := map[string]bool{}
+	for _, v := range liveVCTs {
+		vm, _ := v.(map[string]any)
+		name, _, _ := unstructured.NestedString(vm, "metadata", "name")
+		l, _, _ := unstructured.NestedStringMap(vm, "metadata", "labels")
+		labelled[name] = l[ProjectLabel] != ""
+	}
+	vcts, _, _ := unstructured.NestedSlice(obj.Object, "spec", "volumeClaimTemplates")
+	changed := false
+	for _, v := range vcts {
+		vm, _ := v.(map[string]any)
+		name, _, _ := unstructured.NestedString(vm, "metadata", "name")
+		if ok, known := labelled[name]; !known || ok {
+			continue
+		}
+		if l, found, _ := unstructured.NestedMap(vm, "metadata", "labels"); found {
+			delete(l, ProjectLabel)
+			delete(l, ManagedByLabel)
+			if len(l) == 0 {
+				unstructured.RemoveNestedField(vm, "metadata", "labels")
+			} else {
+				_ = unstructured.SetNestedMap(vm, l, "metadata", "labels")
+			}
+			changed = true
+		}
+	}
+	if changed {
+		_ = unstructured.SetNestedSlice(obj.Object, vcts, "spec", "volumeClaimTemplates")
+	}
 }
 
 func (a *Applier) waitEstablished(ctx context.Context, p prepared) error {
@@ -676,42 +738,113 @@ func (a *Applier) deleteRefs(ctx context.Context, refs []ObjectRef, all bool) (d
 	return deleted, failed, errors.Join(errs...)
 }
 
+// isPVC reports whether r is a PersistentVolumeClaim: its data outlives a
+// down unless the user asks for the volumes too.
+func isPVC(r ObjectRef) bool { return r.Group == "" && r.Kind == "PersistentVolumeClaim" }
+
+// Removed is what DeleteAll did.
+type Removed struct {
+	// Deleted has one "kind/name deleted" or "kind/name kept (not devloop's)"
+	// line per object of the inventory (and, with volumes, per claim).
+	Deleted []string
+	// KeptVolumes names the project's PersistentVolumeClaims left in place
+	// (those of the manifests and those a StatefulSet made from its
+	// volumeClaimTemplates, which carry the project's labels).
+	KeptVolumes []string
+}
+
 // DeleteAll deletes everything in the project's inventory that is still
 // devloop's (its labels, its recorded UID; anything else is kept and said
-// so), then the inventory itself. It returns one "kind/name deleted" or
-// "kind/name kept (not devloop's)" line per object. It does not wait for the objects to disappear. On error
-// the inventory keeps what could not be deleted.
-func (a *Applier) DeleteAll(ctx context.Context) (deleted []string, err error) {
+// so), then the inventory itself. PersistentVolumeClaims, the manifests'
+// and those StatefulSets made, are kept unless volumes is set. It does not
+// wait for the objects to disappear. On error the inventory keeps what
+// could not be deleted.
+func (a *Applier) DeleteAll(ctx context.Context, volumes bool) (Removed, error) {
+	var out Removed
 	refs, err := a.readInventory(ctx)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	var nsRefs, others []ObjectRef
+	var nsRefs, pvcs, others []ObjectRef
 	for _, r := range refs {
-		if isNamespace(r.GVK()) && r.Name == a.namespace {
+		switch {
+		case isNamespace(r.GVK()) && r.Name == a.namespace:
 			nsRefs = append(nsRefs, r)
-		} else {
+		case isPVC(r):
+			pvcs = append(pvcs, r)
+		default:
 			others = append(others, r)
 		}
 	}
+	if volumes {
+		others = append(pvcs, others...)
+	}
 	done, failed, derr := a.deleteRefs(ctx, others, true)
 	for _, d := range done {
-		deleted = append(deleted, d.String())
+		out.Deleted = append(out.Deleted, d.String())
 	}
 	if derr != nil {
 		if werr := a.writeInventory(ctx, append(failed, nsRefs...)); werr != nil {
 			derr = errors.Join(derr, werr)
 		}
-		return deleted, derr
+		return out, derr
+	}
+	// The project's claims are looked for where its objects were: the same
+	// project name in another namespace is another project.
+	namespaces := []string{a.namespace}
+	for _, r := range refs {
+		if r.Namespace != "" && !slices.Contains(namespaces, r.Namespace) {
+			namespaces = append(namespaces, r.Namespace)
+		}
+	}
+	var claims []corev1.PersistentVolumeClaim
+	for _, ns := range namespaces {
+		list, err := a.core.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{
+			LabelSelector: ProjectLabel + "=" + a.project + "," + ManagedByLabel + "=" + ManagedByValue})
+		if err != nil {
+			return out, fmt.Errorf("listing the project's PersistentVolumeClaims in %s: %w", ns, err)
+		}
+		claims = append(claims, list.Items...)
+	}
+	handled := map[string]bool{}
+	for _, d := range done {
+		handled[d.Ref.Namespace+"/"+d.Ref.Name] = isPVC(d.Ref)
+	}
+	var errs []error
+	for _, c := range claims {
+		if handled[c.Namespace+"/"+c.Name] {
+			continue
+		}
+		ref := ObjectRef{Version: "v1", Kind: "PersistentVolumeClaim", Namespace: c.Namespace, Name: c.Name}
+		if !volumes {
+			out.KeptVolumes = append(out.KeptVolumes, ref.String())
+			continue
+		}
+		err := a.core.CoreV1().PersistentVolumeClaims(c.Namespace).Delete(ctx, c.Name, metav1.DeleteOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			errs = append(errs, fmt.Errorf("deleting %s: %w", ref, err))
+		default:
+			out.Deleted = append(out.Deleted, ObjectResult{Ref: ref, Op: Deleted}.String())
+		}
+	}
+	if len(errs) > 0 {
+		return out, errors.Join(errs...)
 	}
 	err = a.core.CoreV1().ConfigMaps(a.namespace).Delete(ctx, a.InventoryName(), metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return deleted, fmt.Errorf("deleting inventory %s/%s: %w", a.namespace, a.InventoryName(), err)
+		return out, fmt.Errorf("deleting inventory %s/%s: %w", a.namespace, a.InventoryName(), err)
 	}
-	// The project namespace goes last: it holds the inventory.
+	// The project namespace goes last: it holds the inventory (and a
+	// namespace's deletion takes its claims with it, so it stays while
+	// claims are kept).
+	if len(out.KeptVolumes) > 0 {
+		return out, nil
+	}
 	done, _, derr = a.deleteRefs(ctx, nsRefs, true)
 	for _, d := range done {
-		deleted = append(deleted, d.String())
+		out.Deleted = append(out.Deleted, d.String())
 	}
-	return deleted, derr
+	return out, derr
 }

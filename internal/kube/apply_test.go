@@ -226,12 +226,12 @@ func TestApplyPrune(t *testing.T) {
 	}
 
 	// DeleteAll removes the rest and the inventory.
-	deleted, err := a.DeleteAll(ctx)
+	removed, err := a.DeleteAll(ctx, false)
 	if err != nil {
 		t.Fatalf("DeleteAll: %v", err)
 	}
-	if want := []string{"configmap/cfg deleted", "deployment/web deleted"}; !reflect.DeepEqual(deleted, want) {
-		t.Errorf("DeleteAll = %v, want %v", deleted, want)
+	if want := []string{"configmap/cfg deleted", "deployment/web deleted"}; !reflect.DeepEqual(removed.Deleted, want) {
+		t.Errorf("DeleteAll = %v, want %v", removed.Deleted, want)
 	}
 	if len(api.objs) != 0 {
 		t.Errorf("left after DeleteAll: %v", api.keys())
@@ -392,7 +392,7 @@ func TestWrittenAheadEntryDoesNotAdopt(t *testing.T) {
 	if _, err := a.Apply(ctx, []*unstructured.Unstructured{cfg}); !errors.As(err, &fe) {
 		t.Fatalf("apply over someone else's configmap/cfg: %v, want a ForeignError", err)
 	}
-	if _, err := a.DeleteAll(ctx); err != nil {
+	if _, err := a.DeleteAll(ctx, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := api.objs["configmaps/dev/cfg"]; !ok {

@@ -155,15 +155,15 @@ func TestDeployAppliesPlainAndUpgradesReleases(t *testing.T) {
 	}
 
 	rel.listed = []helm.Deployed{{Name: "shop", Namespace: "dev"}, {Name: "old", Namespace: "other"}}
-	deleted, err := d.DeleteAll(context.Background())
+	removed, err := d.DeleteAll(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(rel.uninstalled, []string{"dev/shop", "other/old"}) {
 		t.Errorf("uninstalled %v", rel.uninstalled)
 	}
-	if !contains(deleted, "release shop (helm uninstall)") {
-		t.Errorf("deleted = %v", deleted)
+	if !contains(removed.Deleted, "release shop (helm uninstall)") {
+		t.Errorf("deleted = %v", removed.Deleted)
 	}
 }
 

@@ -101,6 +101,43 @@ func objectKey(o *unstructured.Unstructured) string {
 	return o.GroupVersionKind().GroupKind().String() + "/" + o.GetNamespace() + "/" + o.GetName()
 }
 
+// holding splits the objects into those to apply and those held back: the
+// workloads that run only images of the services in hold. heldKeys are the
+// held workloads' keys.
+func (m *Manifests) holding(objs []*unstructured.Unstructured, hold []string) (apply, held []*unstructured.Unstructured, heldKeys map[string]bool) {
+	heldKeys = map[string]bool{}
+	if len(hold) == 0 {
+		return objs, nil, heldKeys
+	}
+	isHeld := map[string]bool{}
+	for _, s := range hold {
+		isHeld[s] = true
+	}
+	runs := map[string][]string{} // workload key → services it runs
+	for _, name := range m.order {
+		for _, w := range m.Services[name] {
+			runs[w.Key()] = append(runs[w.Key()], name)
+		}
+	}
+	for k, svcs := range runs {
+		all := true
+		for _, s := range svcs {
+			all = all && isHeld[s]
+		}
+		if all {
+			heldKeys[k] = true
+		}
+	}
+	for _, o := range objs {
+		if _, ok := podTemplatePath(o.GetKind()); ok && heldKeys[workloadOf(o).Key()] {
+			held = append(held, o)
+		} else {
+			apply = append(apply, o)
+		}
+	}
+	return apply, held, heldKeys
+}
+
 // Replicas is how many pods the manifests ask w to run (1 when unset, 1 for
 // a DaemonSet: a kind cluster has few nodes).
 func (m *Manifests) Replicas(w Workload) int { return m.replicas[w.Key()] }
@@ -241,9 +278,18 @@ func NewDeployer(cfg *config.Config, c *Clients, wake Waker) *Deployer {
 
 // DeployOptions say which rollouts a deploy waits for.
 type DeployOptions struct {
-	// Services whose workloads to wait for; All waits for every workload.
+	// Services whose workloads to wait for; All waits for every workload
+	// that is not held.
 	Services []string
 	All      bool
+	// Hold names services whose workloads are neither applied nor pruned
+	// (what runs of them keeps running): services waiting for their
+	// dependencies, not selected, or without a first image. A workload that
+	// also runs a service not held is applied.
+	Hold []string
+	// Secrets, if set, is given the values of the rendered Secrets before
+	// anything is sent (so no error about them can show them).
+	Secrets func(values []string)
 	// Timeout bounds each rollout.
 	Timeout time.Duration
 	// Waiting is called as the wait for w starts; the returned report is
@@ -273,7 +319,11 @@ func (d *Deployer) Deploy(ctx context.Context, images map[string]string, opts De
 	if err != nil {
 		return nil, err
 	}
-	res, err := d.applier.Apply(ctx, m.Plain())
+	if opts.Secrets != nil {
+		opts.Secrets(SecretValues(m.Objects))
+	}
+	objs, held, heldKeys := m.holding(m.Plain(), opts.Hold)
+	res, err := d.applier.ApplyHolding(ctx, objs, held)
 	if err != nil {
 		return nil, err
 	}
@@ -293,6 +343,9 @@ func (d *Deployer) Deploy(ctx context.Context, images map[string]string, opts De
 	var wait []Workload
 	add := func(w Workload, svc string) {
 		k := w.Key()
+		if heldKeys[k] {
+			return
+		}
 		if _, ok := owners[k]; !ok {
 			wait = append(wait, w)
 			owners[k] = nil
@@ -358,27 +411,28 @@ func (d *Deployer) WaitRollout(ctx context.Context, w Workload, timeout time.Dur
 const defaultHookTimeout = 5 * time.Minute
 
 // DeleteAll deletes everything devloop applied for the project (its
-// inventory) and uninstalls the project's Helm releases (those carrying its
+// inventory; the project's PersistentVolumeClaims only with volumes) and
+// uninstalls the project's Helm releases (those carrying its
 // release labels, whether or not devloop.yaml still names their chart).
-func (d *Deployer) DeleteAll(ctx context.Context) ([]string, error) {
-	deleted, err := d.applier.DeleteAll(ctx)
+func (d *Deployer) DeleteAll(ctx context.Context, volumes bool) (Removed, error) {
+	removed, err := d.applier.DeleteAll(ctx, volumes)
 	if err != nil {
-		return deleted, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
+		return removed, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
 	}
 	if d.releases == nil {
-		return deleted, nil
+		return removed, nil
 	}
 	rels, err := d.releases.Releases()
 	if err != nil {
-		return deleted, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
+		return removed, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
 	}
 	for _, r := range rels {
 		if err := d.releases.Uninstall(r.Namespace, r.Name, defaultHookTimeout); err != nil {
-			return deleted, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
+			return removed, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
 		}
-		deleted = append(deleted, "release "+r.Name+" (helm uninstall)")
+		removed.Deleted = append(removed.Deleted, "release "+r.Name+" (helm uninstall)")
 	}
-	return deleted, nil
+	return removed, nil
 }
 
 // supervisedImages are the image keys of images whose builds carry

@@ -54,7 +54,8 @@ func TestDownNeverDeletesWhatDevloopDidNotCreate(t *testing.T) {
 	plant(t, api, nsGVR, "", "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n")
 	writeInventoryLines(t, a, "apps/v1/Deployment/kube-system/coredns", "rbac.authorization.k8s.io/v1/ClusterRole//cluster-admin", "/v1/Namespace//prod")
 
-	got, err := a.DeleteAll(ctx)
+	removed, err := a.DeleteAll(ctx, true)
+	got := removed.Deleted
 	if err != nil {
 		t.Fatalf("DeleteAll: %v", err)
 	}
@@ -71,7 +72,7 @@ func TestDownNeverDeletesWhatDevloopDidNotCreate(t *testing.T) {
 	// (deleted and re-created by someone else) is not devloop's either.
 	plant(t, api, deployGVR, "dev", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: dev, labels: {app.kubernetes.io/managed-by: devloop, devloop.dev/project: proj}}\n")
 	writeInventoryLines(t, a, "apps/v1/Deployment/dev/web uid-someone-else")
-	if _, err := a.DeleteAll(ctx); err != nil {
+	if _, err := a.DeleteAll(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	if len(api.deletes) != 0 {
@@ -129,7 +130,7 @@ func TestTwoProjectsOfOneNameDoNotShareAnInventory(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "was deployed by devloop from /home/a/app/devloop.yaml") {
 		t.Fatalf("second project's Apply = %v, want the name clash explained", err)
 	}
-	if _, err := second.DeleteAll(ctx); err == nil {
+	if _, err := second.DeleteAll(ctx, true); err == nil {
 		t.Fatal("the second project's down went ahead on the first one's inventory")
 	}
 	if _, ok := api.objs["deployments/dev/web"]; !ok || len(api.deletes) != 0 {

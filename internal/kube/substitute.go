@@ -207,6 +207,28 @@ func Label(objs []*unstructured.Unstructured, project string) {
 				add(tm)
 			}
 		}
+		if o.GetKind() == "StatefulSet" {
+			// The claims a StatefulSet makes carry its templates' labels:
+			// labelled, they are the project's (down keeps them, or deletes
+			// them with --volumes).
+			vcts, _, _ := unstructured.NestedSlice(o.Object, "spec", "volumeClaimTemplates")
+			for i, v := range vcts {
+				vm, ok := v.(map[string]any)
+				if !ok {
+					continue
+				}
+				tm, _ := vm["metadata"].(map[string]any)
+				if tm == nil {
+					tm = map[string]any{}
+					vm["metadata"] = tm
+				}
+				add(tm)
+				vcts[i] = vm
+			}
+			if len(vcts) > 0 {
+				_ = unstructured.SetNestedSlice(o.Object, vcts, "spec", "volumeClaimTemplates")
+			}
+		}
 	}
 }
 

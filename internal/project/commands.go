@@ -28,6 +28,7 @@ import (
 // the cluster exists. A failed build does not stop the others; the error
 // joins every failure.
 func Build(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, names []string, parallel int) error {
+	deps.redactManifests(cfg)
 	svcs := cfg.Services
 	if len(names) > 0 {
 		svcs = nil
@@ -105,11 +106,15 @@ type DownOptions struct {
 	Cluster bool
 	// Force deletes the cluster even when devloop did not create it.
 	Force bool
+	// Volumes also deletes the project's PersistentVolumeClaims (and with
+	// them the data); without it they are kept, and down says so.
+	Volumes bool
 }
 
 // Down deletes what devloop applied for cfg's project (its inventory) and,
 // with o.Cluster, the kind cluster: only one devloop created, unless o.Force.
 func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, o DownOptions) error {
+	deps.redactManifests(cfg)
 	name := cfg.Cluster.Name
 	if o.Cluster && !o.Force {
 		exists, err := deps.Clusters.Exists(name)
@@ -133,14 +138,18 @@ func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, 
 		return nil
 	}
 	removeDeployed := func(ctx context.Context, conn *Conn) error {
-		deleted, err := conn.Deployer.DeleteAll(ctx)
+		removed, err := conn.Deployer.DeleteAll(ctx, o.Volumes)
 		if err != nil {
 			return err
 		}
-		if len(deleted) == 0 {
+		if len(removed.Deleted) == 0 {
 			out.Line("devloop", "nothing deployed by devloop for project %q", cfg.Name)
 		} else {
-			out.Line("devloop", "removed: %s", strings.Join(deleted, ", "))
+			out.Line("devloop", "removed: %s", strings.Join(removed.Deleted, ", "))
+		}
+		if len(removed.KeptVolumes) > 0 && !o.Cluster {
+			out.Line("devloop", "kept %s and the data in them (the next up uses them again); devloop down --volumes deletes them",
+				strings.Join(removed.KeptVolumes, ", "))
 		}
 		return nil
 	}
@@ -178,6 +187,7 @@ func (e *NotOwnedError) Error() string {
 // Status reports cfg's services from the cluster's state (from the
 // manifests alone when the cluster does not exist).
 func Status(ctx context.Context, cfg *config.Config, deps *Deps) (status.Report, error) {
+	deps.redactManifests(cfg)
 	m, err := kube.Prepare(cfg, nil)
 	if err != nil {
 		return status.Report{}, err
@@ -194,6 +204,7 @@ func Status(ctx context.Context, cfg *config.Config, deps *Deps) (status.Report,
 
 // Doctor checks the machine and cfg's manifests.
 func Doctor(ctx context.Context, cfg *config.Config, deps *Deps) []doctor.Result {
+	deps.redactManifests(cfg)
 	dockerVersion := func(ctx context.Context) (string, string, error) {
 		eng, err := deps.Engine(ctx)
 		if err != nil {
@@ -244,6 +255,7 @@ type LogsOptions struct {
 // project (or one service's), prefixed and colored, until ctx ends (or,
 // without Follow, until what is there was printed).
 func Logs(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, o LogsOptions) error {
+	deps.redactManifests(cfg)
 	if o.Service != "" {
 		if _, ok := cfg.Service(o.Service); !ok {
 			return fmt.Errorf("no service %q in %s", o.Service, cfg.Path)

@@ -29,6 +29,7 @@ import (
 	"github.com/devloop-dev/devloop/internal/initcfg"
 	"github.com/devloop-dev/devloop/internal/kube"
 	"github.com/devloop-dev/devloop/internal/livesync"
+	"github.com/devloop-dev/devloop/internal/redact"
 )
 
 // Builder builds a service's image (build.Builder).
@@ -80,7 +81,8 @@ type Engine struct {
 // (kube.Deployer).
 type Deployer interface {
 	Deploy(ctx context.Context, images map[string]string, opts kube.DeployOptions) (*kube.Deployed, error)
-	DeleteAll(ctx context.Context) ([]string, error)
+	// DeleteAll removes the project's inventory; its PersistentVolumeClaims only with volumes.
+	DeleteAll(ctx context.Context, volumes bool) (kube.Removed, error)
 }
 
 // Conn is an open cluster: its clients, the session's one shared informer
@@ -100,6 +102,22 @@ type Deps struct {
 	Engine func(ctx context.Context) (*Engine, error)
 	// Connect opens the cluster behind rc for cfg's project.
 	Connect func(cfg *config.Config, rc *rest.Config) (*Conn, error)
+	// Secrets are the values kept out of the output (the writers the
+	// printers write to mask them): each command adds the values of the
+	// Secrets its manifests render, every deploy those it applies. Nil: none.
+	Secrets *redact.Set
+}
+
+// redactManifests adds the values of the Secrets cfg's manifests define to
+// deps.Secrets, before anything could print them. Manifests that do not
+// render add nothing (the command reports that error itself).
+func (d *Deps) redactManifests(cfg *config.Config) {
+	if d.Secrets == nil {
+		return
+	}
+	if objs, err := kube.Render(cfg); err == nil {
+		d.Secrets.Add(kube.SecretValues(objs)...)
+	}
 }
 
 // NewDeps returns the real external systems; kind's own progress lines go

@@ -13,6 +13,7 @@ import (
 	"github.com/devloop-dev/devloop/internal/engine"
 	"github.com/devloop-dev/devloop/internal/kube"
 	"github.com/devloop-dev/devloop/internal/portfwd"
+	"github.com/devloop-dev/devloop/internal/redact"
 	"github.com/devloop-dev/devloop/internal/ui"
 )
 
@@ -33,6 +34,7 @@ type liveFeed struct {
 	forwards map[string]ui.ForwardRow
 	pods     map[string][3]int // service → ready, desired, restarts
 	trouble  map[string]string // service → what is wrong with its pods after the rollout
+	secrets  *redact.Set       // masked in every row (the table is drawn straight to the terminal)
 }
 
 func newLiveFeed(view LiveView, project, clusterName string) *liveFeed {
@@ -49,6 +51,12 @@ func (l *liveFeed) fromState(st *engine.State, ingress []string) {
 	for _, name := range st.Order {
 		ss := st.Services[name]
 		row := ui.ServiceRow{Name: name, Phase: string(ss.Phase), Since: ss.PhaseSince, Error: ss.LastError}
+		if w := st.WaitingFor(name); len(w) > 0 && ss.Phase == engine.PhaseWaiting {
+			row.Phase = "waiting for " + strings.Join(w, ", ")
+			if b := st.Blocked(name); b != "" && row.Error == "" {
+				row.Error = b + " failed: fix it and save"
+			}
+		}
 		switch {
 		case ss.Deployed != nil:
 			row.Image = ss.Deployed.Ref()
@@ -178,6 +186,7 @@ func (l *liveFeed) push() {
 		if t := l.trouble[row.Name]; t != "" && row.Error == "" {
 			v.Services[i].Error = t
 		}
+		v.Services[i].Error = l.secrets.String(v.Services[i].Error)
 	}
 	v.Forwards = nil
 	for _, f := range l.forwards {

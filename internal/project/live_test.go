@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -305,5 +306,32 @@ spec:
 	want := map[string][3]int{"api": {1, 2, 0}, "migrate": {1, 2, 0}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("countPods = %v, want %v (the Job asks for no ready pod; the shared pod counts for both)", got, want)
+	}
+}
+
+func TestLiveFeedSaysWhatAServiceWaitsFor(t *testing.T) {
+	v := newFakeView()
+	l := newLiveFeed(v, "shop", "devloop")
+	st := &engine.State{
+		Order: []string{"api", "web", "db"},
+		Services: map[string]*engine.ServiceState{
+			"api": {Name: "api", Phase: engine.PhaseWaiting, DependsOn: []string{"db"}},
+			"web": {Name: "web", Phase: engine.PhaseWaiting, DependsOn: []string{"api", "db"}},
+			"db":  {Name: "db", Phase: engine.PhaseDeploying, Released: true},
+		},
+	}
+	l.fromState(st, nil)
+	s, _ := v.get()
+	if s.Services[0].Phase != "waiting for db" || s.Services[1].Phase != "waiting for api, db" || s.Services[0].Error != "" {
+		t.Errorf("rows %+v", s.Services)
+	}
+	st.Services["db"].Phase, st.Services["db"].LastError = engine.PhaseFailed, "CrashLoopBackOff"
+	l.fromState(st, nil)
+	s, _ = v.get()
+	if s.Services[0].Error != "db failed: fix it and save" {
+		t.Errorf("api's row once db failed: %+v", s.Services[0])
+	}
+	if !strings.Contains(ui.RenderStatus(s, time.Now(), false), "waiting for db") {
+		t.Errorf("table:\n%s", ui.RenderStatus(s, time.Now(), false))
 	}
 }

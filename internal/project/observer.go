@@ -30,6 +30,9 @@ type observer struct {
 	// fallbacks is the last reason said, per service, for a restart that
 	// fell back to a rebuild: each reason is said once.
 	fallbacks map[string]string
+	// waiting, blocked, released: services said to wait for their
+	// dependencies, to be blocked by a failed one, to be released.
+	waiting, blocked, released map[string]bool
 }
 
 var _ engine.Observer = (*observer)(nil)
@@ -106,6 +109,7 @@ func (o *observer) Reduced(s *engine.State, ev engine.Event) {
 			o.p.Line("devloop", "rolled out in %s", e.Took.Round(time.Millisecond))
 		}
 	}
+	o.dependencies(s)
 	if o.changed != nil {
 		o.changed(s)
 	}
@@ -130,6 +134,42 @@ func diskFull(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || strings.Contains(text, "no space left on device")
 }
 
+// dependencies says which services wait for which (once, when their image
+// is ready), which can wait no more (a dependency failed), and when their
+// dependencies are ready.
+func (o *observer) dependencies(s *engine.State) {
+	if o.waiting == nil {
+		o.waiting = map[string]bool{}
+		o.released = map[string]bool{}
+	}
+	for _, name := range s.Order {
+		ss := s.Services[name]
+		if len(ss.DependsOn) == 0 || o.released[name] {
+			continue
+		}
+		said := o.waiting[name]
+		switch {
+		case ss.Released:
+			o.released[name] = true
+			if ss.Built != nil {
+				o.p.Line(name, "%s ready: deploying %s", strings.Join(ss.DependsOn, ", "), name)
+			} else {
+				o.p.Line(name, "%s ready: %s deploys once built", strings.Join(ss.DependsOn, ", "), name)
+			}
+		case ss.Phase == engine.PhaseWaiting && !said:
+			o.waiting[name] = true
+			o.p.Line(name, "built; waiting for %s to be ready before its first deploy", strings.Join(s.WaitingFor(name), ", "))
+		}
+		if b := s.Blocked(name); b != "" && !ss.Released && !o.blocked[name] {
+			if o.blocked == nil {
+				o.blocked = map[string]bool{}
+			}
+			o.blocked[name] = true
+			o.p.Error(name, "not deployed: it waits for %s, which failed. Fix %s and save", b, b)
+		}
+	}
+}
+
 // configChanged says what changed in devloop.yaml, compared with the
 // config the loop runs with, and that a restart applies it.
 func (o *observer) configChanged() {
@@ -148,20 +188,30 @@ func (o *observer) configChanged() {
 }
 
 func (o *observer) summary(s *engine.State) {
-	var ready, failed []string
+	var ready, failed, waiting []string
 	for _, name := range s.Order {
 		ss := s.Services[name]
-		if ss.Phase == engine.PhaseFailed {
+		switch {
+		case ss.Phase == engine.PhaseFailed:
 			failed = append(failed, name)
-		} else {
+		case !ss.Released:
+			waiting = append(waiting, fmt.Sprintf("%s waits for %s", name, strings.Join(s.WaitingFor(name), ", ")))
+		default:
 			ready = append(ready, name)
 		}
 	}
-	if len(failed) == 0 {
+	if len(failed) == 0 && len(waiting) == 0 {
 		o.p.Line("devloop", "all services ready (%s) — watching for changes", strings.Join(ready, ", "))
 		return
 	}
-	o.p.Error("devloop", "%d of %d services failed (%s) — watching for changes", len(failed), len(s.Order), strings.Join(failed, ", "))
+	what := strings.Join(failed, ", ")
+	if len(waiting) > 0 {
+		if what != "" {
+			what += "; "
+		}
+		what += strings.Join(waiting, "; ")
+	}
+	o.p.Error("devloop", "%d of %d services failed (%s) — watching for changes", len(failed), len(s.Order), what)
 }
 
 // reasons shortens the changed paths of a build or sync for one line.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/devloop-dev/devloop/internal/redact"
 	"slices"
 	"strings"
 	"sync"
@@ -33,7 +34,8 @@ type runner struct {
 	eng            *Engine
 	cluster        *clusterStart // the cluster's connection, once it is up
 	rolloutTimeout time.Duration
-	live           bool // the live status view is on: no "still ..." lines
+	live           bool        // the live status view is on: no "still ..." lines
+	secrets        *redact.Set // gets the Secret values of every deploy
 
 	deploying atomic.Int32 // deploys in flight: their rollout waits explain pods
 	tails     atomic.Pointer[logs.Manager]
@@ -328,7 +330,8 @@ func (r *runner) Deploy(ctx context.Context, a engine.Action) (map[string]error,
 		return nil, err
 	}
 	res, err := conn.Deployer.Deploy(ctx, a.Images, kube.DeployOptions{
-		Services: a.Services, All: a.All, Timeout: r.rolloutTimeout,
+		Services: a.Services, All: a.All, Hold: a.Hold, Timeout: r.rolloutTimeout,
+		Secrets: func(values []string) { r.secrets.Add(values...) },
 		Waiting: func(w kube.Workload) (func(string), func()) {
 			var mu sync.Mutex
 			waiting := "waiting for " + w.String() + " to roll out"

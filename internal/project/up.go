@@ -34,6 +34,29 @@ type UpOptions struct {
 	Parallel int
 	// Reload loads devloop.yaml again, to say what an edit of it changed.
 	Reload func() (*config.Config, error)
+	// Services runs only these services and what they depend on (`devloop up
+	// api web`): the others are neither built, watched, synced nor
+	// forwarded, and their workloads are left as they are. Empty: all.
+	Services []string
+}
+
+// selected returns cfg with only the named services (config.Select: with
+// their dependencies) and their names; every service when names is empty.
+func selected(cfg *config.Config, names []string) (*config.Config, []string, error) {
+	if len(names) == 0 {
+		return cfg, nil, nil
+	}
+	sel, err := cfg.Select(names)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := *cfg
+	c.Services = nil
+	for _, n := range sel {
+		svc, _ := cfg.Service(n)
+		c.Services = append(c.Services, svc)
+	}
+	return &c, sel, nil
 }
 
 // Up runs the inner loop for cfg until ctx ends (or, with Once, until
@@ -44,6 +67,16 @@ type UpOptions struct {
 // and the apps running.
 func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error {
 	p := o.Out
+	deps.redactManifests(cfg)
+	// sel is what this session builds, watches and forwards; cfg stays whole
+	// for what is the project's (the manifests, the deploys, the logs).
+	sel, names, err := selected(cfg, o.Services)
+	if err != nil {
+		return err
+	}
+	if names != nil {
+		p.Line("devloop", "running %s only", strings.Join(names, ", "))
+	}
 	// The manifests must render before anything is created or changed.
 	rendered, err := kube.Prepare(cfg, nil)
 	if err != nil {
@@ -59,8 +92,9 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 	// The cluster comes up while the first images build: nothing of the loop
 	// waits for it but the loads, the syncs and the deploys.
 	live := newLiveFeed(o.Live, cfg.Name, cfg.Cluster.Name)
+	live.secrets = deps.Secrets
 	cl := &clusterStart{done: make(chan struct{})}
-	r := &runner{cfg: cfg, out: p, eng: eng, cluster: cl, rolloutTimeout: o.RolloutTimeout, live: o.Live != nil, manifests: rendered,
+	r := &runner{cfg: cfg, out: p, eng: eng, cluster: cl, secrets: deps.Secrets, rolloutTimeout: o.RolloutTimeout, live: o.Live != nil, manifests: rendered,
 		liveUpdates: newLiveUpdates()}
 	var session sync.WaitGroup
 	// However Up returns, the session's goroutines end first: cancel, then wait.
@@ -94,7 +128,7 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 		go func() { defer wg.Done(); installAddons(ctx, cfg, deps, eng, conn, p, cl) }()
 		go func() {
 			defer wg.Done()
-			if err := connected(ctx, cfg, conn, rendered, p, o, r, live); err != nil {
+			if err := connected(ctx, cfg, sel, conn, rendered, p, o, r, live); err != nil {
 				cl.fail(err) // a forward that cannot listen ends the session, as before the cluster was up
 				stop()
 			}
@@ -108,7 +142,7 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 		if cl.failed() {
 			return // the cluster failed: stopping, and that error is what matters
 		}
-		printURLs(p, cfg, r.lastManifests().IngressURLs)
+		printURLs(p, sel, r.lastManifests().IngressURLs)
 		if o.Once {
 			if failed := failedServices(st); len(failed) > 0 {
 				onceErr = fmt.Errorf("not ready: %s", strings.Join(failed, ", "))
@@ -119,11 +153,11 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 			stop()
 		}
 	}
-	loop := engine.New(cfg, r, engine.Options{ParallelImages: int64(o.Parallel), Observer: obs})
+	loop := engine.New(cfg, r, engine.Options{ParallelImages: int64(o.Parallel), Observer: obs, Services: names})
 	r.liveUpdates.setPost(func(ch engine.Changed) { loop.Post(ctx, ch) })
 
 	if !o.Once {
-		w, err := watch.Start(ctx, cfg, func(ch engine.Changed) { loop.Post(ctx, ch) })
+		w, err := watch.Start(ctx, sel, func(ch engine.Changed) { loop.Post(ctx, ch) })
 		if err != nil {
 			return err
 		}
@@ -161,7 +195,7 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 // connected runs what needs the cluster for the whole session: the
 // port-forwards, the log stream, the live view's pod counts and the
 // monitor of pods that go wrong after their rollout, until ctx ends.
-func connected(ctx context.Context, cfg *config.Config, conn *Conn, rendered *kube.Manifests, p *ui.Printer, o UpOptions, r *runner, live *liveFeed) error {
+func connected(ctx context.Context, cfg, sel *config.Config, conn *Conn, rendered *kube.Manifests, p *ui.Printer, o UpOptions, r *runner, live *liveFeed) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// Port-forwards: listeners for the whole session, carried to whichever
@@ -171,7 +205,7 @@ func connected(ctx context.Context, cfg *config.Config, conn *Conn, rendered *ku
 		OnChange: func(st portfwd.Status) { reportForward(p, st); live.forward(st) },
 	})
 	defer fwd.Close()
-	if err := fwd.Reconcile(ctx, ForwardSpecs(cfg)); err != nil {
+	if err := fwd.Reconcile(ctx, ForwardSpecs(sel)); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -277,8 +311,11 @@ func (c *clusterStart) waitAddons(ctx context.Context) error {
 func failedServices(st *engine.State) []string {
 	var failed []string
 	for _, name := range st.Order {
-		if st.Services[name].Phase == engine.PhaseFailed {
+		switch ss := st.Services[name]; {
+		case ss.Phase == engine.PhaseFailed:
 			failed = append(failed, name)
+		case !ss.Released:
+			failed = append(failed, fmt.Sprintf("%s (waits for %s)", name, strings.Join(st.WaitingFor(name), ", ")))
 		}
 	}
 	return failed

@@ -128,6 +128,7 @@ type fakeDeployer struct {
 	cfg     *config.Config
 	mu      sync.Mutex
 	deploys []map[string]string
+	opts    []kube.DeployOptions
 	crash   map[string]bool // refs that crash
 	deleted bool
 }
@@ -140,6 +141,7 @@ func (d *fakeDeployer) Deploy(_ context.Context, images map[string]string, opts 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.deploys = append(d.deploys, images)
+	d.opts = append(d.opts, opts)
 	res := &kube.Deployed{Manifests: m, Failed: map[string]error{}}
 	for _, svc := range opts.Services {
 		if d.crash[images[svc]] {
@@ -149,11 +151,14 @@ func (d *fakeDeployer) Deploy(_ context.Context, images map[string]string, opts 
 	return res, nil
 }
 
-func (d *fakeDeployer) DeleteAll(context.Context) ([]string, error) {
+func (d *fakeDeployer) DeleteAll(_ context.Context, volumes bool) (kube.Removed, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.deleted = true
-	return []string{"deployment/hello deleted"}, nil
+	if volumes {
+		return kube.Removed{Deleted: []string{"deployment/hello deleted", "persistentvolumeclaim/data-hello-0 deleted"}}, nil
+	}
+	return kube.Removed{Deleted: []string{"deployment/hello deleted"}, KeptVolumes: []string{"persistentvolumeclaim/data-hello-0"}}, nil
 }
 
 func (d *fakeDeployer) lastImage(repo string) string {
@@ -468,6 +473,16 @@ func TestBuildDownStatus(t *testing.T) {
 	if err := Build(t.Context(), f.cfg, f.deps, p, nil, 2); err != nil || !strings.Contains(f.out.String(), "node n1 already has") {
 		t.Errorf("build with a cluster = %v\n%s", err, f.out)
 	}
+	// Down keeps the volumes and says so; --volumes deletes them.
+	if err := Down(t.Context(), f.cfg, f.deps, p, DownOptions{}); err != nil ||
+		!strings.Contains(f.out.String(), "kept persistentvolumeclaim/data-hello-0 and the data in them (the next up uses them again); devloop down --volumes deletes them") {
+		t.Errorf("down = %v, want the kept claim said\n%s", err, f.out)
+	}
+	if err := Down(t.Context(), f.cfg, f.deps, p, DownOptions{Volumes: true}); err != nil ||
+		!strings.Contains(f.out.String(), "removed: deployment/hello deleted, persistentvolumeclaim/data-hello-0 deleted") {
+		t.Errorf("down --volumes = %v, want the claim deleted\n%s", err, f.out)
+	}
+	f.deployer.deleted = false
 	// A cluster devloop did not create is not deleted without --force.
 	var notOwned *NotOwnedError
 	if err := Down(t.Context(), f.cfg, f.deps, p, DownOptions{Cluster: true}); !errors.As(err, &notOwned) {

@@ -23,7 +23,7 @@ type StatusView struct {
 // ServiceRow is one service's line.
 type ServiceRow struct {
 	Name  string
-	Phase string // pending, building, loading, deploying, syncing, ready, failed
+	Phase string // pending, building, loading, deploying, syncing, ready, failed, "waiting for <services>"
 	Since time.Time
 	Image string // content-tagged ref running (or last built)
 	Error string // last error, first line only is shown
@@ -38,7 +38,7 @@ type ForwardRow struct {
 }
 
 var phaseColor = map[string]string{
-	"ready": "2", "failed": "1", "building": "3", "loading": "3", "deploying": "3", "syncing": "3", "restarting": "3", "pending": "8",
+	"ready": "2", "failed": "1", "building": "3", "loading": "3", "deploying": "3", "syncing": "3", "restarting": "3", "pending": "8", "waiting": "8",
 }
 
 // RenderStatus draws the compact status table. now gives the "for how long"
@@ -75,7 +75,8 @@ func RenderStatus(v StatusView, now time.Time, color bool) string {
 				cell += strings.Repeat(" ", width[i]-len(c)+2)
 			}
 			if n > 0 && i == 1 {
-				cell = style(phaseColor[c], cell)
+				phase, _, _ := strings.Cut(c, " ") // "waiting for db"
+				cell = style(phaseColor[phase], cell)
 			}
 			b.WriteString(cell)
 		}
