@@ -433,10 +433,23 @@ func newObserver() settleObserver {
 	return settleObserver{settled: make(chan *State, 64), started: make(chan Action, 64)}
 }
 
+// Reduced sends a copy of each settled state: the loop goes on changing
+// its own while the test reads it.
 func (o settleObserver) Reduced(s *State, _ Event) {
 	if s.Settled() {
-		o.settled <- s
+		o.settled <- snapshot(s)
 	}
+}
+
+// snapshot copies s and its services (their slices and maps are shared).
+func snapshot(s *State) *State {
+	c := *s
+	c.Services = make(map[string]*ServiceState, len(s.Services))
+	for k, v := range s.Services {
+		vv := *v
+		c.Services[k] = &vv
+	}
+	return &c
 }
 func (o settleObserver) Started(_ *State, a Action) { o.started <- a }
 
@@ -636,8 +649,17 @@ func TestLoopRetriesWhenTheEngineAnswers(t *testing.T) {
 	if a := <-obs.started; a.Kind != ActionImage || a.Paths[0] != "the engine answers again" {
 		t.Fatalf("want the retry build, got %+v", a)
 	}
-	s := <-obs.settled
-	if ss := s.Services["a"]; ss.Phase != PhaseReady || ss.Deployed == nil {
-		t.Fatalf("after the retry: %+v", ss)
+	// Settled states from before the retry may still be queued: the one
+	// after it is ready with the retried image deployed.
+	deadline := time.After(time.Minute)
+	for {
+		select {
+		case s := <-obs.settled:
+			if ss := s.Services["a"]; ss.Phase == PhaseReady && ss.Deployed != nil {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the service never became ready after the retry")
+		}
 	}
 }
