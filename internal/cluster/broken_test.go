@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/rest"
 )
@@ -114,6 +115,32 @@ func TestDeleteUnpausesWhenRemoveFails(t *testing.T) {
 	}
 	if ok, _ := f.m.Exists("cx-p"); ok {
 		t.Error("not deleted")
+	}
+}
+
+// A node the engine fails to remove at first (Docker 28: "did not receive
+// an exit event") is removed on a later try; one that never goes fails
+// Delete with the engine's words, after three tries.
+func TestDeleteRetriesATransientRemoveFailure(t *testing.T) {
+	f := newFixture(t, "cx-r", "cx-s")
+	f.m.deleteRetry = time.Millisecond
+	tries := map[string]int{}
+	f.prov.deleteErr = func(name string) error {
+		tries[name]++
+		if name == "cx-s" || tries[name] == 1 {
+			return errors.New(`failed to delete nodes: could not kill container: tried to kill container, but did not receive an exit event`)
+		}
+		return nil
+	}
+	if err := f.m.Delete(context.Background(), "cx-r"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := f.m.Exists("cx-r"); ok || tries["cx-r"] != 2 {
+		t.Errorf("exists %v after %d tries", ok, tries["cx-r"])
+	}
+	err := f.m.Delete(context.Background(), "cx-s")
+	if err == nil || !strings.Contains(err.Error(), "did not receive an exit event") || tries["cx-s"] != 3 {
+		t.Errorf("err = %v after %d tries", err, tries["cx-s"])
 	}
 }
 

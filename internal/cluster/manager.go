@@ -51,6 +51,7 @@ type Manager struct {
 	kubeconfigPath string
 	cgroupV1       func() (bool, error)
 	readyTimeout   time.Duration
+	deleteRetry    time.Duration // the first wait before a failed delete is tried again
 	pullTimeout    time.Duration
 	marks          Marks
 	apiProbe       func(ctx context.Context, rc *rest.Config) error // nil: probeAPI
@@ -79,6 +80,7 @@ func NewManager(out io.Writer, opts ...Option) *Manager {
 		docker:       DockerCLI{},
 		cgroupV1:     HostCgroupV1,
 		readyTimeout: 3 * time.Minute,
+		deleteRetry:  time.Second,
 		pullTimeout:  2 * time.Minute,
 		marks:        DefaultMarks(),
 	}
@@ -447,6 +449,21 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 			m.logger.V(0).Infof("Unpaused node container(s) %s to delete them", strings.Join(unpaused, ", "))
 			err = m.provider.Delete(name, m.kubeconfigPath)
 		}
+	}
+	// The engine sometimes fails a `docker rm -f` of a node it is still
+	// stopping ("could not kill container: tried to kill container, but did
+	// not receive an exit event", seen on Docker 28 right after a cold
+	// start): kind's delete is idempotent, so try again a little later.
+	for i, wait := 0, m.deleteRetry; err != nil && i < 2; i, wait = i+1, 2*wait {
+		m.logger.V(0).Infof("Deleting kind cluster %q failed (%v); trying again in %s", name, withCommandOutput(err), wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("deleting kind cluster %q: %w", name, withCommandOutput(err))
+		case <-t.C:
+		}
+		err = m.provider.Delete(name, m.kubeconfigPath)
 	}
 	if err != nil {
 		return fmt.Errorf("deleting kind cluster %q: %w", name, withCommandOutput(err))
