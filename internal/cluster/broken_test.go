@@ -120,7 +120,7 @@ func TestDeleteUnpausesWhenRemoveFails(t *testing.T) {
 
 // A node the engine fails to remove at first (Docker 28: "did not receive
 // an exit event") is removed on a later try; one that never goes fails
-// Delete with the engine's words, after three tries.
+// Delete with the engine's words, after five tries.
 func TestDeleteRetriesATransientRemoveFailure(t *testing.T) {
 	f := newFixture(t, "cx-r", "cx-s")
 	f.m.deleteRetry = time.Millisecond
@@ -139,7 +139,7 @@ func TestDeleteRetriesATransientRemoveFailure(t *testing.T) {
 		t.Errorf("exists %v after %d tries", ok, tries["cx-r"])
 	}
 	err := f.m.Delete(context.Background(), "cx-s")
-	if err == nil || !strings.Contains(err.Error(), "did not receive an exit event") || tries["cx-s"] != 3 {
+	if err == nil || !strings.Contains(err.Error(), "did not receive an exit event") || tries["cx-s"] != 5 {
 		t.Errorf("err = %v after %d tries", err, tries["cx-s"])
 	}
 }

@@ -453,8 +453,9 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	// The engine sometimes fails a `docker rm -f` of a node it is still
 	// stopping ("could not kill container: tried to kill container, but did
 	// not receive an exit event", seen on Docker 28 right after a cold
-	// start): kind's delete is idempotent, so try again a little later.
-	for i, wait := 0, m.deleteRetry; err != nil && i < 2; i, wait = i+1, 2*wait {
+	// start, under load): kind's delete is idempotent, so try again, four
+	// times over about 15 s.
+	for i, wait := 0, m.deleteRetry; err != nil && i < 4; i, wait = i+1, 2*wait {
 		m.logger.V(0).Infof("Deleting kind cluster %q failed (%v); trying again in %s", name, withCommandOutput(err), wait)
 		t := time.NewTimer(wait)
 		select {
