@@ -493,18 +493,12 @@ func (m *Manager) Marks() Marks { return m.marks }
 // cold start. Only where the engine's cgroups are on this host (a local
 // Linux engine run as root); elsewhere there is nothing to find.
 func (m *Manager) thawNodes(ctx context.Context, name string) []string {
-	nodes, err := m.provider.ListNodes(name)
-	if err != nil {
-		return nil
-	}
 	var thawed []string
-	for _, n := range nodes {
-		ci, err := m.docker.Container(ctx, n)
-		if err != nil || ci.ID == "" {
-			continue
+	m.eachNode(ctx, name, func(_ string, ci ContainerInfo) {
+		if ci.ID != "" {
+			thawed = append(thawed, thawBelow(m.cgroupRoot, ci.ID)...)
 		}
-		thawed = append(thawed, thawBelow(m.cgroupRoot, ci.ID)...)
-	}
+	})
 	return thawed
 }
 
