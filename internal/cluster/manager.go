@@ -333,9 +333,12 @@ func (m *Manager) runCreate(ctx context.Context, name, image string, cfg *v1alph
 
 // deleteHalfMade deletes cluster name after ctx was cancelled while it was
 // being made, and returns ctx's error (with any deletion failure).
+// It removes the nodes as Delete does (unpausing, thawing and trying again),
+// on a context of its own: ctx is already done, and leaving a node behind
+// because the user pressed Ctrl-C is what this is for.
 func (m *Manager) deleteHalfMade(ctx context.Context, name, kubeconfigPath string, first error) error {
-	if err := m.provider.Delete(name, kubeconfigPath); err != nil {
-		return fmt.Errorf("creating kind cluster %q: %w (and deleting it failed: %v; first attempt: %v)", name, ctx.Err(), err, first)
+	if err := m.remove(context.WithoutCancel(ctx), name, kubeconfigPath); err != nil {
+		return fmt.Errorf("creating kind cluster %q: %w (and %v; first attempt: %v)", name, ctx.Err(), err, first)
 	}
 	return fmt.Errorf("creating kind cluster %q: %w", name, ctx.Err())
 }
@@ -444,13 +447,24 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("deleting kind cluster %q: %w", name, err)
 	}
-	err := m.provider.Delete(name, m.kubeconfigPath)
+	if err := m.remove(ctx, name, m.kubeconfigPath); err != nil {
+		return err
+	}
+	return m.marks.Forget(name)
+}
+
+// remove deletes cluster name's nodes with kind and its entries from the
+// kubeconfig at kubeconfigPath: the one routine behind Delete and the
+// cleanup of a cancelled create, so both survive what the engine does to a
+// node it is still stopping.
+func (m *Manager) remove(ctx context.Context, name, kubeconfigPath string) error {
+	err := m.provider.Delete(name, kubeconfigPath)
 	if err != nil {
 		// kind removes the nodes with `docker rm -f`, which some engines
 		// refuse for a paused container: unpause them and try once more.
 		if unpaused := m.unpauseNodes(ctx, name); len(unpaused) > 0 {
 			m.logger.V(0).Infof("Unpaused node container(s) %s to delete them", strings.Join(unpaused, ", "))
-			err = m.provider.Delete(name, m.kubeconfigPath)
+			err = m.provider.Delete(name, kubeconfigPath)
 		}
 	}
 	// The engine sometimes fails a `docker rm -f` of a node it is still
@@ -470,12 +484,12 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 		if thawed := m.thawNodes(ctx, name); len(thawed) > 0 {
 			m.logger.V(0).Infof("Thawed %d frozen cgroup(s) in the node containers (a container creation inside the node was cut off mid-way)", len(thawed))
 		}
-		err = m.provider.Delete(name, m.kubeconfigPath)
+		err = m.provider.Delete(name, kubeconfigPath)
 	}
 	if err != nil {
 		return fmt.Errorf("deleting kind cluster %q: %w", name, withCommandOutput(err))
 	}
-	return m.marks.Forget(name)
+	return nil
 }
 
 // Owned reports whether devloop created cluster name on this machine
