@@ -60,6 +60,9 @@ type Manager struct {
 	// nodesReady reports whether a new cluster's control plane is Ready
 	// (nil: controlPlaneReady).
 	nodesReady func(ctx context.Context, name, kubeconfigPath string) (bool, error)
+	// engine, when set, opens the Docker Engine API client that lists
+	// and inspects node containers (WithEngine).
+	engine func(context.Context) (EngineAPI, error)
 }
 
 // Option configures a Manager.
@@ -73,6 +76,14 @@ func WithVerbosity(v int) Option {
 			m.logger = wl
 		}
 	}
+}
+
+// WithEngine makes the Manager list clusters and nodes, read kubeconfigs
+// and inspect nodes through the Docker Engine API (open returns the client,
+// opened on first use), rather than through kind's docker CLI processes:
+// see EngineNodes.
+func WithEngine(open func(context.Context) (EngineAPI, error)) Option {
+	return func(m *Manager) { m.engine = open }
 }
 
 // NewManager returns a Manager logging kind's progress to out (nil discards it).
@@ -92,6 +103,10 @@ func NewManager(out io.Writer, opts ...Option) *Manager {
 	}
 	if m.provider == nil {
 		m.provider = NewKindProvider(m.logger)
+	}
+	if m.engine != nil {
+		p := enginePlumbing{Provider: m.provider, Docker: m.docker, open: m.engine}
+		m.provider, m.docker = p, p
 	}
 	return m
 }
