@@ -33,6 +33,9 @@ type observer struct {
 	// waiting, blocked, released: services said to wait for their
 	// dependencies, to be blocked by a failed one, to be released.
 	waiting, blocked, released map[string]bool
+	// once: the command ends when the state settles (up --once), so the
+	// summary does not say it watches.
+	once bool
 }
 
 var _ engine.Observer = (*observer)(nil)
@@ -200,8 +203,12 @@ func (o *observer) summary(s *engine.State) {
 			ready = append(ready, name)
 		}
 	}
+	watching := " — watching for changes"
+	if o.once {
+		watching = ""
+	}
 	if len(failed) == 0 && len(waiting) == 0 {
-		o.p.Line("devloop", "all services ready (%s) — watching for changes", strings.Join(ready, ", "))
+		o.p.Line("devloop", "all services ready (%s)%s", strings.Join(ready, ", "), watching)
 		return
 	}
 	what := strings.Join(failed, ", ")
@@ -211,7 +218,7 @@ func (o *observer) summary(s *engine.State) {
 		}
 		what += strings.Join(waiting, "; ")
 	}
-	o.p.Error("devloop", "%d of %d services failed (%s) — watching for changes", len(failed), len(s.Order), what)
+	o.p.Error("devloop", "%d of %d services failed (%s)%s", len(failed), len(s.Order), what, watching)
 }
 
 // reasons shortens the changed paths of a build or sync for one line.
