@@ -222,3 +222,89 @@ func TestSyncOfARestartRuleRestartsAndIsReplayed(t *testing.T) {
 		t.Fatalf("live state %+v", st)
 	}
 }
+
+// A pod that replaces one the plain sync rules copied files into (deleted,
+// rescheduled, a container restarted) gets those files replayed: every
+// file the rules cover, as the workspace has them; not a pod of another
+// image (the next rollout's is built from the workspace).
+func TestPlainSyncIsReplayedIntoNewContainers(t *testing.T) {
+	cfg, m := twoServices(t)
+	web := cfg.Services[0]
+	page := filepath.Join(cfg.Dir, "static", "index.html")
+	if err := writeFile(page, "<h1>edited</h1>\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(filepath.Join(cfg.Dir, "static", "app.js"), "x()\n"); err != nil {
+		t.Fatal(err)
+	}
+	cs := fake.NewClientset([]runtime.Object{projPod("web-1", "hello:devloop-1", running("app"), withContainerID("c1"))}...)
+	inf := startedInformers(t, cs)
+	ex := &fakeExecer{}
+	conn := &Conn{Informers: inf, Execer: ex, Clients: &kube.Clients{Core: cs}}
+	cl := &clusterStart{done: make(chan struct{})}
+	cl.finish(conn, nil)
+	out := newOutput()
+	r := &runner{cfg: cfg, out: ui.NewPrinter(out, false, false), cluster: cl, manifests: m,
+		eng: &Engine{Builder: &preBuilder{}}, liveUpdates: newLiveUpdates(), deployedImages: map[string]string{"hello": "hello:devloop-1"}}
+	var posted []engine.Changed
+	r.liveUpdates.setPost(func(ch engine.Changed) { posted = append(posted, ch) })
+	ctx := t.Context()
+
+	// Nothing synced yet: a new pod runs the image, which is the workspace.
+	r.liveUpdates.check(ctx, r, conn)
+	if len(posted) != 0 {
+		t.Fatalf("posted %+v before any sync", posted)
+	}
+	if fallback, err := r.Sync(ctx, web, []string{page}); err != nil || fallback {
+		t.Fatalf("sync: %v, %v", fallback, err)
+	}
+	r.liveUpdates.check(ctx, r, conn)
+	if len(posted) != 0 {
+		t.Fatalf("posted %+v for the pod the sync went into", posted)
+	}
+
+	// The pod is replaced by one of the same image, and one of the next image appears.
+	wake, cancel := inf.Subscribe()
+	defer cancel()
+	if err := cs.CoreV1().Pods("dev").Delete(ctx, "web-1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*corev1.Pod{
+		projPod("web-2", "hello:devloop-1", running("app"), withContainerID("c2")),
+		projPod("web-3", "hello:devloop-2", running("app"), withContainerID("c3")),
+	} {
+		if _, err := cs.CoreV1().Pods("dev").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lister := inf.Factory().Core().V1().Pods().Lister().Pods("dev")
+	for deadline := time.After(30 * time.Second); ; {
+		a, _ := lister.Get("web-2")
+		b, _ := lister.Get("web-3")
+		if gone, _ := lister.Get("web-1"); a != nil && b != nil && gone == nil {
+			break
+		}
+		select {
+		case <-wake:
+		case <-deadline:
+			t.Fatal("the informer never saw the new pods")
+		}
+	}
+	r.liveUpdates.check(ctx, r, conn)
+	r.liveUpdates.check(ctx, r, conn) // posted once
+	if len(posted) != 1 || !reflect.DeepEqual(posted[0].Sync, map[string][]string{"web": {"(new container web-2/app)"}}) {
+		t.Fatalf("posted %+v", posted)
+	}
+	before := len(ex.sortedCalls())
+	if fallback, err := r.Sync(ctx, web, posted[0].Sync["web"]); err != nil || fallback {
+		t.Fatalf("replay: %v, %v", fallback, err)
+	}
+	out.waitCount(t, "synced 2 file(s)", 1)
+	if calls := ex.sortedCalls(); len(calls) <= before || !slices.ContainsFunc(calls[before:], func(c string) bool { return strings.HasPrefix(c, "web-2/app: tar") }) {
+		t.Fatalf("execs %v: the replay did not reach web-2", calls)
+	}
+	r.liveUpdates.check(ctx, r, conn)
+	if len(posted) != 1 {
+		t.Fatalf("posted again after the replay: %+v", posted)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -234,8 +235,8 @@ func (o *observer) reasons(paths []string) string {
 		short = append(short, p)
 	}
 	s := strings.Join(short, ", ")
-	if len(short) == 1 && !filepath.IsAbs(paths[0]) {
-		return s
+	if !slices.ContainsFunc(paths, filepath.IsAbs) {
+		return s // not files: "initial build", "(new container …)"
 	}
 	return fmt.Sprintf("changed: %s", s)
 }
