@@ -46,6 +46,18 @@ func withContainerID(id string) podOpt {
 	}
 }
 
+// untilInformer waits, woken by the shared informer, until cond holds.
+func untilInformer(t *testing.T, wake <-chan struct{}, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.After(30 * time.Second); !cond(); {
+		select {
+		case <-wake:
+		case <-deadline:
+			t.Fatalf("the informer never saw %s", what)
+		}
+	}
+}
+
 // gatePatches returns the readiness gate values devloop patched, in order.
 func gatePatches(cs *fake.Clientset) []string {
 	var out []string
@@ -118,16 +130,10 @@ func TestLiveUpdateAndNewContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	lister := inf.Factory().Core().V1().Pods().Lister().Pods("dev")
-	for deadline := time.After(30 * time.Second); ; {
-		if got, _ := lister.Get("web-1"); got != nil && got.Status.ContainerStatuses[0].ContainerID == "c2" {
-			break
-		}
-		select {
-		case <-wake:
-		case <-deadline:
-			t.Fatal("the informer never saw the restarted container")
-		}
-	}
+	untilInformer(t, wake, "the restarted container", func() bool {
+		got, _ := lister.Get("web-1")
+		return got != nil && got.Status.ContainerStatuses[0].ContainerID == "c2"
+	})
 	r.liveUpdates.check(ctx, r, conn)
 	r.liveUpdates.check(ctx, r, conn) // posted once
 	if len(posted) != 1 || !reflect.DeepEqual(posted[0].Live, map[string][]string{"web": {"(new container web-1/app)"}}) {
@@ -150,16 +156,7 @@ func TestLiveUpdateAndNewContainers(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("dev").Create(ctx, projPod("web-2", "hello:devloop-2", running("app"), withContainerID("c9")), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.After(30 * time.Second); ; {
-		if got, _ := lister.Get("web-2"); got != nil {
-			break
-		}
-		select {
-		case <-wake2:
-		case <-deadline:
-			t.Fatal("the informer never saw the new pod")
-		}
-	}
+	untilInformer(t, wake2, "the new pod", func() bool { got, _ := lister.Get("web-2"); return got != nil })
 	before := len(gatePatches(cs))
 	r.liveUpdates.check(ctx, r, conn)
 	if got := gatePatches(cs)[before:]; !slices.Contains(got, "web-2=True") || slices.Contains(got, "web-2=False") || len(posted) != 1 {
@@ -278,18 +275,12 @@ func TestPlainSyncIsReplayedIntoNewContainers(t *testing.T) {
 		}
 	}
 	lister := inf.Factory().Core().V1().Pods().Lister().Pods("dev")
-	for deadline := time.After(30 * time.Second); ; {
+	untilInformer(t, wake, "the new pods", func() bool {
 		a, _ := lister.Get("web-2")
 		b, _ := lister.Get("web-3")
-		if gone, _ := lister.Get("web-1"); a != nil && b != nil && gone == nil {
-			break
-		}
-		select {
-		case <-wake:
-		case <-deadline:
-			t.Fatal("the informer never saw the new pods")
-		}
-	}
+		gone, _ := lister.Get("web-1")
+		return a != nil && b != nil && gone == nil
+	})
 	r.liveUpdates.check(ctx, r, conn)
 	r.liveUpdates.check(ctx, r, conn) // posted once
 	if len(posted) != 1 || !reflect.DeepEqual(posted[0].Sync, map[string][]string{"web": {"(new container web-2/app)"}}) {
