@@ -42,7 +42,8 @@ func TestShopExtractsAndBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"devloop.yaml", "k8s/kustomization.yaml", "k8s/db.yaml", "api/main.go", "api/Dockerfile", "api/.dockerignore",
-		"db/main.go", "worker/main.go", "web/main.go", "web/toolbox/main.go", "web/static/index.html", "web/.dockerignore"} {
+		"db/main.go", "worker/main.go", "web/main.go", "web/toolbox/main.go", "web/static/index.html", "web/.dockerignore",
+		"chart/Chart.yaml", "chart/values.yaml", "chart/templates/deployment.yaml", "chart/templates/hook.yaml", "values/dev.yaml"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("missing %s: %v", f, err)
 		}
@@ -75,10 +76,25 @@ func TestShopManifestsRunEveryService(t *testing.T) {
 			t.Errorf("service %s runs in %v, want %s", svc, ws, want)
 		}
 	}
+	if len(m.Releases) != 1 || m.Releases[0].Chart.Spec.Release != "worker" {
+		t.Errorf("releases %v, want the worker's chart", m.Releases)
+	} else if ws := workloadsIn(m.Releases[0]); !reflect.DeepEqual(ws, []string{"Deployment/default/worker"}) {
+		t.Errorf("the worker's release runs %v, want its Deployment only", ws)
+	}
 	if want := []string{"http://shop.localhost:8080/"}; !reflect.DeepEqual(m.IngressURLs, want) {
 		t.Errorf("ingress URLs %v, want %v", m.IngressURLs, want)
 	}
 	if vals := kube.SecretValues(m.Objects); len(vals) != 1 || vals[0] != "shop-s3cret-a1b2c3" {
 		t.Errorf("secret values %q", vals)
 	}
+}
+
+// workloadsIn are the keys of a release's workloads (its hooks are not
+// among its objects).
+func workloadsIn(r kube.Release) []string {
+	var out []string
+	for _, w := range kube.WorkloadsOf(r.Objects) {
+		out = append(out, w.Key())
+	}
+	return out
 }
