@@ -151,7 +151,7 @@ func (m *Manifests) releaseHeld(r Release, heldKeys map[string]bool) bool {
 			runs[w.Key()] = true
 		}
 	}
-	any := false
+	runsOne := false
 	for _, o := range r.Objects {
 		if _, ok := podTemplatePath(o.GetKind()); !ok {
 			continue
@@ -163,9 +163,9 @@ func (m *Manifests) releaseHeld(r Release, heldKeys map[string]bool) bool {
 		if !heldKeys[k] {
 			return false
 		}
-		any = true
+		runsOne = true
 	}
-	return any
+	return runsOne
 }
 
 // Replicas is how many pods the manifests ask w to run (1 when unset, 1 for
