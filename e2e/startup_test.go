@@ -138,42 +138,54 @@ func TestColdStartInterrupted(t *testing.T) {
 // BenchmarkStartUp measures a cold `up` (no cluster) to the first answer
 // through the forward and through the ingress, with its steps from devloop's
 // own lines, then warm `up --once` (everything running, nothing changed),
-// DEVLOOP_BENCH_RUNS rounds (default 5) whatever b.N is.
+// DEVLOOP_BENCH_RUNS rounds (default 5) whatever b.N is, on the example.
 //
-//	go test -tags e2e -run '^$' -bench StartUp -benchtime 1x ./e2e/
+//	go test -tags e2e -run '^$' -bench 'StartUp$' -benchtime 1x ./e2e/
 func BenchmarkStartUp(b *testing.B) {
+	benchStartUp(b, startupProject(b), startupCluster,
+		fmt.Sprintf("http://127.0.0.1:%d/", startupForwardPort), "hello from devloop",
+		fmt.Sprintf("http://127.0.0.1:%d/", startupIngressPort), "hello.localhost", "hello from devloop")
+}
+
+// BenchmarkStartUpShop is BenchmarkStartUp on the multi-service example
+// (four services, db first: api and worker depend on it), to the api's
+// answer through its forward and through the ingress's /api path.
+//
+//	go test -tags e2e -run '^$' -bench 'StartUpShop$' -benchtime 1x ./e2e/
+func BenchmarkStartUpShop(b *testing.B) {
+	benchStartUp(b, shopProject(b), clusterName, shopAPIURL, `"service":"api"`,
+		shopIngressURL+"api/", "shop.localhost", `"service":"api"`)
+}
+
+func benchStartUp(b *testing.B, dir, cluster, forward, forwardWant, ingress, ingressHost, ingressWant string) {
 	runs := 5
 	if v := getenvInt("DEVLOOP_BENCH_RUNS"); v > 0 {
 		runs = v
 	}
-	dir := startupProject(b)
 	b.Cleanup(func() { _, _ = run(b, dir, 3*time.Minute, "down", "--cluster") })
 	steps := []struct{ name, line string }{
 		{"first-build-started", "building (initial build)"},
 		{"cluster-created", "created cluster"},
 		{"image-loaded", "load into"},
-		{"rolled-out", "rolled out in"},
 		{"all-ready", "all services ready"},
 		{"ingress-ready", "ingress ready in"},
 	}
 	cold := map[string][]time.Duration{}
 	var warm []time.Duration
-	forward := fmt.Sprintf("http://127.0.0.1:%d/", startupForwardPort)
-	ingress := fmt.Sprintf("http://127.0.0.1:%d/", startupIngressPort)
 	for i := 0; i < runs; i++ {
 		if out, err := run(b, dir, 3*time.Minute, "down", "--cluster"); err != nil {
 			b.Fatalf("devloop down --cluster: %v\n%s", err, out)
+		}
+		if nodes := nodeContainers(b, cluster); nodes != "" {
+			b.Fatalf("cluster %s still has nodes after down --cluster: %s", cluster, nodes)
 		}
 		begin := time.Now()
 		up := start(b, dir, "up")
 		var wg sync.WaitGroup
 		var toForward, toIngress time.Duration
 		wg.Add(2)
-		go func() { defer wg.Done(); toForward = firstAnswer(forward, "", "hello from devloop", begin) }()
-		go func() {
-			defer wg.Done()
-			toIngress = firstAnswer(ingress, "hello.localhost", "hello from devloop", begin)
-		}()
+		go func() { defer wg.Done(); toForward = firstAnswer(forward, "", forwardWant, begin) }()
+		go func() { defer wg.Done(); toIngress = firstAnswer(ingress, ingressHost, ingressWant, begin) }()
 		wg.Wait()
 		if toForward < 0 || toIngress < 0 {
 			b.Fatalf("round %d: no answer within 5m (forward %s, ingress %s):\n%s", i, toForward, toIngress, up.out.String())

@@ -144,19 +144,27 @@ func (m *Manager) Down(ctx context.Context, name string, cleanup func(ctx contex
 // `docker rm -f` can remove them on every engine; it returns the ones it
 // unpaused.
 func (m *Manager) unpauseNodes(ctx context.Context, name string) []string {
+	var out []string
+	m.eachNode(ctx, name, func(n string, ci ContainerInfo) {
+		if ci.Paused && m.docker.Unpause(ctx, n) == nil {
+			out = append(out, n)
+		}
+	})
+	return out
+}
+
+// eachNode calls f with each node container of cluster name that the engine
+// can inspect (best effort: a node it cannot list or inspect is skipped).
+func (m *Manager) eachNode(ctx context.Context, name string, f func(node string, ci ContainerInfo)) {
 	nodes, err := m.provider.ListNodes(name)
 	if err != nil {
-		return nil
+		return
 	}
-	var out []string
 	for _, n := range nodes {
-		if ci, err := m.docker.Container(ctx, n); err == nil && ci.Paused {
-			if m.docker.Unpause(ctx, n) == nil {
-				out = append(out, n)
-			}
+		if ci, err := m.docker.Container(ctx, n); err == nil {
+			f(n, ci)
 		}
 	}
-	return out
 }
 
 func oneLine(err error) string {

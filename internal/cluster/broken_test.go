@@ -3,8 +3,11 @@ package cluster
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/rest"
 )
@@ -114,6 +117,82 @@ func TestDeleteUnpausesWhenRemoveFails(t *testing.T) {
 	}
 	if ok, _ := f.m.Exists("cx-p"); ok {
 		t.Error("not deleted")
+	}
+}
+
+// A node the engine fails to remove at first (Docker 28: "did not receive
+// an exit event") is removed on a later try; one that never goes fails
+// Delete with the engine's words, after five tries.
+func TestDeleteRetriesATransientRemoveFailure(t *testing.T) {
+	f := newFixture(t, "cx-r", "cx-s")
+	f.m.deleteRetry = time.Millisecond
+	tries := map[string]int{}
+	f.prov.deleteErr = func(name string) error {
+		tries[name]++
+		if name == "cx-s" || tries[name] == 1 {
+			return errors.New(`failed to delete nodes: could not kill container: tried to kill container, but did not receive an exit event`)
+		}
+		return nil
+	}
+	if err := f.m.Delete(context.Background(), "cx-r"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := f.m.Exists("cx-r"); ok || tries["cx-r"] != 2 {
+		t.Errorf("exists %v after %d tries", ok, tries["cx-r"])
+	}
+	err := f.m.Delete(context.Background(), "cx-s")
+	if err == nil || !strings.Contains(err.Error(), "did not receive an exit event") || tries["cx-s"] != 5 {
+		t.Errorf("err = %v after %d tries", err, tries["cx-s"])
+	}
+}
+
+// A node whose removal never ends because a cgroup inside it is frozen (a
+// container creation cut off mid-way) is thawed, then removed; the frozen
+// cgroups of other containers are left alone.
+func TestDeleteThawsFrozenCgroupsOfTheNode(t *testing.T) {
+	f := newFixture(t, "cx-f")
+	f.m.deleteRetry = time.Millisecond
+	root := t.TempDir()
+	f.m.cgroupRoot = root
+	const id = "0123abcd"
+	f.docker.containers["cx-f-control-plane"] = ContainerInfo{Exists: true, Running: true, KindCluster: "cx-f", ID: id}
+	v1 := filepath.Join(root, "freezer", "docker", id, "kubelet.slice", "pod", "cri-containerd-x.scope")
+	other := filepath.Join(root, "freezer", "docker", "fedcba98", "frozen")
+	v2 := filepath.Join(root, "system.slice", "docker-"+id+".scope", "kubelet.slice", "y")
+	for _, d := range []string{v1, other, v2} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for path, content := range map[string]string{
+		filepath.Join(v1, "freezer.state"):    "FROZEN\n",
+		filepath.Join(other, "freezer.state"): "FROZEN\n",
+		filepath.Join(v2, "cgroup.freeze"):    "1\n",
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.prov.deleteErr = func(string) error {
+		if b, _ := os.ReadFile(filepath.Join(v1, "freezer.state")); strings.TrimSpace(string(b)) != "THAWED" {
+			return errors.New("failed to delete nodes: could not kill container: tried to kill container, but did not receive an exit event")
+		}
+		return nil
+	}
+	if err := f.m.Delete(context.Background(), "cx-f"); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		filepath.Join(v1, "freezer.state"):    "THAWED",
+		filepath.Join(v2, "cgroup.freeze"):    "0",
+		filepath.Join(other, "freezer.state"): "FROZEN",
+	} {
+		if b, _ := os.ReadFile(path); strings.TrimSpace(string(b)) != want {
+			t.Errorf("%s = %q, want %s", path, b, want)
+		}
+	}
+	if !strings.Contains(f.log.String(), "Thawed 2 frozen cgroup(s)") {
+		t.Errorf("log:\n%s", f.log.String())
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -51,6 +52,8 @@ type Manager struct {
 	kubeconfigPath string
 	cgroupV1       func() (bool, error)
 	readyTimeout   time.Duration
+	deleteRetry    time.Duration // the first wait before a failed delete is tried again
+	cgroupRoot     string        // where the host's cgroups are mounted (thawNodes)
 	pullTimeout    time.Duration
 	marks          Marks
 	apiProbe       func(ctx context.Context, rc *rest.Config) error // nil: probeAPI
@@ -79,6 +82,8 @@ func NewManager(out io.Writer, opts ...Option) *Manager {
 		docker:       DockerCLI{},
 		cgroupV1:     HostCgroupV1,
 		readyTimeout: 3 * time.Minute,
+		deleteRetry:  time.Second,
+		cgroupRoot:   "/sys/fs/cgroup",
 		pullTimeout:  2 * time.Minute,
 		marks:        DefaultMarks(),
 	}
@@ -448,6 +453,25 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 			err = m.provider.Delete(name, m.kubeconfigPath)
 		}
 	}
+	// The engine sometimes fails a `docker rm -f` of a node it is still
+	// stopping ("could not kill container: tried to kill container, but did
+	// not receive an exit event", seen on Docker 28 right after a cold
+	// start, under load): kind's delete is idempotent, so try again, four
+	// times over about 15 s.
+	for i, wait := 0, m.deleteRetry; err != nil && i < 4; i, wait = i+1, 2*wait {
+		m.logger.V(0).Infof("Deleting kind cluster %q failed (%v); trying again in %s", name, withCommandOutput(err), wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("deleting kind cluster %q: %w", name, withCommandOutput(err))
+		case <-t.C:
+		}
+		if thawed := m.thawNodes(ctx, name); len(thawed) > 0 {
+			m.logger.V(0).Infof("Thawed %d frozen cgroup(s) in the node containers (a container creation inside the node was cut off mid-way)", len(thawed))
+		}
+		err = m.provider.Delete(name, m.kubeconfigPath)
+	}
 	if err != nil {
 		return fmt.Errorf("deleting kind cluster %q: %w", name, withCommandOutput(err))
 	}
@@ -460,3 +484,52 @@ func (m *Manager) Owned(name string) (bool, error) { return m.marks.Owned(name) 
 
 // Marks is where the Manager records the clusters it created.
 func (m *Manager) Marks() Marks { return m.marks }
+
+// thawNodes thaws the frozen cgroups below cluster name's node containers
+// and returns them. runc freezes a container's cgroup while it sets it up
+// (cgroup v1); a node killed in the middle leaves it FROZEN, its task can
+// never exit, and the engine's kill of the node then never sees an exit
+// ("did not receive an exit event"): seen here after a Ctrl-C right after a
+// cold start. Only where the engine's cgroups are on this host (a local
+// Linux engine run as root); elsewhere there is nothing to find.
+func (m *Manager) thawNodes(ctx context.Context, name string) []string {
+	var thawed []string
+	m.eachNode(ctx, name, func(_ string, ci ContainerInfo) {
+		if ci.ID != "" {
+			thawed = append(thawed, thawBelow(m.cgroupRoot, ci.ID)...)
+		}
+	})
+	return thawed
+}
+
+// thawBelow thaws every frozen cgroup (v1 freezer.state FROZEN or
+// FREEZING, v2 cgroup.freeze 1) in a directory of root whose path names
+// the container id, and below it.
+func thawBelow(root, id string) []string {
+	var out []string
+	for _, base := range []string{filepath.Join(root, "freezer"), root} {
+		_ = filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			if !strings.Contains(p, id) {
+				if strings.Count(strings.TrimPrefix(p, base), "/") >= 3 {
+					return filepath.SkipDir // the node's cgroup is near the top
+				}
+				return nil
+			}
+			if b, err := os.ReadFile(filepath.Join(p, "freezer.state")); err == nil && strings.TrimSpace(string(b)) != "THAWED" {
+				if os.WriteFile(filepath.Join(p, "freezer.state"), []byte("THAWED"), 0o644) == nil {
+					out = append(out, p)
+				}
+			}
+			if b, err := os.ReadFile(filepath.Join(p, "cgroup.freeze")); err == nil && strings.TrimSpace(string(b)) == "1" {
+				if os.WriteFile(filepath.Join(p, "cgroup.freeze"), []byte("0"), 0o644) == nil {
+					out = append(out, p)
+				}
+			}
+			return nil
+		})
+	}
+	return out
+}

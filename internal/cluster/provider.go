@@ -116,6 +116,8 @@ type ContainerInfo struct {
 	Paused bool
 	// KindCluster is the value of kind's io.x-k8s.kind.cluster label ("" if absent).
 	KindCluster string
+	// ID is the container's full ID.
+	ID string
 }
 
 // kindClusterLabel is the label kind puts on every node container.
@@ -199,7 +201,7 @@ func (d DockerCLI) ImageHasFile(ctx context.Context, ref, path string) (bool, er
 
 // Container implements Docker.
 func (d DockerCLI) Container(ctx context.Context, name string) (ContainerInfo, error) {
-	format := fmt.Sprintf(`{{.State.Running}} {{.State.Paused}} {{index .Config.Labels %q}}`, kindClusterLabel)
+	format := fmt.Sprintf(`{{.Id}} {{.State.Running}} {{.State.Paused}} {{index .Config.Labels %q}}`, kindClusterLabel)
 	out, err := d.run(ctx, "container", "inspect", "--format", format, name)
 	if err != nil {
 		if ctx.Err() == nil && isNoSuch(err) {
@@ -207,12 +209,13 @@ func (d DockerCLI) Container(ctx context.Context, name string) (ContainerInfo, e
 		}
 		return ContainerInfo{}, err
 	}
-	running, rest, _ := strings.Cut(strings.TrimSpace(out), " ")
+	id, rest, _ := strings.Cut(strings.TrimSpace(out), " ")
+	running, rest, _ := strings.Cut(rest, " ")
 	paused, label, _ := strings.Cut(rest, " ")
 	if label == "<no value>" {
 		label = ""
 	}
-	return ContainerInfo{Exists: true, Running: running == "true", Paused: paused == "true", KindCluster: strings.TrimSpace(label)}, nil
+	return ContainerInfo{Exists: true, Running: running == "true", Paused: paused == "true", KindCluster: strings.TrimSpace(label), ID: id}, nil
 }
 
 // Unpause implements Docker.
