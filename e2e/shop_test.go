@@ -58,6 +58,11 @@ func shopPrefix(name string) string {
 	return name + strings.Repeat(" ", len("devloop")-len(name)) + " │ "
 }
 
+// podLine is how a line a pod's container logged begins in devloop's
+// output, whatever the pod: "<service>/<pod>/<container> | " (the pod's
+// name changes with each rollout).
+func podLine(container string) string { return "/" + container + " | " }
+
 func httpPut(url, body string) error {
 	req, err := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
 	if err != nil {
@@ -129,7 +134,7 @@ func TestShopExample(t *testing.T) {
 		if installed < 0 || installed < strings.Index(out, shopPrefix("worker")+"db ready: ") {
 			t.Errorf("no install of the worker's release after db was ready:\n%s", out)
 		}
-		up.waitOutput(shopPrefix("worker")+"worker: hello from values/dev.yaml; ", 0, time.Minute)
+		up.waitOutput(podLine("worker")+"worker: hello from values/dev.yaml; ", 0, time.Minute)
 		job := nodeKubectl(t, "get", "job", "worker-check", "-n", shopNamespace, "-o",
 			"jsonpath={.status.succeeded} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].imagePullPolicy}")
 		if f := strings.Fields(job); len(f) != 3 || f[0] != "1" || !strings.HasPrefix(f[1], "worker:devloop-") || f[2] != "IfNotPresent" {
@@ -308,7 +313,7 @@ func shopWorkerChart(t *testing.T, dir string, up *proc) {
 	m := up.mark()
 	atomicWrite(t, values, "greeting: hello again from values/dev.yaml\n")
 	at := up.waitOutput(fmt.Sprintf("release worker revision %d (upgraded)", rev+1), m, 2*time.Minute)
-	up.waitOutput(shopPrefix("worker")+"worker: hello again from values/dev.yaml; ", m, time.Minute)
+	up.waitOutput(podLine("worker")+"worker: hello again from values/dev.yaml; ", m, time.Minute)
 	up.waitOutput("all services ready", at, time.Minute)
 	if since := up.out.String()[m:]; strings.Contains(since, "building (") {
 		t.Errorf("a values change built an image:\n%s", since)
@@ -340,7 +345,7 @@ func shopWorkerChart(t *testing.T, dir string, up *proc) {
 	atomicWrite(t, values, "greeting: hello, fixed, from values/dev.yaml\n")
 	at = up.waitOutput(fmt.Sprintf("release worker revision %d (upgraded)", rev+2), m, 2*time.Minute)
 	up.waitOutput("all services ready", at, time.Minute) // the fixed chart clears the failure
-	up.waitOutput(shopPrefix("worker")+"worker: hello, fixed, from values/dev.yaml; ", m, time.Minute)
+	up.waitOutput(podLine("worker")+"worker: hello, fixed, from values/dev.yaml; ", m, time.Minute)
 	if since := up.out.String()[m:]; strings.Contains(since, "building (") {
 		t.Errorf("the fix built an image:\n%s", since)
 	}
