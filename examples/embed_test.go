@@ -1,12 +1,15 @@
 package examples
 
 import (
-	"github.com/devloop-dev/devloop/internal/config"
-	"github.com/devloop-dev/devloop/internal/kube"
+	"bytes"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/kube"
 )
 
 func TestExtractKeepsEdits(t *testing.T) {
@@ -59,6 +62,70 @@ func TestShopExtractsAndBuilds(t *testing.T) {
 	}
 	if got, err := cfg.Select([]string{"api"}); err != nil || len(got) != 2 {
 		t.Errorf("up api would run %v (%v), want api and db", got, err)
+	}
+}
+
+// The embedded shop is the whole example: every file of examples/shop but
+// its build output is embedded unchanged (go:embed leaves out a directory's
+// files named .* or _*, such as a chart's _helpers.tpl, unless named), and
+// the extracted project renders the same objects and release as the
+// repository's.
+func TestShopEmbedsTheWholeExample(t *testing.T) {
+	err := filepath.WalkDir("shop", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel("shop", p)
+		if d.IsDir() {
+			if d.Name() == "bin" {
+				return filepath.SkipDir // preBuild output
+			}
+			return nil
+		}
+		want, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if got, err := fs.ReadFile(ShopFS(), filepath.ToSlash(rel)); err != nil {
+			t.Errorf("%s is not embedded: %v", rel, err)
+		} else if !bytes.Equal(got, want) {
+			t.Errorf("%s is embedded with other content", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	if err := ExtractModule(ShopFS(), dir, "example.com/shop"); err != nil {
+		t.Fatal(err)
+	}
+	render := func(path string) (objs, release []string) {
+		t.Helper()
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := kube.Prepare(cfg, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		for _, o := range m.Objects {
+			objs = append(objs, o.GetKind()+"/"+o.GetName())
+		}
+		for _, r := range m.Releases {
+			release = append(release, r.Chart.Spec.Release)
+			for _, o := range r.Objects {
+				release = append(release, o.GetKind()+"/"+o.GetName())
+			}
+		}
+		return objs, release
+	}
+	wantObjs, wantRelease := render("shop/devloop.yaml")
+	gotObjs, gotRelease := render(filepath.Join(dir, "devloop.yaml"))
+	if !reflect.DeepEqual(gotObjs, wantObjs) || !reflect.DeepEqual(gotRelease, wantRelease) {
+		t.Errorf("the extracted shop renders %v, release %v; the repository's %v, release %v", gotObjs, gotRelease, wantObjs, wantRelease)
 	}
 }
 
