@@ -8,6 +8,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -49,6 +50,8 @@ type Manager struct {
 	logger         kindlog.Logger
 	provider       Provider
 	docker         Docker
+	registry       RegistryDocker
+	registryProbe  func(ctx context.Context, url string) error // nil: probeRegistry
 	kubeconfigPath string
 	cgroupV1       func() (bool, error)
 	readyTimeout   time.Duration
@@ -80,6 +83,7 @@ func NewManager(out io.Writer, opts ...Option) *Manager {
 	m := &Manager{
 		logger:       newWriterLogger(out, 0),
 		docker:       DockerCLI{},
+		registry:     DockerCLI{},
 		cgroupV1:     HostCgroupV1,
 		readyTimeout: 3 * time.Minute,
 		deleteRetry:  time.Second,
@@ -151,6 +155,18 @@ func (m *Manager) Ensure(ctx context.Context, spec config.Cluster) (*Info, error
 	info, err := m.info(name, !exists)
 	if err != nil {
 		return nil, err
+	}
+	if spec.Registry.Enabled {
+		if err := m.ensureRegistry(ctx, spec); err != nil {
+			return nil, err
+		}
+		if err := m.configureNodes(ctx, spec, info.Nodes); err != nil {
+			var np *NoRegistryPatchError
+			if !errors.As(err, &np) || spec.Push() {
+				return nil, err
+			}
+			m.logger.Warn(err.Error())
+		}
 	}
 	return info, nil
 }
