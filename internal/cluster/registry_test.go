@@ -186,7 +186,7 @@ func TestReadsCertsDir(t *testing.T) {
 		"version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = '/etc/containerd/certs.d'\n": true,
 		"version = 2\n": false,
 		"":              false,
-		"config_path = \"/etc/docker/certs.d\"\n": false,
+		"config_path = \"/etc/docker/certs.d\"\n":       false,
 		"# config_path = \"/etc/containerd/certs.d\"\n": false,
 	} {
 		if got := readsCertsDir(conf); got != want {
