@@ -148,13 +148,11 @@ run_stage() {
       local ctx="$CACHE/work/registry-ctx"
       rm -rf "$ctx"; mkdir -p "$ctx"; cp "$E2E_IMAGES/registry/config.yml" "$ctx/config.yml"
       # the module's go.mod requires $REGISTRY_VERSION (checked here); go.sum pins it
-      grep -q "github.com/distribution/distribution/v3 $REGISTRY_VERSION\$" "$E2E_IMAGES/registry/go.mod"
-      (cd "$E2E_IMAGES/registry" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ctx/registry" \
-        github.com/distribution/distribution/v3/cmd/registry)
-      printf 'FROM scratch\nCOPY registry /bin/registry\nCOPY config.yml /etc/distribution/config.yml\nVOLUME ["/var/lib/registry"]\nEXPOSE 5000\nENTRYPOINT ["/bin/registry"]\nCMD ["serve", "/etc/distribution/config.yml"]\n' >"$ctx/Dockerfile"
-      e2e_docker_build "$o" "$h" "$ctx"
-      rm -rf "$ctx"
-      docker run --rm "$o" --version ;;
+      grep -q "github.com/distribution/distribution/v3 $REGISTRY_VERSION\$" "$E2E_IMAGES/registry/go.mod" \
+        && (cd "$E2E_IMAGES/registry" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ctx/registry" \
+          github.com/distribution/distribution/v3/cmd/registry) \
+        && printf 'FROM scratch\nCOPY registry /bin/registry\nCOPY config.yml /etc/distribution/config.yml\nVOLUME ["/var/lib/registry"]\nEXPOSE 5000\nENTRYPOINT ["/bin/registry"]\nCMD ["serve", "/etc/distribution/config.yml"]\n' >"$ctx/Dockerfile" \
+        && e2e_docker_build "$o" "$h" "$ctx" && rm -rf "$ctx" && docker run --rm "$o" --version ;;
     golang)
       local ctx="$CACHE/work/golang-ctx" goroot
       goroot=$(go env GOROOT)

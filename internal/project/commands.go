@@ -82,9 +82,13 @@ func Build(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer,
 		if !exists {
 			continue
 		}
-		res, err := eng.Loader.Load(ctx, cfg.Cluster.Name, img.Ref(), out.Writer(svc.Name))
+		res, err := eng.Delivery(cfg).Load(ctx, cfg.Cluster.Name, img.Ref(), out.Writer(svc.Name))
 		if err != nil {
-			return fmt.Errorf("loading %s into cluster %q: %w", img.Ref(), cfg.Cluster.Name, err)
+			return fmt.Errorf("delivering %s to cluster %q: %w", img.Ref(), cfg.Cluster.Name, err)
+		}
+		if res.Push != nil {
+			out.Line(svc.Name, "pushed %s in %s (%d layer(s) sent, %d already there)", res.Pushed,
+				res.Push.Duration.Round(time.Millisecond), res.Push.LayersPushed, res.Push.LayersExisted)
 		}
 		for _, n := range res.Nodes {
 			if n.Skipped {

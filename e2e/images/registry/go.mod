@@ -1,6 +1,6 @@
 module devloop.local/e2e/registry
 
-go 1.26
+go 1.26.0
 
 require github.com/distribution/distribution/v3 v3.1.2
 
