@@ -163,7 +163,7 @@ func NewDeps(clusterOut io.Writer, verbosity int) *Deps {
 				Push: func(host string) Loader {
 					return imageload.NewPusher(cli, host, verbosity > 0)
 				},
-				Images:  initcfg.EngineImages{Client: cli},
+				Images: initcfg.EngineImages{Client: cli},
 				Version: func(ctx context.Context) (string, string, error) {
 					v, err := cli.ServerVersion(ctx, client.ServerVersionOptions{})
 					if err != nil {
