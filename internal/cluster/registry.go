@@ -292,9 +292,14 @@ func readsCertsDir(conf string) bool {
 	return false
 }
 
-// removeRegistry removes cluster's registry container and its volume, each
-// only when devloop made it for that cluster (RegistryLabel). It returns
-// what it removed.
+// RemoveRegistry removes cluster's registry container and its volume, each
+// only when devloop made it for that cluster (RegistryLabel), and returns
+// what it removed. Down does it after deleting the cluster; this is for a
+// registry whose cluster is already gone.
+func (m *Manager) RemoveRegistry(ctx context.Context, cluster string) ([]string, error) {
+	return m.removeRegistry(ctx, cluster)
+}
+
 func (m *Manager) removeRegistry(ctx context.Context, cluster string) ([]string, error) {
 	var removed []string
 	var errs []error

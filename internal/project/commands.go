@@ -138,6 +138,16 @@ func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, 
 		return err
 	}
 	if !exists {
+		if o.Cluster {
+			// A registry devloop made outlives a cluster deleted by other means.
+			removed, err := deps.Clusters.RemoveRegistry(ctx, name)
+			if len(removed) > 0 {
+				out.Line("cluster", "removed the registry's %s", strings.Join(removed, " and "))
+			}
+			if err != nil {
+				return err
+			}
+		}
 		out.Line("devloop", "cluster %q does not exist: nothing to remove", name)
 		return nil
 	}

@@ -59,6 +59,9 @@ type Clusters interface {
 	// talked to; a broken cluster is deleted all the same, and what could
 	// not be cleaned inside it is returned (and said) as notCleaned.
 	Down(ctx context.Context, name string, cleanup func(context.Context, *rest.Config) error) (notCleaned, err error)
+	// RemoveRegistry removes the cluster's registry container and volume
+	// when devloop made them (after the cluster itself is gone).
+	RemoveRegistry(ctx context.Context, name string) (removed []string, err error)
 	// Owned reports whether devloop created the cluster (rather than adopting it).
 	Owned(name string) (bool, error)
 	// Usable checks that the cluster can be talked to (its nodes run, its API

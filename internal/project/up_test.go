@@ -194,6 +194,9 @@ func (c *fakeClusters) Exists(string) (bool, error)             { return c.exist
 func (c *fakeClusters) RESTConfig(string) (*rest.Config, error) { return &rest.Config{}, nil }
 func (c *fakeClusters) Delete(context.Context, string) error    { c.deleted = true; return nil }
 func (c *fakeClusters) Owned(string) (bool, error)              { return c.owned, nil }
+func (c *fakeClusters) RemoveRegistry(context.Context, string) ([]string, error) {
+	return nil, nil
+}
 func (c *fakeClusters) Usable(context.Context, string) (*rest.Config, error) {
 	return &rest.Config{}, nil
 }
