@@ -17,9 +17,9 @@ import (
 // cluster (devloop-e2e) or its ports.
 const (
 	regCluster     = "devloop-e2e-reg"
-	regIngressPort = 18680
-	regForwardPort = 18681
-	regPort        = 18650
+	regIngressPort = 18780
+	regForwardPort = 18781
+	regPort        = 18750
 )
 
 var regConfig = fmt.Sprintf(`name: hello
@@ -31,7 +31,7 @@ cluster:
     port: %d
   ingress:
     httpPort: %d
-    httpsPort: 18643
+    httpsPort: 18743
 services:
   - name: hello
     build:
