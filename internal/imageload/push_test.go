@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/client"
 )
@@ -117,4 +118,22 @@ func TestPushErrors(t *testing.T) {
 	if _, err := NewPusher(f, "localhost:5001", false).Push(context.Background(), "hello:devloop-1a2b", nil); err == nil || len(f.pushes) != 0 {
 		t.Errorf("tag error: %v, pushes %v", err, f.pushes)
 	}
+}
+
+// FuzzRegistryRef: a service's image repository (from devloop.yaml) with a
+// content tag never gives a reference Docker cannot push, and never loses
+// the tag.
+func FuzzRegistryRef(f *testing.F) {
+	for _, s := range []string{"hello", "team/api", "example.com/team/api", "localhost:5000/x", "docker.io/library/hello", "a.b:1/c/d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, repo string) {
+		got, err := RegistryRef("localhost:5001", repo+":devloop-0123456789abcdef")
+		if err != nil {
+			return
+		}
+		if _, perr := reference.ParseNormalizedNamed(got); perr != nil || !strings.HasPrefix(got, "localhost:5001/") || !strings.HasSuffix(got, ":devloop-0123456789abcdef") {
+			t.Fatalf("RegistryRef(%q) = %q (%v)", repo, got, perr)
+		}
+	})
 }
