@@ -156,6 +156,9 @@ func (m *Manager) Ensure(ctx context.Context, spec config.Cluster) (*Info, error
 	if err != nil {
 		return nil, err
 	}
+	if workers := countWorkers(spec.Name, info.Nodes); exists && workers != spec.Workers {
+		m.logger.Warn(fmt.Sprintf("kind cluster %q has %d worker node(s) but cluster.workers is %d: the nodes are made with the cluster (devloop down --cluster, then up, makes it anew)", spec.Name, workers, spec.Workers))
+	}
 	if spec.Registry.Enabled {
 		if err := m.ensureRegistry(ctx, spec); err != nil {
 			return nil, err
@@ -188,6 +191,18 @@ func (m *Manager) info(name string, created bool) (*Info, error) {
 		return nil, err
 	}
 	return &Info{Name: name, Context: ContextName(name), Kubeconfig: kc, RESTConfig: rc, Nodes: nodes, Created: created}, nil
+}
+
+// countWorkers counts the worker nodes among cluster's node containers
+// (kind names them <cluster>-worker, <cluster>-worker2, ...).
+func countWorkers(cluster string, nodes []string) int {
+	n := 0
+	for _, name := range nodes {
+		if strings.HasPrefix(name, cluster+"-worker") {
+			n++
+		}
+	}
+	return n
 }
 
 // checkNodesRunning fails readably when an adopted cluster's nodes are stopped.

@@ -290,3 +290,18 @@ func TestDownRemovesOnlyDevloopsRegistry(t *testing.T) {
 		t.Errorf("log:\n%s", f.log.String())
 	}
 }
+
+// An adopted cluster with another number of workers than configured is said.
+func TestEnsureSaysWorkersDiffer(t *testing.T) {
+	f := newFixture(t, "cx-k")
+	spec := config.Cluster{Name: "cx-k", Workers: 2}.WithDefaults()
+	if _, err := f.m.Ensure(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(f.log.String(), `kind cluster "cx-k" has 0 worker node(s) but cluster.workers is 2`) {
+		t.Errorf("log:\n%s", f.log.String())
+	}
+	if n := countWorkers("cx-k", []string{"cx-k-control-plane", "cx-k-worker", "cx-k-worker2"}); n != 2 {
+		t.Errorf("countWorkers = %d", n)
+	}
+}
