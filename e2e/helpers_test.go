@@ -126,6 +126,7 @@ type proc struct {
 func devloopEnv() []string {
 	return append(os.Environ(),
 		"DEVLOOP_NODE_IMAGE="+os.Getenv("DEVLOOP_E2E_NODE_IMAGE"),
+		"DEVLOOP_REGISTRY_IMAGE="+os.Getenv("DEVLOOP_E2E_REGISTRY_IMAGE"),
 		"NO_COLOR=1",
 		"DEVLOOP_PPROF_ADDR="+pprofAddr,
 	)

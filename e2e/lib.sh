@@ -5,7 +5,8 @@
 # The environment: PATH with the harness's Docker 28 binaries first (when its dockerd runs) and e2e/images/shim
 # before them when the running engine cannot run `docker run --privileged` on this host (Docker < 23 without
 # CAP_SYS_RESOURCE: e2e_needs_shim), DEVLOOP_E2E_ENGINE_LEG (containerd|classic|external),
-# DEVLOOP_E2E_NODE_IMAGE, DEVLOOP_E2E_TRAEFIK_IMAGE, DEVLOOP_E2E_GOLANG_IMAGE and DEVLOOP_E2E_DEBIAN_IMAGE.
+# DEVLOOP_E2E_NODE_IMAGE, DEVLOOP_E2E_TRAEFIK_IMAGE, DEVLOOP_E2E_REGISTRY_IMAGE, DEVLOOP_E2E_GOLANG_IMAGE and
+# DEVLOOP_E2E_DEBIAN_IMAGE.
 
 # devloop_e2e_env exports that environment.
 devloop_e2e_env() {
@@ -15,9 +16,10 @@ devloop_e2e_env() {
   source "$dir/images/lib.sh"
   DEVLOOP_E2E_NODE_IMAGE=$(sed -n 's/^NODE_IMAGE=//p' "$dir/images/VERSIONS")
   DEVLOOP_E2E_TRAEFIK_IMAGE=$(sed -n 's/^TRAEFIK_IMAGE=//p' "$dir/images/VERSIONS")
+  DEVLOOP_E2E_REGISTRY_IMAGE=$(sed -n 's/^REGISTRY_IMAGE=//p' "$dir/images/registry/VERSION")
   DEVLOOP_E2E_GOLANG_IMAGE=golang:$(go env GOVERSION 2>/dev/null | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/')
   DEVLOOP_E2E_DEBIAN_IMAGE=debian:$(sed -n 's/^DEBIAN_SUITE=//p' "$dir/images/VERSIONS")-slim
-  export DEVLOOP_E2E_NODE_IMAGE DEVLOOP_E2E_TRAEFIK_IMAGE DEVLOOP_E2E_GOLANG_IMAGE DEVLOOP_E2E_DEBIAN_IMAGE
+  export DEVLOOP_E2E_NODE_IMAGE DEVLOOP_E2E_TRAEFIK_IMAGE DEVLOOP_E2E_REGISTRY_IMAGE DEVLOOP_E2E_GOLANG_IMAGE DEVLOOP_E2E_DEBIAN_IMAGE
   leg=$("$dir/images/engine.sh" leg 2>/dev/null || true)
   if [ -n "$leg" ]; then
     bin=$("$dir/images/engine.sh" bin)

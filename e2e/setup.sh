@@ -5,6 +5,7 @@
 #   - the kind node image  $NODE_IMAGE  (Kubernetes, control-plane images, CNI placeholder and kind's
 #     local-path StorageClass images preloaded), see images/README.md;
 #   - the Traefik v3 ingress controller image  $TRAEFIK_IMAGE  (loaded into the node by devloop itself);
+#   - the registry image  $REGISTRY_IMAGE  (distribution/distribution, for cluster.registry);
 #   - the base images a user's Dockerfile pulls: golang:<machine's Go minor> and debian:bookworm-slim.
 # Stages whose output exists with a matching input hash are skipped, so a second run takes seconds.
 # Intermediate binaries are cached in ${DEVLOOP_E2E_CACHE:-/var/cache/devloop-e2e} (outside the checkout),
@@ -21,6 +22,8 @@ export E2E_IMAGES
 source "$E2E_IMAGES/lib.sh"
 # shellcheck source=images/VERSIONS
 source "$E2E_IMAGES/VERSIONS"
+# shellcheck source=images/registry/VERSION
+source "$E2E_IMAGES/registry/VERSION"
 CACHE=${DEVLOOP_E2E_CACHE:-/var/cache/devloop-e2e}
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 T0=$(date +%s)
@@ -88,11 +91,13 @@ GO_VERSION=$(go env GOVERSION)
 GO_MINOR=$(sed -E 's/^go([0-9]+\.[0-9]+).*/\1/' <<<"$GO_VERSION")
 GOLANG_IMAGE=golang:$GO_MINOR
 DEBIAN_IMAGE=debian:$DEBIAN_SUITE-slim
+# the CNCF registry (distribution/distribution v3, built from its Go module) that cluster.registry runs
+def registry       image "$REGISTRY_IMAGE"       ""                                 "registry"          "$REGISTRY_VERSION $(go env GOVERSION)"
 def golang         image "$GOLANG_IMAGE"         "rootfs"                           "golang"            "$GO_VERSION $(go env GOROOT) $ROOTFS_IMAGE"
 def debian-slim    image "$DEBIAN_IMAGE"         "rootfs"                           "debian-slim"       "$ROOTFS_IMAGE"
 # image stages whose image is also kept as a `docker save` tar in $CACHE/images (keyed by its hash): a store
 # that lacks the image (the other leg, a wiped data root) loads it in seconds instead of rebuilding
-SAVED="rootfs node traefik golang debian-slim"
+SAVED="rootfs node traefik registry golang debian-slim"
 
 stage_hash() {
   local s=$1 d extra
@@ -141,6 +146,15 @@ run_stage() {
       printf 'FROM scratch\nCOPY traefik /traefik\nEXPOSE 80\nENTRYPOINT ["/traefik"]\n' >"$ctx/Dockerfile"
       e2e_docker_build "$o" "$h" "$ctx"
       docker run --rm "$o" version ;;
+    registry)
+      local ctx="$CACHE/work/registry-ctx"
+      rm -rf "$ctx"; mkdir -p "$ctx"; cp "$E2E_IMAGES/registry/config.yml" "$ctx/config.yml"
+      # the module's go.mod requires $REGISTRY_VERSION (checked here); go.sum pins it
+      grep -q "github.com/distribution/distribution/v3 $REGISTRY_VERSION\$" "$E2E_IMAGES/registry/go.mod" \
+        && (cd "$E2E_IMAGES/registry" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ctx/registry" \
+          github.com/distribution/distribution/v3/cmd/registry) \
+        && printf 'FROM scratch\nCOPY registry /bin/registry\nCOPY config.yml /etc/distribution/config.yml\nVOLUME ["/var/lib/registry"]\nEXPOSE 5000\nENTRYPOINT ["/bin/registry"]\nCMD ["serve", "/etc/distribution/config.yml"]\n' >"$ctx/Dockerfile" \
+        && e2e_docker_build "$o" "$h" "$ctx" && rm -rf "$ctx" && docker run --rm "$o" --version ;;
     golang)
       local ctx="$CACHE/work/golang-ctx" goroot
       goroot=$(go env GOROOT)
@@ -213,7 +227,7 @@ ensure() {
   save_tar "$s"
 }
 
-TARGETS=${DEVLOOP_E2E_TARGETS:-node traefik golang debian-slim}
+TARGETS=${DEVLOOP_E2E_TARGETS:-node traefik registry golang debian-slim}
 for target in $TARGETS; do ensure "$target"; done
 e2e_log "ready in $(( $(date +%s) - T0 ))s (leg $leg): $(for t in $TARGETS; do printf '%s ' "${OUT[$t]}"; done)"
 
@@ -223,4 +237,4 @@ if e2e_needs_shim; then
   e2e_log "this engine cannot run --privileged containers on this host (no CAP_SYS_RESOURCE): kind must run with PATH=$E2E_IMAGES/shim:\$PATH"
   path_value="$E2E_IMAGES/shim:$path_value"
 fi
-echo "export PATH=\"$path_value\" DEVLOOP_E2E_ENGINE_LEG=$leg DEVLOOP_E2E_NODE_IMAGE=$NODE_IMAGE DEVLOOP_E2E_TRAEFIK_IMAGE=$TRAEFIK_IMAGE DEVLOOP_E2E_GOLANG_IMAGE=$GOLANG_IMAGE DEVLOOP_E2E_DEBIAN_IMAGE=$DEBIAN_IMAGE"
+echo "export PATH=\"$path_value\" DEVLOOP_E2E_ENGINE_LEG=$leg DEVLOOP_E2E_NODE_IMAGE=$NODE_IMAGE DEVLOOP_E2E_TRAEFIK_IMAGE=$TRAEFIK_IMAGE DEVLOOP_E2E_REGISTRY_IMAGE=$REGISTRY_IMAGE DEVLOOP_E2E_GOLANG_IMAGE=$GOLANG_IMAGE DEVLOOP_E2E_DEBIAN_IMAGE=$DEBIAN_IMAGE"

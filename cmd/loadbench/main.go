@@ -13,6 +13,12 @@
 // sequence run through kind's library (docker save -o to a temp file,
 // nodeutils.LoadImageArchive), without the `docker exec` transport.
 //
+// With -registry localhost:<port> (a cluster devloop made with
+// cluster.registry, whose nodes pull from it), a third tool is timed:
+// devloop's push delivery (imageload.Pusher) followed by a `crictl pull` of
+// the pushed reference in every node at once, which is what the kubelet
+// does when the pod starts.
+//
 // Every image is FROM scratch with four layers of random bytes (40/30/20/10%
 // of the size); the "one-layer change" rewrites only the top layer's file.
 // Each tool loads its own images (fresh random content), so neither benefits
@@ -35,6 +41,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+	"golang.org/x/sync/errgroup"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 
@@ -67,6 +74,8 @@ func run() error {
 	kindBin := flag.String("kind", "kind", "kind binary for the baseline")
 	sizes := flag.String("sizes", "20,100,500", "image sizes in MB, comma separated")
 	runs := flag.Int("runs", 3, "repetitions per measurement (the median is reported)")
+	eachRun := flag.Bool("cleanup-each-run", false, "remove each run's images (Docker and nodes) and the unused build cache after the run, so 500 MB runs fit a small disk")
+	registryHost := flag.String("registry", "", "also time push+pull through this registry (localhost:<port>, the cluster's cluster.registry)")
 	useCLI := flag.Bool("docker-build", true, "build with the docker CLI (BuildKit on Docker 23+, with its default provenance attestation on the containerd image store), as users' images are built; false: devloop's builder")
 	flag.Parse()
 	if (*clusterName == "") == !*local {
@@ -94,16 +103,24 @@ func run() error {
 	}
 	builder := build.NewBuilder(dc)
 	loader := imageload.NewLoader(dc, lister)
+	var pusher *imageload.Pusher
+	tools := []string{"kind load docker-image", "devloop imageload"}
+	if *registryHost != "" {
+		pusher = imageload.NewPusher(dc, *registryHost, false)
+		tools = append(tools, "devloop push+pull")
+	}
 
 	var refs []string
-	defer func() {
+	cleanup := func() {
 		for _, r := range refs {
 			dc.ImageRemove(context.Background(), r, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 			for _, n := range nodeList {
 				n.Command("crictl", "rmi", r).Run()
 			}
 		}
-	}()
+		refs = nil
+	}
+	defer cleanup()
 
 	var results []measurement
 	for _, s := range strings.Split(*sizes, ",") {
@@ -111,7 +128,7 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("bad size %q", s)
 		}
-		for _, tool := range []string{"kind load docker-image", "devloop imageload"} {
+		for _, tool := range tools {
 			m := measurement{sizeMB: mb, tool: tool}
 			for i := 0; i < *runs; i++ {
 				dir, err := os.MkdirTemp("", "loadbench-")
@@ -142,6 +159,11 @@ func run() error {
 					return err
 				}
 				refs = append(refs, ref1)
+				if pusher != nil {
+					if r, err := imageload.RegistryRef(*registryHost, ref1); err == nil {
+						refs = append(refs, r)
+					}
+				}
 				if err := writeLayers(dir, mb, 3); err != nil {
 					return err
 				}
@@ -150,15 +172,20 @@ func run() error {
 					return err
 				}
 				refs = append(refs, ref2)
+				if pusher != nil {
+					if r, err := imageload.RegistryRef(*registryHost, ref2); err == nil {
+						refs = append(refs, r)
+					}
+				}
 				os.RemoveAll(dir)
 
-				d1, b1, f1, err := load(ctx, tool, *kindBin, *clusterName, nodeList, *local, loader, ref1)
+				d1, b1, f1, err := load(ctx, tool, *kindBin, *clusterName, nodeList, *local, loader, pusher, ref1)
 				if err != nil {
 					m.err = firstLine(err.Error())
 					fmt.Fprintf(os.Stderr, "%4d MB %-24s run %d: %v\n", mb, tool, i+1, err)
 					continue
 				}
-				d2, b2, _, err := load(ctx, tool, *kindBin, *clusterName, nodeList, *local, loader, ref2)
+				d2, b2, _, err := load(ctx, tool, *kindBin, *clusterName, nodeList, *local, loader, pusher, ref2)
 				if err != nil {
 					m.err = firstLine(err.Error())
 					fmt.Fprintf(os.Stderr, "%4d MB %-24s run %d: %v\n", mb, tool, i+1, err)
@@ -167,6 +194,10 @@ func run() error {
 				m.first, m.afterOne = append(m.first, d1), append(m.afterOne, d2)
 				m.firstB, m.afterOneB, m.format = b1, b2, f1
 				fmt.Fprintf(os.Stderr, "%4d MB %-24s run %d: first %v, after one-layer change %v\n", mb, tool, i+1, d1.Round(time.Millisecond), d2.Round(time.Millisecond))
+				if *eachRun {
+					cleanup()
+					exec.Command("docker", "builder", "prune", "-f").Run()
+				}
 			}
 			results = append(results, m)
 		}
@@ -174,24 +205,51 @@ func run() error {
 
 	w := bufio.NewWriter(os.Stdout)
 	defer w.Flush()
-	fmt.Fprintf(w, "| image | tool | first load | after one-layer change | bytes sent (devloop: first / change) |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| image | nodes | tool | first load | after one-layer change | bytes sent (devloop: first / change) |\n|---|---|---|---|---|---|\n")
 	for _, m := range results {
 		bytes := "whole archive"
-		if m.tool == "devloop imageload" {
+		switch m.tool {
+		case "devloop imageload":
 			bytes = fmt.Sprintf("%.1f MB / %.1f MB (%s)", float64(m.firstB)/1e6, float64(m.afterOneB)/1e6, m.format)
+		case "devloop push+pull":
+			bytes = fmt.Sprintf("layers pushed: %d / %d", m.firstB, m.afterOneB)
 		}
 		if m.err != "" {
 			bytes = fmt.Sprintf("%d of %d runs failed: %s", *runs-len(m.first), *runs, m.err)
 		}
-		fmt.Fprintf(w, "| %d MB | %s | %s | %s | %s |\n", m.sizeMB, m.tool, median(m.first), median(m.afterOne), bytes)
+		fmt.Fprintf(w, "| %d MB | %d | %s | %s | %s | %s |\n", m.sizeMB, len(nodeList), m.tool, median(m.first), median(m.afterOne), bytes)
 	}
 	return nil
 }
 
 // load loads ref with one tool and returns the wall time, (devloop) bytes and
 // the layout of docker save devloop's fast path read.
-func load(ctx context.Context, tool, kindBin, clusterName string, nodeList []nodes.Node, local bool, l *imageload.Loader, ref string) (time.Duration, int64, string, error) {
+func load(ctx context.Context, tool, kindBin, clusterName string, nodeList []nodes.Node, local bool, l *imageload.Loader, p *imageload.Pusher, ref string) (time.Duration, int64, string, error) {
 	start := time.Now()
+	if tool == "devloop push+pull" {
+		res, err := p.Push(ctx, ref, nil)
+		if err != nil {
+			return 0, 0, "", err
+		}
+		// Every node pulls at once, as kubelets do when the pods start.
+		var g errgroup.Group
+		for _, n := range nodeList {
+			g.Go(func() error {
+				var out strings.Builder
+				cmd := n.Command("crictl", "pull", res.Pushed)
+				cmd.SetStdout(&out)
+				cmd.SetStderr(&out)
+				if err := cmd.Run(); err != nil {
+					return fmt.Errorf("node %s: crictl pull %s: %v: %s", n, res.Pushed, err, out.String())
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return 0, 0, "", err
+		}
+		return time.Since(start), int64(res.Push.LayersPushed), "", nil
+	}
 	if tool == "kind load docker-image" && local {
 		err := kindSequence(ref, nodeList)
 		return time.Since(start), 0, "", err

@@ -88,10 +88,11 @@ type noClusters struct{}
 func (noClusters) Ensure(context.Context, config.Cluster) (*cluster.Info, error) {
 	return nil, errors.New("no engine in this test")
 }
-func (noClusters) Exists(string) (bool, error)             { return false, nil }
-func (noClusters) RESTConfig(string) (*rest.Config, error) { return nil, errors.New("no cluster") }
-func (noClusters) Delete(context.Context, string) error    { return errors.New("no cluster") }
-func (noClusters) Owned(string) (bool, error)              { return false, nil }
+func (noClusters) Exists(string) (bool, error)                              { return false, nil }
+func (noClusters) RESTConfig(string) (*rest.Config, error)                  { return nil, errors.New("no cluster") }
+func (noClusters) Delete(context.Context, string) error                     { return errors.New("no cluster") }
+func (noClusters) Owned(string) (bool, error)                               { return false, nil }
+func (noClusters) RemoveRegistry(context.Context, string) ([]string, error) { return nil, nil }
 func (noClusters) Usable(context.Context, string) (*rest.Config, error) {
 	return nil, errors.New("no cluster")
 }

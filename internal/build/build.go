@@ -41,10 +41,23 @@ type Image struct {
 	Tag string
 	// ID is the full image ID, "sha256:<64 hex>".
 	ID string
+	// Delivered is the reference the nodes pull the image by when the
+	// delivery gave it another one (pushed to a registry:
+	// "localhost:5001/<repo>:<tag>"); empty when it is Ref.
+	Delivered string
 }
 
-// Ref returns "Repo:Tag", the reference manifests are rewritten to.
+// Ref returns "Repo:Tag", the image's name in the local engine.
 func (i Image) Ref() string { return i.Repo + ":" + i.Tag }
+
+// DeployRef returns the reference manifests are rewritten to: Delivered,
+// else Ref.
+func (i Image) DeployRef() string {
+	if i.Delivered != "" {
+		return i.Delivered
+	}
+	return i.Ref()
+}
 
 // ContentTag returns the tag for an image ID: TagPrefix + its first 16 hex chars.
 func ContentTag(id string) string {

@@ -69,13 +69,19 @@ func (o AddonOptions) withDefaults() AddonOptions {
 	return o
 }
 
-// InstallAddons makes sure the cluster has a default StorageClass and, when
+// InstallAddons makes sure the cluster has a default StorageClass, the
+// local-registry-hosting ConfigMap when spec.Registry is enabled and, when
 // spec.Ingress is enabled, the Traefik ingress controller, Available. It is
 // idempotent: everything is server-side applied by field manager "devloop".
 // ensure (may be nil) is called with the controller image before applying.
 func InstallAddons(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, spec config.Cluster, ensure ImageEnsurer, opts AddonOptions) error {
 	if err := EnsureDefaultStorageClass(ctx, cs, dyn); err != nil {
 		return err
+	}
+	if spec.Registry.Enabled {
+		if err := ApplyRegistryConfigMap(ctx, cs, spec); err != nil {
+			return err
+		}
 	}
 	if !spec.Ingress.IsEnabled() {
 		return nil

@@ -137,7 +137,14 @@ func (m *Manager) Down(ctx context.Context, name string, cleanup func(ctx contex
 	} else if notCleaned != nil {
 		m.logger.Warn(notCleaned.Error())
 	}
-	return notCleaned, m.Delete(ctx, name)
+	if err := m.Delete(ctx, name); err != nil {
+		return notCleaned, err
+	}
+	removed, err := m.removeRegistry(ctx, name)
+	if len(removed) > 0 {
+		m.logger.V(0).Infof("Removed the registry's %s", strings.Join(removed, " and "))
+	}
+	return notCleaned, err
 }
 
 // unpauseNodes unpauses the paused node containers of cluster name, so that

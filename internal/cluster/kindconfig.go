@@ -53,7 +53,9 @@ type kindConfigOptions struct {
 
 // kindConfig builds the v1alpha4 cluster config for spec (already defaulted):
 // one control-plane node labelled ingress-ready=true, with the ingress ports
-// mapped to spec.Ingress.ListenAddress when the ingress is enabled.
+// mapped to spec.Ingress.ListenAddress when the ingress is enabled;
+// spec.Workers worker nodes; and, with the registry, containerd reading
+// the per-registry host configuration the Manager writes into each node.
 func kindConfig(spec config.Cluster, opts kindConfigOptions) *v1alpha4.Cluster {
 	node := v1alpha4.Node{
 		Role:   v1alpha4.ControlPlaneRole,
@@ -70,6 +72,14 @@ func kindConfig(spec config.Cluster, opts kindConfigOptions) *v1alpha4.Cluster {
 		TypeMeta: v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
 		Name:     spec.Name,
 		Nodes:    []v1alpha4.Node{node},
+	}
+	// Workers carry no host ports: the ingress (its port mappings, and
+	// Traefik's nodeSelector ingress-ready) stays on the control plane.
+	for range spec.Workers {
+		cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{Role: v1alpha4.WorkerRole, Image: NodeImage(spec)})
+	}
+	if spec.Registry.Enabled {
+		cfg.ContainerdConfigPatches = append(cfg.ContainerdConfigPatches, registryConfigPatch)
 	}
 	cfg.Networking.DisableDefaultCNI = opts.DisableDefaultCNI
 	if opts.CgroupV1 {

@@ -8,6 +8,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -49,6 +50,8 @@ type Manager struct {
 	logger         kindlog.Logger
 	provider       Provider
 	docker         Docker
+	registry       RegistryDocker
+	registryProbe  func(ctx context.Context, url string) error // nil: probeRegistry
 	kubeconfigPath string
 	cgroupV1       func() (bool, error)
 	readyTimeout   time.Duration
@@ -91,6 +94,7 @@ func NewManager(out io.Writer, opts ...Option) *Manager {
 	m := &Manager{
 		logger:       newWriterLogger(out, 0),
 		docker:       DockerCLI{},
+		registry:     DockerCLI{},
 		cgroupV1:     HostCgroupV1,
 		readyTimeout: 3 * time.Minute,
 		deleteRetry:  time.Second,
@@ -167,6 +171,21 @@ func (m *Manager) Ensure(ctx context.Context, spec config.Cluster) (*Info, error
 	if err != nil {
 		return nil, err
 	}
+	if workers := countWorkers(spec.Name, info.Nodes); exists && workers != spec.Workers {
+		m.logger.Warn(fmt.Sprintf("kind cluster %q has %d worker node(s) but cluster.workers is %d: the nodes are made with the cluster (devloop down --cluster, then up, makes it anew)", spec.Name, workers, spec.Workers))
+	}
+	if spec.Registry.Enabled {
+		if err := m.ensureRegistry(ctx, spec); err != nil {
+			return nil, err
+		}
+		if err := m.configureNodes(ctx, spec, info.Nodes); err != nil {
+			var np *NoRegistryPatchError
+			if !errors.As(err, &np) || spec.Push() {
+				return nil, err
+			}
+			m.logger.Warn(err.Error())
+		}
+	}
 	return info, nil
 }
 
@@ -187,6 +206,18 @@ func (m *Manager) info(name string, created bool) (*Info, error) {
 		return nil, err
 	}
 	return &Info{Name: name, Context: ContextName(name), Kubeconfig: kc, RESTConfig: rc, Nodes: nodes, Created: created}, nil
+}
+
+// countWorkers counts the worker nodes among cluster's node containers
+// (kind names them <cluster>-worker, <cluster>-worker2, ...).
+func countWorkers(cluster string, nodes []string) int {
+	n := 0
+	for _, name := range nodes {
+		if strings.HasPrefix(name, cluster+"-worker") {
+			n++
+		}
+	}
+	return n
 }
 
 // checkNodesRunning fails readably when an adopted cluster's nodes are stopped.

@@ -21,6 +21,7 @@ const testImage = "devloop.local/kind-node:v1.37.2"
 type fixture struct {
 	prov       *fakeProvider
 	docker     *fakeDocker
+	registry   *fakeRegistry
 	kubeconfig string
 	m          *Manager
 	log        *bytes.Buffer
@@ -37,6 +38,7 @@ func newFixture(t *testing.T, existing ...string) *fixture {
 		docker:     &fakeDocker{images: map[string]bool{testImage: true}, files: map[string]bool{}, containers: map[string]ContainerInfo{}},
 		kubeconfig: writeUserKubeconfig(t),
 		log:        &bytes.Buffer{},
+		registry:   newFakeRegistry(),
 	}
 	for _, n := range existing {
 		f.docker.containers[n+"-control-plane"] = ContainerInfo{Exists: true, Running: true, KindCluster: n}
@@ -44,6 +46,8 @@ func newFixture(t *testing.T, existing ...string) *fixture {
 	f.m = NewManager(f.log,
 		withProvider(f.prov),
 		withDocker(f.docker),
+		withRegistryDocker(f.registry),
+		withRegistryProbe(func(context.Context, string) error { return nil }),
 		withKubeconfigPath(f.kubeconfig),
 		withCgroupV1Detector(func() (bool, error) { return true, nil }),
 		withMarks(filepath.Join(t.TempDir(), "marks")),

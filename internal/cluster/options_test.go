@@ -38,3 +38,11 @@ func withAPIProbe(f func(ctx context.Context, rc *rest.Config) error) Option {
 func withNodesReady(f func(ctx context.Context, name, kubeconfigPath string) (bool, error)) Option {
 	return func(m *Manager) { m.nodesReady = f }
 }
+
+// withRegistryDocker replaces the registry's docker commands (tests use a fake).
+func withRegistryDocker(d RegistryDocker) Option { return func(m *Manager) { m.registry = d } }
+
+// withRegistryProbe replaces the registry's readiness probe.
+func withRegistryProbe(f func(ctx context.Context, url string) error) Option {
+	return func(m *Manager) { m.registryProbe = f }
+}

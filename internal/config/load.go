@@ -181,12 +181,19 @@ func yamlPrintable(r rune) bool {
 }
 
 // ApplyEnv applies environment overrides to a loaded config:
-// DEVLOOP_NODE_IMAGE, when set and non-empty, replaces cluster.nodeImage.
+// DEVLOOP_NODE_IMAGE, when set and non-empty, replaces cluster.nodeImage;
+// DEVLOOP_REGISTRY_IMAGE replaces cluster.registry.image.
 func ApplyEnv(cfg *Config, getenv func(string) string) {
 	if img := getenv(EnvNodeImage); img != "" {
 		cfg.Cluster.NodeImage = img
 	}
+	if img := getenv(EnvRegistryImage); img != "" {
+		cfg.Cluster.Registry.Image = img
+	}
 }
+
+// EnvRegistryImage is the environment variable that overrides cluster.registry.image.
+const EnvRegistryImage = "DEVLOOP_REGISTRY_IMAGE"
 
 // Default values applied by Load and Parse.
 const (
@@ -198,6 +205,14 @@ const (
 	// DefaultIngressImage is the pinned Traefik v3 ingress controller image.
 	// The e2e harness builds exactly this name offline (e2e/images/VERSIONS).
 	DefaultIngressImage = "docker.io/traefik:v3.6.12"
+	// DefaultRegistryPort is the host port of the local registry (127.0.0.1).
+	DefaultRegistryPort = 5001
+	// DefaultRegistryImage is the CNCF registry (distribution/distribution
+	// v3). The e2e harness builds devloop.local/registry:3.1.2 offline and
+	// sets DEVLOOP_REGISTRY_IMAGE to it.
+	DefaultRegistryImage = "docker.io/library/registry:3"
+	// MaxWorkers bounds cluster.workers.
+	MaxWorkers = 9
 )
 
 // abs resolves p against dir unless it is already absolute, and cleans it.
@@ -245,6 +260,20 @@ func (c Cluster) WithDefaults() Cluster {
 	}
 	if in.Image == "" {
 		in.Image = DefaultIngressImage
+	}
+	if c.Registry.Port == 0 {
+		c.Registry.Port = DefaultRegistryPort
+	}
+	if c.Registry.Image == "" {
+		c.Registry.Image = DefaultRegistryImage
+	}
+	if c.Delivery == "" {
+		// Push is the faster of the two with a registry (BENCHMARKS.md,
+		// "Registry and multi-node").
+		c.Delivery = DeliveryStream
+		if c.Registry.Enabled {
+			c.Delivery = DeliveryPush
+		}
 	}
 	return c
 }

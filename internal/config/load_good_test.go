@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -43,8 +44,10 @@ manifests:
 		Name:      "p",
 		Namespace: "default",
 		Cluster: Cluster{
-			Name:    "devloop",
-			Ingress: Ingress{Enabled: &tr, Image: DefaultIngressImage, HTTPPort: 8080, HTTPSPort: 8443, ListenAddress: "127.0.0.1"},
+			Name:     "devloop",
+			Ingress:  Ingress{Enabled: &tr, Image: DefaultIngressImage, HTTPPort: 8080, HTTPSPort: 8443, ListenAddress: "127.0.0.1"},
+			Registry: Registry{Port: DefaultRegistryPort, Image: DefaultRegistryImage},
+			Delivery: DeliveryStream,
 		},
 		Services: []Service{{
 			Name:  "web",
@@ -333,5 +336,48 @@ func TestMultistageExampleLoads(t *testing.T) {
 	if cfg.Name != "multistage" || s.Image != "multistage" || s.Build.Context != dir || s.Build.PreBuild != nil ||
 		s.PortForwards[0] != (PortForward{Local: 18081, Port: 80, Resource: "service/multistage", Address: "127.0.0.1"}) {
 		t.Errorf("unexpected config: %+v", cfg)
+	}
+}
+
+func TestRegistryDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml    string
+		push          bool
+		delivery      string
+		workers, port int
+	}{
+		{"off", "name: p\nmanifests: [k8s/*.yaml]\n", false, DeliveryStream, 0, DefaultRegistryPort},
+		{"on: push by default", "name: p\ncluster:\n  workers: 2\n  registry: {enabled: true, port: 5055}\nmanifests: [k8s/*.yaml]\n", true, DeliveryPush, 2, 5055},
+		{"on, streamed", "name: p\ncluster:\n  delivery: stream\n  registry: {enabled: true}\nmanifests: [k8s/*.yaml]\n", false, DeliveryStream, 0, DefaultRegistryPort},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.Mkdir(filepath.Join(dir, "k8s"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "k8s", "a.yaml"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := Parse(filepath.Join(dir, "devloop.yaml"), []byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := cfg.Cluster
+			if c.Push() != tc.push || c.Delivery != tc.delivery || c.Workers != tc.workers || c.Registry.Port != tc.port || c.Registry.Image != DefaultRegistryImage {
+				t.Errorf("cluster = %+v", c)
+			}
+			if got, want := c.Registry.Host(), fmt.Sprintf("localhost:%d", tc.port); got != want {
+				t.Errorf("Host = %q, want %q", got, want)
+			}
+			ApplyEnv(cfg, func(k string) string {
+				if k == EnvRegistryImage {
+					return "devloop.local/registry:3.1.2"
+				}
+				return ""
+			})
+			if cfg.Cluster.Registry.Image != "devloop.local/registry:3.1.2" {
+				t.Errorf("DEVLOOP_REGISTRY_IMAGE not applied: %q", cfg.Cluster.Registry.Image)
+			}
+		})
 	}
 }

@@ -77,7 +77,32 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown key lists valid keys when nothing is close",
 			yaml: "name: p\ncluster:\n  zzzzzzzz: 1\nmanifests: [k8s]\n",
-			want: []string{`3:3: cluster.zzzzzzzz: unknown key; valid keys here: ingress, kubernetesVersion, name, nodeImage`},
+			want: []string{`3:3: cluster.zzzzzzzz: unknown key; valid keys here: delivery, ingress, kubernetesVersion, name, nodeImage, registry, workers`},
+		},
+		{
+			name: "push without a registry",
+			yaml: "name: p\ncluster:\n  delivery: push\nmanifests: [k8s]\n",
+			want: []string{`cluster.delivery: delivery "push" needs the registry: set cluster.registry.enabled: true, or delivery: stream`},
+		},
+		{
+			name: "unknown delivery",
+			yaml: "name: p\ncluster:\n  delivery: copy\nmanifests: [k8s]\n",
+			want: []string{`cluster.delivery: unknown delivery "copy": expected "stream"`},
+		},
+		{
+			name: "too many workers",
+			yaml: "name: p\ncluster:\n  workers: 12\nmanifests: [k8s]\n",
+			want: []string{`cluster.workers: 12 worker nodes: must be between 0 and 9`},
+		},
+		{
+			name: "registry port taken by the ingress",
+			yaml: "name: p\ncluster:\n  registry:\n    enabled: true\n    port: 8080\nmanifests: [k8s]\n",
+			want: []string{`cluster.ingress.httpPort: host port 8080 is already used by cluster.registry.port`},
+		},
+		{
+			name: "bad registry image",
+			yaml: "name: p\ncluster:\n  registry:\n    enabled: true\n    image: \"Bad Image\"\nmanifests: [k8s]\n",
+			want: []string{`cluster.registry.image: invalid image reference "Bad Image"`},
 		},
 		{
 			name:  "integer given as string",

@@ -4,6 +4,8 @@
 // of the config file), so no other package needs to know where the file was.
 package config
 
+import "fmt"
+
 // Config is a loaded, defaulted and validated devloop.yaml.
 type Config struct {
 	// Path is the absolute path of the file this was loaded from
@@ -54,7 +56,45 @@ type Cluster struct {
 	// KubernetesVersion, e.g. "v1.37.2"; used only when NodeImage is empty.
 	KubernetesVersion string  `json:"kubernetesVersion,omitempty"`
 	Ingress           Ingress `json:"ingress,omitempty"`
+	// Workers is the number of kind worker nodes beside the control plane
+	// (0-9). Default 0: one node running everything. With workers the
+	// control plane runs only the system pods and the ingress controller.
+	Workers int `json:"workers,omitempty"`
+	// Registry is the local image registry next to the cluster (KEP-1755).
+	Registry Registry `json:"registry,omitempty"`
+	// Delivery is how built images reach the nodes: DeliveryPush (to the
+	// registry; the nodes pull) or DeliveryStream (streamed into each
+	// node). Default: push when the registry is enabled, else stream.
+	Delivery string `json:"delivery,omitempty"`
 }
+
+// Delivery modes (Cluster.Delivery).
+const (
+	// DeliveryStream streams each image into every node (imageload.Loader).
+	DeliveryStream = "stream"
+	// DeliveryPush pushes each image to the registry, which the nodes pull from.
+	DeliveryPush = "push"
+)
+
+// Registry is the local registry devloop runs beside its kind cluster: a
+// distribution/distribution container on the kind network, bound to
+// 127.0.0.1:<Port> on the host, which the nodes reach as localhost:<Port>.
+type Registry struct {
+	// Enabled turns the registry on. Default false.
+	Enabled bool `json:"enabled,omitempty"`
+	// Port is the host port, bound to 127.0.0.1. Default DefaultRegistryPort.
+	Port int `json:"port,omitempty"`
+	// Image is the registry image. Default DefaultRegistryImage; the
+	// environment variable DEVLOOP_REGISTRY_IMAGE overrides it.
+	Image string `json:"image,omitempty"`
+}
+
+// Host returns the registry's address as the host and the nodes see it,
+// "localhost:<port>" (the prefix of every pushed reference).
+func (r Registry) Host() string { return fmt.Sprintf("localhost:%d", r.Port) }
+
+// Push reports whether images are delivered by push to the registry.
+func (c Cluster) Push() bool { return c.Registry.Enabled && c.Delivery == DeliveryPush }
 
 // Ingress configures the ingress controller devloop installs (Traefik v3).
 type Ingress struct {

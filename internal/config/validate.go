@@ -149,6 +149,26 @@ func (v *validator) validateCluster() {
 	if c.KubernetesVersion != "" && !kubeVersion.MatchString(c.KubernetesVersion) {
 		v.errorf("cluster.kubernetesVersion", `invalid Kubernetes version %q: expected the form "v1.37.2"`, c.KubernetesVersion)
 	}
+	if c.Workers < 0 || c.Workers > MaxWorkers {
+		v.errorf("cluster.workers", "%d worker nodes: must be between 0 and %d", c.Workers, MaxWorkers)
+	}
+	switch c.Delivery {
+	case DeliveryStream:
+	case DeliveryPush:
+		if !c.Registry.Enabled {
+			v.errorf("cluster.delivery", "delivery %q needs the registry: set cluster.registry.enabled: true, or delivery: %s", c.Delivery, DeliveryStream)
+		}
+	default:
+		v.errorf("cluster.delivery", "unknown delivery %q: expected %q (stream each image into every node) or %q (push to cluster.registry; the nodes pull)", c.Delivery, DeliveryStream, DeliveryPush)
+	}
+	if r := c.Registry; r.Enabled {
+		if r.Image != "" {
+			v.imageRef("cluster.registry.image", r.Image)
+		}
+		if v.port("cluster.registry.port", r.Port) {
+			v.claim("cluster.registry.port", r.Port)
+		}
+	}
 	in := c.Ingress
 	if in.Image != "" {
 		v.imageRef("cluster.ingress.image", in.Image)
@@ -160,7 +180,7 @@ func (v *validator) validateCluster() {
 		return
 	}
 	if v.port("cluster.ingress.httpPort", in.HTTPPort) {
-		v.locals[in.HTTPPort] = "cluster.ingress.httpPort"
+		v.claim("cluster.ingress.httpPort", in.HTTPPort)
 	}
 	if v.port("cluster.ingress.httpsPort", in.HTTPSPort) {
 		v.claim("cluster.ingress.httpsPort", in.HTTPSPort)

@@ -247,12 +247,13 @@ func (s *State) Settled() bool {
 }
 
 // Images maps each service's image repository to the ref a deploy should
-// substitute: the newest built artifact.
+// substitute: the newest built artifact, as its delivery named it (pushed
+// to a registry: that registry's reference).
 func (s *State) Images() map[string]string {
 	m := map[string]string{}
 	for _, ss := range s.Services {
 		if ss.Built != nil {
-			m[ss.Built.Repo] = ss.Built.Ref()
+			m[ss.Built.Repo] = ss.Built.DeployRef()
 		}
 	}
 	return m

@@ -81,6 +81,11 @@ type Result struct {
 	Ref   string
 	ID    string
 	Nodes []NodeResult
+	// Pushed is the reference the image was pushed to (a Pusher's): the
+	// one manifests must use. Empty when it was loaded into the nodes.
+	Pushed string
+	// Push is what the push did (a Pusher's), else nil.
+	Push *PushResult
 }
 
 // Sent returns how many bytes were streamed in all and into how many nodes

@@ -82,9 +82,13 @@ func Build(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer,
 		if !exists {
 			continue
 		}
-		res, err := eng.Loader.Load(ctx, cfg.Cluster.Name, img.Ref(), out.Writer(svc.Name))
+		res, err := eng.Delivery(cfg).Load(ctx, cfg.Cluster.Name, img.Ref(), out.Writer(svc.Name))
 		if err != nil {
-			return fmt.Errorf("loading %s into cluster %q: %w", img.Ref(), cfg.Cluster.Name, err)
+			return fmt.Errorf("delivering %s to cluster %q: %w", img.Ref(), cfg.Cluster.Name, err)
+		}
+		if res.Push != nil {
+			out.Line(svc.Name, "pushed %s in %s (%d layer(s) sent, %d already there)", res.Pushed,
+				res.Push.Duration.Round(time.Millisecond), res.Push.LayersPushed, res.Push.LayersExisted)
 		}
 		for _, n := range res.Nodes {
 			if n.Skipped {
@@ -134,6 +138,16 @@ func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, 
 		return err
 	}
 	if !exists {
+		if o.Cluster {
+			// A registry devloop made outlives a cluster deleted by other means.
+			removed, err := deps.Clusters.RemoveRegistry(ctx, name)
+			if len(removed) > 0 {
+				out.Line("cluster", "removed the registry's %s", strings.Join(removed, " and "))
+			}
+			if err != nil {
+				return err
+			}
+		}
 		out.Line("devloop", "cluster %q does not exist: nothing to remove", name)
 		return nil
 	}

@@ -39,7 +39,9 @@ type Builder interface {
 	PreBuild(ctx context.Context, svc config.Service, out io.Writer) error
 }
 
-// Loader delivers images into a kind cluster's nodes (imageload.Loader).
+// Loader delivers images to a cluster: streamed into a kind cluster's nodes
+// (imageload.Loader), or pushed to the registry they pull from
+// (imageload.Pusher, whose Result names the pushed reference).
 type Loader interface {
 	ProbeNodes(ctx context.Context, clusterName string) *imageload.NodeProbe
 	LoadProbed(ctx context.Context, p *imageload.NodeProbe, ref string, out io.Writer) (imageload.Result, error)
@@ -57,6 +59,9 @@ type Clusters interface {
 	// talked to; a broken cluster is deleted all the same, and what could
 	// not be cleaned inside it is returned (and said) as notCleaned.
 	Down(ctx context.Context, name string, cleanup func(context.Context, *rest.Config) error) (notCleaned, err error)
+	// RemoveRegistry removes the cluster's registry container and volume
+	// when devloop made them (after the cluster itself is gone).
+	RemoveRegistry(ctx context.Context, name string) (removed []string, err error)
 	// Owned reports whether devloop created the cluster (rather than adopting it).
 	Owned(name string) (bool, error)
 	// Usable checks that the cluster can be talked to (its nodes run, its API
@@ -68,7 +73,13 @@ type Clusters interface {
 // Engine is the Docker engine: the builder and the loader that use it.
 type Engine struct {
 	Builder Builder
-	Loader  Loader
+	// Loader streams images into the nodes: the services' images with
+	// delivery stream, and always the addons' (their manifests name the
+	// image as it is).
+	Loader Loader
+	// Push returns the delivery that pushes to the registry at host (delivery
+	// push). Nil: the services' images are streamed too.
+	Push func(host string) Loader
 	// Images tells which images the engine has (addon images are loaded
 	// from it when it does, otherwise the node pulls them; init and doctor
 	// name the base images a build needs).
@@ -146,6 +157,9 @@ func NewDeps(clusterOut io.Writer, verbosity int) *Deps {
 				Builder: build.NewBuilder(cli, build.WithVerbose(verbosity > 0)),
 				Loader: imageload.NewLoader(cli, cluster.EngineNodes{API: cli},
 					imageload.WithLayerCacheFile(cachePath("layers.json")), imageload.WithVerbose(verbosity > 0)),
+				Push: func(host string) Loader {
+					return imageload.NewPusher(cli, host, verbosity > 0)
+				},
 				Images: initcfg.EngineImages{Client: cli},
 				Version: func(ctx context.Context) (string, string, error) {
 					v, err := cli.ServerVersion(ctx, client.ServerVersionOptions{})
@@ -159,6 +173,15 @@ func NewDeps(clusterOut io.Writer, verbosity int) *Deps {
 		},
 		Connect: connect,
 	}
+}
+
+// Delivery is how cfg's service images reach the cluster: pushed to its
+// registry (cluster.delivery push), else streamed into its nodes.
+func (e *Engine) Delivery(cfg *config.Config) Loader {
+	if cfg.Cluster.Push() && e.Push != nil {
+		return e.Push(cfg.Cluster.Registry.Host())
+	}
+	return e.Loader
 }
 
 // openDocker returns the opener of the one Docker Engine API client of a

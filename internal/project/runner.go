@@ -75,12 +75,13 @@ func (r *runner) Image(ctx context.Context, svc config.Service, reasons []string
 		err   error
 	}
 	probed := make(chan probeResult, 1)
+	delivery := r.eng.Delivery(r.cfg)
 	go func() {
 		if _, err := r.cluster.wait(ctx); err != nil {
 			probed <- probeResult{err: err}
 			return
 		}
-		probed <- probeResult{probe: r.eng.Loader.ProbeNodes(ctx, r.cfg.Cluster.Name)}
+		probed <- probeResult{probe: delivery.ProbeNodes(ctx, r.cfg.Cluster.Name)}
 	}()
 	stop := r.progress(svc.Name, fixed("building"))
 	img, err := r.eng.Builder.Build(ctx, svc, out)
@@ -98,17 +99,26 @@ func (r *runner) Image(ctx context.Context, svc config.Service, reasons []string
 	}
 	probe := pr.probe
 	begin = time.Now()
-	stop = r.progress(svc.Name, fixed("loading "+img.Ref()+" into the cluster"))
-	res, err := r.eng.Loader.LoadProbed(ctx, probe, img.Ref(), out)
+	what := "loading " + img.Ref() + " into the cluster"
+	if r.cfg.Cluster.Push() && r.eng.Push != nil {
+		what = "pushing " + img.Ref() + " to " + r.cfg.Cluster.Registry.Host()
+	}
+	stop = r.progress(svc.Name, fixed(what))
+	res, err := delivery.LoadProbed(ctx, probe, img.Ref(), out)
 	stop()
 	if err != nil {
-		return nil, r.engineFailure(ctx, fmt.Errorf("loading %s into the cluster: %w", img.Ref(), err), retry)
+		return nil, r.engineFailure(ctx, fmt.Errorf("%s: %w", what, err), retry)
 	}
 	sent, loaded := res.Sent()
-	if loaded > 0 {
+	switch {
+	case res.Push != nil:
+		img.Delivered = res.Pushed
+		r.out.Line(svc.Name, "image %s: build %s, push to %s %s (%d layer(s) sent, %d already there)", img.DeployRef(),
+			built.Round(time.Millisecond), res.Push.Registry, time.Since(begin).Round(time.Millisecond), res.Push.LayersPushed, res.Push.LayersExisted)
+	case loaded > 0:
 		r.out.Line(svc.Name, "image %s: build %s, load into %d node(s) %s (%s sent)", img.Ref(),
 			built.Round(time.Millisecond), loaded, time.Since(begin).Round(time.Millisecond), ui.Bytes(sent))
-	} else {
+	default:
 		r.out.Line(svc.Name, "image %s: build %s, already in the node(s)", img.Ref(), built.Round(time.Millisecond))
 	}
 	return &img, nil

@@ -194,6 +194,9 @@ func (c *fakeClusters) Exists(string) (bool, error)             { return c.exist
 func (c *fakeClusters) RESTConfig(string) (*rest.Config, error) { return &rest.Config{}, nil }
 func (c *fakeClusters) Delete(context.Context, string) error    { c.deleted = true; return nil }
 func (c *fakeClusters) Owned(string) (bool, error)              { return c.owned, nil }
+func (c *fakeClusters) RemoveRegistry(context.Context, string) ([]string, error) {
+	return nil, nil
+}
 func (c *fakeClusters) Usable(context.Context, string) (*rest.Config, error) {
 	return &rest.Config{}, nil
 }
@@ -568,5 +571,46 @@ func TestUpForwardPortInUse(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("Up did not stop on a forward that cannot listen:\n%s", f.out)
+	}
+}
+
+// fakePusher is the push delivery: it names the registry's reference.
+type fakePusher struct {
+	host   string
+	pushed *[]string
+}
+
+func (p fakePusher) ProbeNodes(context.Context, string) *imageload.NodeProbe { return nil }
+func (p fakePusher) LoadProbed(ctx context.Context, _ *imageload.NodeProbe, ref string, out io.Writer) (imageload.Result, error) {
+	return p.Load(ctx, "", ref, out)
+}
+func (p fakePusher) Load(_ context.Context, _ string, ref string, _ io.Writer) (imageload.Result, error) {
+	*p.pushed = append(*p.pushed, ref)
+	to, err := imageload.RegistryRef(p.host, ref)
+	return imageload.Result{Ref: ref, Pushed: to, Push: &imageload.PushResult{Registry: p.host, LayersPushed: 1, LayersExisted: 2}}, err
+}
+
+// With cluster.registry, images are pushed (not streamed) and the manifests
+// name them by the registry's reference.
+func TestUpPushesToTheRegistry(t *testing.T) {
+	f := newFixture(t)
+	f.cfg.Cluster.Registry.Enabled = true
+	f.cfg.Cluster.Delivery = config.DeliveryPush
+	var pushed []string
+	eng, _ := f.deps.Engine(t.Context())
+	eng.Push = func(host string) Loader { return fakePusher{host: host, pushed: &pushed} }
+	if err := Up(t.Context(), f.cfg, f.deps, UpOptions{Out: f.printer(), Once: true, RolloutTimeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	ref := f.ref(t, "package main\n// v1\n")
+	if len(pushed) != 1 || pushed[0] != ref {
+		t.Fatalf("pushed %v, want [%s]", pushed, ref)
+	}
+	want := "localhost:5001/" + ref
+	if len(f.deployer.deploys) == 0 || f.deployer.deploys[0]["hello"] != want {
+		t.Fatalf("deployed %v, want hello=%s", f.deployer.deploys, want)
+	}
+	if out := f.out.String(); !strings.Contains(out, "image "+want+": build") || !strings.Contains(out, "push to localhost:5001") {
+		t.Errorf("output:\n%s", out)
 	}
 }
