@@ -41,7 +41,7 @@ type serviceLive struct {
 	syncedInto map[string]bool
 	syncImage  string
 	posted     map[string]int // container ID → the gen a marker was posted for
-	busy    bool           // a live update runs: it will see every container
+	busy       bool           // a live update runs: it will see every container
 }
 
 // liveUpdates is the runner's record of every service's live state.
