@@ -432,13 +432,15 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// enginePlumbing is Provider and Docker with the calls an adopted cluster
-// makes on every `up` (listing clusters and nodes, reading the kubeconfig,
-// inspecting a node) done through the Engine API; creating and deleting
-// clusters stay kind's, and so do the rarer Docker calls.
+// enginePlumbing is Provider, Docker and RegistryDocker with the calls an
+// adopted cluster makes on every `up` (listing clusters and nodes, reading
+// the kubeconfig, inspecting a node or the registry, reading and writing a
+// node's registry hosts.toml) done through the Engine API; creating and
+// deleting clusters stay kind's, and so do the rarer Docker calls.
 type enginePlumbing struct {
 	Provider
 	Docker
+	RegistryDocker
 	open func(context.Context) (EngineAPI, error)
 }
 
@@ -505,4 +507,61 @@ func (e enginePlumbing) Container(ctx context.Context, name string) (ContainerIn
 		ci.KindCluster = c.Config.Labels[kindClusterLabel]
 	}
 	return ci, nil
+}
+
+// Registry implements RegistryDocker.
+func (e enginePlumbing) Registry(ctx context.Context, name string) (RegistryInfo, error) {
+	api, err := e.open(ctx)
+	if err != nil {
+		return RegistryInfo{}, err
+	}
+	insp, err := api.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return RegistryInfo{}, nil
+		}
+		return RegistryInfo{}, err
+	}
+	c := insp.Container
+	ri := RegistryInfo{Exists: true}
+	if c.State != nil {
+		ri.Running = c.State.Running
+	}
+	if c.Config != nil {
+		ri.Label = c.Config.Labels[RegistryLabel]
+	}
+	if c.NetworkSettings != nil {
+		for n := range c.NetworkSettings.Networks {
+			ri.Networks = append(ri.Networks, n)
+		}
+		sort.Strings(ri.Networks)
+	}
+	return ri, nil
+}
+
+// ReadFile implements RegistryDocker: the file's content, "" when there is none.
+func (e enginePlumbing) ReadFile(ctx context.Context, container, path string) (string, error) {
+	api, err := e.open(ctx)
+	if err != nil {
+		return "", err
+	}
+	var out bytes.Buffer
+	n := &engineNode{api: api, name: container}
+	if err := n.CommandContext(ctx, "sh", "-c", `[ ! -e "$1" ] || cat "$1"`, "sh", path).SetStdout(&out).Run(); err != nil {
+		return "", fmt.Errorf("reading %s in %s: %w", path, container, withCommandOutput(err))
+	}
+	return out.String(), nil
+}
+
+// WriteFile implements RegistryDocker.
+func (e enginePlumbing) WriteFile(ctx context.Context, container, path, content string) error {
+	api, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	n := &engineNode{api: api, name: container}
+	if err := n.CommandContext(ctx, "sh", "-c", `mkdir -p "$(dirname "$1")" && cat >"$1"`, "sh", path).SetStdin(strings.NewReader(content)).Run(); err != nil {
+		return fmt.Errorf("writing %s in %s: %w", path, container, withCommandOutput(err))
+	}
+	return nil
 }

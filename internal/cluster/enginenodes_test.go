@@ -396,3 +396,50 @@ type panicProvider struct{ Provider }
 func (panicProvider) List() ([]string, error)            { panic("kind List called") }
 func (panicProvider) ListNodes(string) ([]string, error) { panic("kind ListNodes called") }
 func (panicProvider) KubeConfig(string) ([]byte, error)  { panic("kind KubeConfig called") }
+
+// The registry's state and the nodes' hosts.toml go through the Engine API
+// too: the registry container inspected, a file read (empty when absent)
+// and written with its directory.
+func TestEngineRegistryCalls(t *testing.T) {
+	f := twoClusters(t)
+	reg := published(5000, "127.0.0.1", "5001")
+	reg.Config.Labels[RegistryLabel] = "a"
+	reg.NetworkSettings.Networks = map[string]*network.EndpointSettings{"kind": {}, "bridge": {}}
+	f.inspect["a-registry"] = reg
+	files := map[string]string{}
+	var mu sync.Mutex
+	f.run = func(node string, argv, _ []string, stdin io.Reader, stdout, _ io.Writer) int {
+		mu.Lock()
+		defer mu.Unlock()
+		path := node + ":" + argv[len(argv)-1]
+		switch {
+		case strings.Contains(argv[2], "mkdir"):
+			b, _ := io.ReadAll(stdin)
+			files[path] = string(b)
+		case strings.Contains(argv[2], "cat \"$1\""):
+			io.WriteString(stdout, files[path])
+		default:
+			return 2
+		}
+		return 0
+	}
+	p := enginePlumbing{open: func(context.Context) (EngineAPI, error) { return f, nil }}
+	ctx := context.Background()
+	ri, err := p.Registry(ctx, "a-registry")
+	if err != nil || !ri.Exists || !ri.Running || ri.Label != "a" || !reflect.DeepEqual(ri.Networks, []string{"bridge", "kind"}) {
+		t.Errorf("Registry = %+v, %v", ri, err)
+	}
+	if ri, err := p.Registry(ctx, "none"); err != nil || ri.Exists {
+		t.Errorf("Registry(none) = %+v, %v", ri, err)
+	}
+	const hosts = "/etc/containerd/certs.d/localhost:5001/hosts.toml"
+	if got, err := p.ReadFile(ctx, "a-worker", hosts); err != nil || got != "" {
+		t.Errorf("ReadFile before = %q, %v", got, err)
+	}
+	if err := p.WriteFile(ctx, "a-worker", hosts, "server = \"http://a-registry:5000\"\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := p.ReadFile(ctx, "a-worker", hosts); err != nil || got != "server = \"http://a-registry:5000\"\n" {
+		t.Errorf("ReadFile after = %q, %v", got, err)
+	}
+}

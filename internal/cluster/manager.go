@@ -109,8 +109,8 @@ func NewManager(out io.Writer, opts ...Option) *Manager {
 		m.provider = NewKindProvider(m.logger)
 	}
 	if m.engine != nil {
-		p := enginePlumbing{Provider: m.provider, Docker: m.docker, open: m.engine}
-		m.provider, m.docker = p, p
+		p := enginePlumbing{Provider: m.provider, Docker: m.docker, RegistryDocker: m.registry, open: m.engine}
+		m.provider, m.docker, m.registry = p, p, p
 	}
 	return m
 }
