@@ -123,6 +123,32 @@ func TestUp(t *testing.T) {
 		}
 	})
 
+	t.Run("a pod that replaces the synced one gets the synced files, without a build", func(t *testing.T) {
+		before, err := servingPod(forwardURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := up.mark()
+		nodeKubectl(t, "delete", "pod", before, "--wait=false")
+		for begin := time.Now(); ; {
+			if pod, err := servingPod(forwardURL); err == nil && pod != before {
+				break
+			}
+			if time.Since(begin) > 30*time.Second {
+				t.Fatalf("no new pod served within 30s")
+			}
+			time.Sleep(50 * time.Millisecond) // polling a condition with a deadline
+		}
+		// The new pod started from the image, whose page is older than the
+		// sync: devloop copies the synced files into it.
+		took := eventually(t, forwardURL+"static/", "", "synced v2", 30*time.Second)
+		t.Logf("the new pod served the synced page %s after it served", took.Round(10*time.Millisecond))
+		up.waitOutput("live-syncing (new container", m, 30*time.Second)
+		if strings.Contains(up.out.String()[m:], "building (") {
+			t.Fatalf("a replaced pod caused a build:\n%s", up.out.String()[m:])
+		}
+	})
+
 	t.Run("an edit of devloop.yaml is named, checked, and needs a restart", func(t *testing.T) {
 		cfgPath := filepath.Join(dir, "devloop.yaml")
 		m := up.mark()

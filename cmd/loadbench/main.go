@@ -42,11 +42,11 @@ import (
 
 	"github.com/moby/moby/client"
 	"golang.org/x/sync/errgroup"
-	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 
 	"github.com/devloop-dev/devloop/internal/build"
+	dlcluster "github.com/devloop-dev/devloop/internal/cluster"
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/imageload"
 	"github.com/devloop-dev/devloop/internal/imageload/localnode"
@@ -86,7 +86,8 @@ func run() error {
 		return err
 	}
 	defer dc.Close()
-	var lister imageload.NodeLister = cluster.NewProvider()
+	// devloop reaches the nodes through the Engine API, as `devloop up` does.
+	var lister imageload.NodeLister = dlcluster.EngineNodes{API: dc}
 	if *local {
 		ctrd, err := localnode.Start(ctx)
 		if err != nil {

@@ -63,6 +63,9 @@ type Manager struct {
 	// nodesReady reports whether a new cluster's control plane is Ready
 	// (nil: controlPlaneReady).
 	nodesReady func(ctx context.Context, name, kubeconfigPath string) (bool, error)
+	// engine, when set, opens the Docker Engine API client that lists
+	// and inspects node containers (WithEngine).
+	engine func(context.Context) (EngineAPI, error)
 }
 
 // Option configures a Manager.
@@ -76,6 +79,14 @@ func WithVerbosity(v int) Option {
 			m.logger = wl
 		}
 	}
+}
+
+// WithEngine makes the Manager list clusters and nodes, read kubeconfigs
+// and inspect nodes through the Docker Engine API (open returns the client,
+// opened on first use), rather than through kind's docker CLI processes:
+// see EngineNodes.
+func WithEngine(open func(context.Context) (EngineAPI, error)) Option {
+	return func(m *Manager) { m.engine = open }
 }
 
 // NewManager returns a Manager logging kind's progress to out (nil discards it).
@@ -96,6 +107,10 @@ func NewManager(out io.Writer, opts ...Option) *Manager {
 	}
 	if m.provider == nil {
 		m.provider = NewKindProvider(m.logger)
+	}
+	if m.engine != nil {
+		p := enginePlumbing{Provider: m.provider, Docker: m.docker, open: m.engine}
+		m.provider, m.docker = p, p
 	}
 	return m
 }
@@ -364,9 +379,12 @@ func (m *Manager) runCreate(ctx context.Context, name, image string, cfg *v1alph
 
 // deleteHalfMade deletes cluster name after ctx was cancelled while it was
 // being made, and returns ctx's error (with any deletion failure).
+// It removes the nodes as Delete does (unpausing, thawing and trying again),
+// on a context of its own: ctx is already done, and leaving a node behind
+// because the user pressed Ctrl-C is what this is for.
 func (m *Manager) deleteHalfMade(ctx context.Context, name, kubeconfigPath string, first error) error {
-	if err := m.provider.Delete(name, kubeconfigPath); err != nil {
-		return fmt.Errorf("creating kind cluster %q: %w (and deleting it failed: %v; first attempt: %v)", name, ctx.Err(), err, first)
+	if err := m.remove(context.WithoutCancel(ctx), name, kubeconfigPath); err != nil {
+		return fmt.Errorf("creating kind cluster %q: %w (and %v; first attempt: %v)", name, ctx.Err(), err, first)
 	}
 	return fmt.Errorf("creating kind cluster %q: %w", name, ctx.Err())
 }
@@ -475,13 +493,24 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("deleting kind cluster %q: %w", name, err)
 	}
-	err := m.provider.Delete(name, m.kubeconfigPath)
+	if err := m.remove(ctx, name, m.kubeconfigPath); err != nil {
+		return err
+	}
+	return m.marks.Forget(name)
+}
+
+// remove deletes cluster name's nodes with kind and its entries from the
+// kubeconfig at kubeconfigPath: the one routine behind Delete and the
+// cleanup of a cancelled create, so both survive what the engine does to a
+// node it is still stopping.
+func (m *Manager) remove(ctx context.Context, name, kubeconfigPath string) error {
+	err := m.provider.Delete(name, kubeconfigPath)
 	if err != nil {
 		// kind removes the nodes with `docker rm -f`, which some engines
 		// refuse for a paused container: unpause them and try once more.
 		if unpaused := m.unpauseNodes(ctx, name); len(unpaused) > 0 {
 			m.logger.V(0).Infof("Unpaused node container(s) %s to delete them", strings.Join(unpaused, ", "))
-			err = m.provider.Delete(name, m.kubeconfigPath)
+			err = m.provider.Delete(name, kubeconfigPath)
 		}
 	}
 	// The engine sometimes fails a `docker rm -f` of a node it is still
@@ -501,12 +530,12 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 		if thawed := m.thawNodes(ctx, name); len(thawed) > 0 {
 			m.logger.V(0).Infof("Thawed %d frozen cgroup(s) in the node containers (a container creation inside the node was cut off mid-way)", len(thawed))
 		}
-		err = m.provider.Delete(name, m.kubeconfigPath)
+		err = m.provider.Delete(name, kubeconfigPath)
 	}
 	if err != nil {
 		return fmt.Errorf("deleting kind cluster %q: %w", name, withCommandOutput(err))
 	}
-	return m.marks.Forget(name)
+	return nil
 }
 
 // Owned reports whether devloop created cluster name on this machine

@@ -299,6 +299,42 @@ func TestEnsureCancelWhileWaitingForReady(t *testing.T) {
 	}
 }
 
+// The cleanup of a cancelled create removes the nodes as Delete does: a
+// first removal the engine fails ("did not receive an exit event", seen
+// after a Ctrl-C right after the node started) is tried again, though the
+// command's context is already done.
+func TestEnsureCancelRetriesAFailedNodeRemoval(t *testing.T) {
+	f := newFixture(t)
+	f.m.deleteRetry = time.Millisecond
+	waiting := make(chan struct{})
+	var once sync.Once
+	f.ready = func(ctx context.Context) (bool, error) {
+		once.Do(func() { close(waiting) })
+		return false, errors.New("node devloop-control-plane is not Ready yet")
+	}
+	tries := 0
+	f.prov.deleteErr = func(string) error {
+		if tries++; tries == 1 {
+			return errors.New("failed to delete nodes: could not kill container: tried to kill container, but did not receive an exit event")
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := f.m.Ensure(ctx, testSpec(t, "cx-z"))
+		errc <- err
+	}()
+	<-waiting
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "deleting it failed") {
+		t.Fatalf("err = %v, want only context.Canceled", err)
+	}
+	if ok, _ := f.m.Exists("cx-z"); ok || tries != 2 {
+		t.Errorf("cluster left behind: %v, after %d removal(s)", ok, tries)
+	}
+}
+
 // A control plane that never becomes Ready is warned about, as kind does,
 // and the cluster is kept: the rollouts say what is wrong.
 func TestEnsureReadyTimeoutWarns(t *testing.T) {

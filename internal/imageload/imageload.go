@@ -124,13 +124,27 @@ type Loader struct {
 	layers  *layerCache
 
 	mu            sync.Mutex
-	snapshotter   map[string]string // node name -> containerd snapshotter
-	verifiedNodes map[string]bool   // nodes where a layer-skipping import was checked
+	snapshotter   map[string]string     // node name -> containerd snapshotter
+	verifiedNodes map[string]bool       // nodes where a layer-skipping import was checked
+	probes        map[string]*NodeProbe // cluster -> the probe later loads share
+	now           func() time.Time
 }
+
+// probeShare is how long a probe serves later ProbeNodes calls, from its
+// start while it runs and from its end after: the loads of one start-up
+// (the ingress controller's and every service's) share one probe of each
+// node rather than listing its containerd once each. A load that sends
+// anything ends the sharing: the next probe sees what it sent.
+const probeShare = 5 * time.Second
+
+// probeTimeout bounds a probe: it runs on a context of its own (loads that
+// share it must not fail because the first one was cancelled).
+const probeTimeout = 2 * time.Minute
 
 // NewLoader returns a Loader reading images from docker into nodes' clusters.
 func NewLoader(docker SaveAPI, nodes NodeLister, opts ...Option) *Loader {
-	l := &Loader{docker: docker, nodes: nodes, fast: true, layers: &layerCache{}, snapshotter: map[string]string{}, verifiedNodes: map[string]bool{}}
+	l := &Loader{docker: docker, nodes: nodes, fast: true, layers: &layerCache{}, snapshotter: map[string]string{},
+		verifiedNodes: map[string]bool{}, probes: map[string]*NodeProbe{}, now: time.Now}
 	for _, o := range opts {
 		o(l)
 	}
@@ -151,9 +165,21 @@ func (l *Loader) Load(ctx context.Context, clusterName, ref string, out io.Write
 type NodeProbe struct {
 	cluster string
 	done    chan struct{}
+	started time.Time
+	ended   time.Time // once done
 	nodes   []nodes.Node
 	err     error        // listing the nodes failed
 	found   []*nodeHolds // per node, once done
+}
+
+// shareable reports whether a ProbeNodes call at now may return p.
+func (p *NodeProbe) shareable(now time.Time) bool {
+	select {
+	case <-p.done:
+		return p.err == nil && now.Sub(p.ended) < probeShare
+	default:
+		return now.Sub(p.started) < probeShare
+	}
 }
 
 // nodeHolds is what one node's containerd holds.
@@ -164,13 +190,24 @@ type nodeHolds struct {
 	err      error           // probing failed: the node is probed the slow way
 }
 
-// ProbeNodes starts probing clusterName's nodes and returns at once. The
-// probe stops when ctx ends. A probe is used by one LoadProbed: what it
-// learnt about a node's content is stale once an image is sent.
+// ProbeNodes starts probing clusterName's nodes and returns at once; or it
+// returns the probe another load started less than probeShare ago (or that
+// ended that recently), when no load has sent anything since. A shared
+// probe's view of a node's content may miss what a concurrent load is
+// sending: at worst a layer is sent twice.
 func (l *Loader) ProbeNodes(ctx context.Context, clusterName string) *NodeProbe {
-	p := &NodeProbe{cluster: clusterName, done: make(chan struct{})}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p := l.probes[clusterName]; p != nil && p.shareable(l.now()) {
+		return p
+	}
+	p := &NodeProbe{cluster: clusterName, done: make(chan struct{}), started: l.now()}
+	l.probes[clusterName] = p
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
 	go func() {
+		defer cancel()
 		defer close(p.done)
+		defer func() { p.ended = l.now() }()
 		p.nodes, p.err = l.nodes.ListInternalNodes(clusterName)
 		if p.err != nil {
 			return
@@ -261,6 +298,12 @@ func (l *Loader) LoadProbed(ctx context.Context, p *NodeProbe, ref string, out i
 		return res, nil
 	}
 
+	// What the nodes hold changes now: later loads probe again.
+	l.mu.Lock()
+	if l.probes[p.cluster] == p {
+		delete(l.probes, p.cluster)
+	}
+	l.mu.Unlock()
 	targets := make([]*target, len(need))
 	for j, i := range need {
 		targets[j] = probes[i]

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 )
@@ -346,5 +347,67 @@ func TestProbeFailsLoadsAnyway(t *testing.T) {
 	}
 	if n := res.Nodes[1]; !n.Fast {
 		t.Errorf("node 1 = %+v", n)
+	}
+}
+
+// The loads of one start-up share one probe of each node: a second
+// ProbeNodes while the first runs, or soon after it ended, gets the same
+// probe, even when the first caller was cancelled; a load that sends
+// something ends the sharing, and so does time.
+func TestLoadsShareAProbe(t *testing.T) {
+	docker := &fakeDocker{}
+	docker.addImage("app:devloop-1", [][]byte{layer("app v1", 6000)})
+	docker.addImage("ingress:v3", [][]byte{layer("ingress", 9000)})
+	fakes, lister := twoNodes()
+	l := NewLoader(docker, lister)
+	now := time.Unix(1000, 0)
+	l.now = func() time.Time { return now }
+	probeCount := func() int {
+		n := 0
+		for _, f := range fakes {
+			f.mu.Lock()
+			n += f.probes
+			f.mu.Unlock()
+		}
+		return n
+	}
+
+	first, cancel := context.WithCancel(context.Background())
+	p1 := l.ProbeNodes(first, "c")
+	cancel() // the first caller's build was superseded
+	p2 := l.ProbeNodes(context.Background(), "c")
+	if p1 != p2 {
+		t.Fatal("a second ProbeNodes while the first runs made a probe of its own")
+	}
+	if _, err := l.LoadProbed(context.Background(), p2, "ingress:v3", io.Discard); err != nil {
+		t.Fatalf("a shared probe failed with its first caller's context: %v", err)
+	}
+	if n := probeCount(); n != 2 {
+		t.Fatalf("%d node probes, want 2 (one per node)", n)
+	}
+
+	// The ingress was sent: the next load probes again and sees it.
+	if _, err := l.Load(context.Background(), "c", "ingress:v3", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if n := probeCount(); n != 4 {
+		t.Fatalf("%d node probes after a load that sent, want 4", n)
+	}
+	// Nothing was sent by that one: a load right after shares its probe...
+	now = now.Add(probeShare - time.Millisecond)
+	res, err := l.Load(context.Background(), "c", "ingress:v3", io.Discard)
+	if err != nil || !res.Nodes[0].Skipped || !res.Nodes[1].Skipped {
+		t.Fatalf("res = %+v, %v", res, err)
+	}
+	if n := probeCount(); n != 4 {
+		t.Fatalf("%d node probes, want the last probe shared (4)", n)
+	}
+	// ...and one later does not.
+	now = now.Add(probeShare)
+	if _, err := l.Load(context.Background(), "c", "app:devloop-1", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if n := probeCount(); n != 6 {
+		t.Fatalf("%d node probes, want 6 (a probe older than %s is not shared)", n, probeShare)
 	}
 }

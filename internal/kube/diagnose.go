@@ -184,7 +184,7 @@ func (d diagnoser) container(ctx context.Context, pod *corev1.Pod, spec corev1.C
 			return p, true
 		}
 	}
-	if t := lastTermination(st); t != nil && t.ExitCode != 0 && st.RestartCount >= 2 {
+	if t := lastTermination(st); t != nil && t.ExitCode != 0 && st.RestartCount >= 2 && !killedWithItsNode(st, t) {
 		p.reason, p.kind = fmt.Sprintf("%s keeps crashing (%s)", name, crashSummary(st)), "crash"
 		p.detail = d.logLines(ctx, pod, st.Name)
 		p.fatal = true
@@ -225,6 +225,15 @@ func reasonSuffix(reason string) string {
 		return ""
 	}
 	return " (" + reason + ")"
+}
+
+// killedWithItsNode reports whether a running container's last end was
+// its node's restart, not a crash: the runtime could not tell how it ended
+// (reason "Unknown", exit code 255: what the kubelet records for a
+// container that was running when the node went down, e.g. the Docker
+// engine behind a kind node restarting).
+func killedWithItsNode(st corev1.ContainerStatus, t *corev1.ContainerStateTerminated) bool {
+	return st.State.Running != nil && t == st.LastTerminationState.Terminated && t.Reason == "Unknown" && t.ExitCode == 255
 }
 
 func lastTermination(st corev1.ContainerStatus) *corev1.ContainerStateTerminated {

@@ -375,3 +375,25 @@ func TestRolloutWaitsForTheNewPodNotTheOld(t *testing.T) {
 		t.Errorf("msg %q, want %q", st.msg, want)
 	}
 }
+
+// A container that runs again after its node restarted (the Docker engine
+// behind the kind node restarted twice) is not "crashing": the kubelet
+// recorded its end as reason Unknown, exit code 255. A real crash still is.
+func TestNodeRestartIsNotACrash(t *testing.T) {
+	status := func(reason string, exit int32) corev1.ContainerStatus {
+		return corev1.ContainerStatus{
+			Name: "app", Ready: true, RestartCount: 2,
+			State:                corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(now.Add(-time.Minute))}},
+			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: exit, Reason: reason}},
+		}
+	}
+	p := pod("web-1", "web", "h", appSpec("x", nil), corev1.PodStatus{Phase: corev1.PodRunning})
+	d := diagnoser{cs: fake.NewClientset(p), now: func() time.Time { return now }}
+	spec := p.Spec.Containers[0]
+	if got, bad := d.container(context.Background(), p, spec, status("Unknown", 255), now); bad {
+		t.Errorf("a node restart diagnosed as %q", got.reason)
+	}
+	if got, bad := d.container(context.Background(), p, spec, status("Error", 255), now); !bad || !strings.Contains(got.reason, "keeps crashing") {
+		t.Errorf("a crash with exit 255: %q, %v", got.reason, bad)
+	}
+}

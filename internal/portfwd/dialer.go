@@ -207,7 +207,20 @@ func forwardConn(local net.Conn, t *tunnel, port int) error {
 	case r.err != nil:
 		return fmt.Errorf("reading error stream from pod %s port %d: %w", t.pod, port, r.err)
 	case len(r.msg) > 0:
-		return fmt.Errorf("forwarding to pod %s port %d: %s", t.pod, port, strings.TrimSpace(string(r.msg)))
+		return &portError{pod: t.pod, port: port, msg: strings.TrimSpace(string(r.msg))}
 	}
 	return nil
+}
+
+// portError is what the pod's side said about one forwarded connection
+// (its port refused it, typically: the app is not listening, or restarts).
+// It is that connection's failure, not the tunnel's.
+type portError struct {
+	pod  string
+	port int
+	msg  string
+}
+
+func (e *portError) Error() string {
+	return fmt.Sprintf("forwarding to pod %s port %d: %s", e.pod, e.port, e.msg)
 }

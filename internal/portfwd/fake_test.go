@@ -61,13 +61,14 @@ type fakeDialer struct {
 	mu      sync.Mutex
 	servers map[string]string // pod → echo address
 	fail    map[string]error  // pod → dial error
+	refuse  map[string]bool   // pod → its port refuses connections (the app is restarting)
 	dials   []string
 	ports   []int // container port of each data stream, in order
 	conns   []*fakeConn
 }
 
 func newFakeDialer() *fakeDialer {
-	return &fakeDialer{servers: map[string]string{}, fail: map[string]error{}}
+	return &fakeDialer{servers: map[string]string{}, fail: map[string]error{}, refuse: map[string]bool{}}
 }
 
 func (d *fakeDialer) serve(t *testing.T, pod string) {
@@ -88,7 +89,7 @@ func (d *fakeDialer) Dial(ctx context.Context, ns, pod string) (streamhttp.Conne
 	if !ok {
 		return nil, fmt.Errorf("no such pod %s", pod)
 	}
-	c := &fakeConn{d: d, addr: addr, closeCh: make(chan bool), pairs: map[string]chan struct{}{}}
+	c := &fakeConn{d: d, pod: pod, addr: addr, closeCh: make(chan bool), pairs: map[string]chan struct{}{}, refused: map[string]bool{}}
 	d.conns = append(d.conns, c)
 	return c, nil
 }
@@ -101,7 +102,9 @@ func (d *fakeDialer) dialCount() int {
 
 type fakeConn struct {
 	d         *fakeDialer
+	pod       string
 	addr      string
+	refused   map[string]bool // requestID → its data stream was refused
 	closeOnce sync.Once
 	closeCh   chan bool
 	mu        sync.Mutex
@@ -131,10 +134,22 @@ func (c *fakeConn) CreateStream(h http.Header) (streamhttp.Stream, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := &fakeStream{c: c, h: h.Clone(), done: c.pair(id)}
+	s := &fakeStream{c: c, h: h.Clone(), done: c.pair(id), id: id}
 	switch h.Get(corev1.StreamType) {
 	case corev1.StreamTypeError:
 	case corev1.StreamTypeData:
+		c.d.mu.Lock()
+		refuse := c.d.refuse[c.pod]
+		c.d.mu.Unlock()
+		if refuse {
+			// As the kubelet does: the data stream ends at once and the
+			// error stream says why.
+			c.refused[id] = true
+			s.refusedData = true
+			close(s.done)
+			c.streams = append(c.streams, s)
+			return s, nil
+		}
 		nc, err := net.Dial("tcp", c.addr)
 		if err != nil {
 			return nil, err
@@ -170,20 +185,33 @@ func (c *fakeConn) RemoveStreams(...streamhttp.Stream) {}
 // fakeStream is a data stream (a TCP connection to the echo server) or an
 // error stream (EOF once its data stream ends).
 type fakeStream struct {
-	c         *fakeConn
-	h         http.Header
-	data      *net.TCPConn
-	done      chan struct{}
-	resetOnce sync.Once
+	c           *fakeConn
+	h           http.Header
+	id          string
+	data        *net.TCPConn
+	refusedData bool // a data stream the pod's port refused
+	said        bool // an error stream has said why its data stream was refused
+	done        chan struct{}
+	resetOnce   sync.Once
 }
 
 func (s *fakeStream) Read(p []byte) (int, error) {
 	if s.data != nil {
 		return s.data.Read(p)
 	}
+	if s.refusedData {
+		return 0, io.EOF
+	}
 	select {
 	case <-s.done:
 	case <-s.c.closeCh:
+	}
+	s.c.mu.Lock()
+	refused := s.c.refused[s.id]
+	s.c.mu.Unlock()
+	if refused && !s.said {
+		s.said = true
+		return copy(p, "an error occurred forwarding 8080 -> 8080: dial tcp4 127.0.0.1:8080: connect: connection refused"), nil
 	}
 	return 0, io.EOF
 }
@@ -191,6 +219,9 @@ func (s *fakeStream) Read(p []byte) (int, error) {
 func (s *fakeStream) Write(p []byte) (int, error) {
 	if s.data != nil {
 		return s.data.Write(p)
+	}
+	if s.refusedData {
+		return len(p), nil
 	}
 	return 0, errors.New("write to error stream")
 }

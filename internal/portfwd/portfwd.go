@@ -130,6 +130,55 @@ type forward struct {
 	conns    map[net.Conn]struct{}
 	status   Status
 	reported bool
+	connErrs connErrs
+}
+
+// connErrs keeps one forward's failed connections from flooding the
+// output: while connections fail the same way (an app restarting answers
+// every request with "connection refused" until it listens again), the
+// first is said and the rest counted, and the count is said in one line
+// when a connection gets through again, the failure changes, or
+// connErrRepeat has passed.
+type connErrs struct {
+	last  string    // the message said last
+	at    time.Time // when it was said
+	count int       // connections since that failed the same way, not said
+}
+
+// connErrRepeat is how long a repeated connection error stays quiet.
+const connErrRepeat = 30 * time.Second
+
+// connDone records how a forwarded connection ended and says what is
+// worth saying.
+func (m *Manager) connDone(fw *forward, spec Spec, err error) {
+	now := m.clock.Now()
+	m.mu.Lock()
+	e := &fw.connErrs
+	var say []string
+	pending := func() {
+		if e.count > 0 {
+			say = append(say, fmt.Sprintf("forward %s %s: %d more connection(s) failed the same way", spec.Name, spec.addr(), e.count))
+		}
+	}
+	switch {
+	case err == nil:
+		pending()
+		if len(say) > 0 {
+			say[0] += "; it serves again"
+		}
+		*e = connErrs{}
+	case err.Error() == e.last && now.Sub(e.at) < connErrRepeat:
+		e.count++
+	default:
+		pending()
+		msg := err.Error()
+		say = append(say, fmt.Sprintf("forward %s %s: %s", spec.Name, spec.addr(), msg))
+		*e = connErrs{last: msg, at: now}
+	}
+	m.mu.Unlock()
+	for _, line := range say {
+		m.logf("%s", line)
+	}
 }
 
 // New returns a Manager. cfg and cs reach the cluster; cfg is only used by
@@ -531,9 +580,7 @@ func (m *Manager) handleConn(fw *forward, c net.Conn) {
 		}
 		err = forwardConn(c, t, tgt.port)
 		m.release(t, err)
-		if err != nil {
-			m.logf("forward %s %s: %v", spec.Name, spec.addr(), err)
-		}
+		m.connDone(fw, spec, err)
 		return
 	}
 }
@@ -647,7 +694,12 @@ func (m *Manager) watchTunnel(t *tunnel) {
 	defer m.wg.Done()
 	select {
 	case <-t.conn.CloseChan():
-		m.logf("tunnel to pod %s closed", t.pod)
+		t.mu.Lock()
+		ours := t.closed // devloop closed it (retired, or after an error said already)
+		t.mu.Unlock()
+		if !ours {
+			m.logf("tunnel to pod %s closed", t.pod)
+		}
 	case <-m.done:
 	}
 	m.mu.Lock()
@@ -659,11 +711,13 @@ func (m *Manager) watchTunnel(t *tunnel) {
 }
 
 // release ends one connection's use of t. A tunnel-level error closes it
-// (as kubectl does) so the next connection dials afresh.
+// (as kubectl does) so the next connection dials afresh; the pod refusing
+// one connection (a *portError) leaves the tunnel to the next.
 func (m *Manager) release(t *tunnel, err error) {
+	var pe *portError
 	t.mu.Lock()
 	t.active--
-	closeIt := err != nil || (t.retired && t.active == 0)
+	closeIt := err != nil && !errors.As(err, &pe) || (t.retired && t.active == 0)
 	t.mu.Unlock()
 	if closeIt {
 		m.mu.Lock()

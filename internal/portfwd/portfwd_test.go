@@ -602,3 +602,75 @@ func TestCloseLeaksNoGoroutines(t *testing.T) {
 	}
 	eventually(t, fmt.Sprintf("goroutines back to %d", before), func() bool { return runtime.NumGoroutine() <= before })
 }
+
+// An app that restarts refuses each request until it listens again: the
+// forward says the first refusal, counts the rest, and says the count in
+// one line when a request gets through again.
+func TestRepeatedConnectionErrorsAreSaidOnce(t *testing.T) {
+	f := newFixture(t, service(80, intstr.FromInt32(8080)), pod("hello-a", created(0)))
+	f.dialer.serve(t, "hello-a")
+	local := freePort(t)
+	if err := f.reconcile(svcSpec(local)); err != nil {
+		t.Fatal(err)
+	}
+	refuse := func(on bool) {
+		f.dialer.mu.Lock()
+		f.dialer.refuse["hello-a"] = on
+		f.dialer.mu.Unlock()
+	}
+	logs := func() []string {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return append([]string(nil), f.logs...)
+	}
+	// Each connection is done (said or counted) before the next one.
+	settled := func() {
+		eventually(t, "the connection to be done", func() bool {
+			f.m.mu.Lock()
+			defer f.m.mu.Unlock()
+			for _, fw := range f.m.forwards {
+				if len(fw.conns) > 0 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	refuse(true)
+	for i := range 5 {
+		if _, err := roundTrip(t, local, fmt.Sprint("r", i)); err == nil {
+			t.Fatal("a refused connection answered")
+		}
+		settled()
+	}
+	refuse(false)
+	if got, err := roundTrip(t, local, "back"); err != nil || got != "hello-a: back" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	settled()
+	got := logs()
+	if len(got) != 2 || !strings.Contains(got[0], "connection refused") ||
+		!strings.HasSuffix(got[1], "4 more connection(s) failed the same way; it serves again") {
+		t.Fatalf("logs = %q", got)
+	}
+
+	// The pod refused connections; the tunnel to it was fine and is kept.
+	if n := f.dialer.dialCount(); n != 1 {
+		t.Errorf("%d tunnels dialed, want 1: a refused connection is not the tunnel's failure", n)
+	}
+
+	// A later failure is said again; one long after the first, too.
+	refuse(true)
+	roundTrip(t, local, "x")
+	settled()
+	roundTrip(t, local, "y")
+	settled()
+	f.clock.Step(connErrRepeat)
+	roundTrip(t, local, "z")
+	settled()
+	got = logs()[2:]
+	if len(got) != 3 || !strings.Contains(got[0], "connection refused") ||
+		!strings.HasSuffix(got[1], "1 more connection(s) failed the same way") || !strings.Contains(got[2], "connection refused") {
+		t.Fatalf("logs = %q", got)
+	}
+}

@@ -17,10 +17,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/moby/moby/client"
 	"k8s.io/client-go/rest"
-	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 
 	"github.com/devloop-dev/devloop/internal/build"
 	"github.com/devloop-dev/devloop/internal/cluster"
@@ -136,33 +136,27 @@ func (d *Deps) redactManifests(cfg *config.Config) {
 // retried watches while the API server restarts); without -v that is dropped.
 func NewDeps(clusterOut io.Writer, verbosity int) *Deps {
 	var eng *Engine
+	docker := openDocker()
 	if verbosity > 0 {
 		kube.RouteClientGoLogs(clusterOut)
 	} else {
 		kube.RouteClientGoLogs(nil)
 	}
 	return &Deps{
-		Clusters: kindClusters{cluster.NewManager(clusterOut, cluster.WithVerbosity(verbosity))},
+		Clusters: kindClusters{cluster.NewManager(clusterOut, cluster.WithVerbosity(verbosity),
+			cluster.WithEngine(func(ctx context.Context) (cluster.EngineAPI, error) { return docker(ctx) }))},
 		Engine: func(ctx context.Context) (*Engine, error) {
 			if eng != nil {
 				return eng, nil
 			}
-			cli, ep, err := build.NewDockerClientEndpoint(ctx, os.Getenv)
+			cli, err := docker(ctx)
 			if err != nil {
 				return nil, err
 			}
-			// kind shells out to `docker`: point it at the same engine
-			// (DOCKER_HOST or DOCKER_CONTEXT, as the docker CLI found it).
-			for _, kv := range ep.Env() {
-				k, v, _ := strings.Cut(kv, "=")
-				if err := os.Setenv(k, v); err != nil {
-					return nil, err
-				}
-			}
-			kind := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
 			eng = &Engine{
 				Builder: build.NewBuilder(cli, build.WithVerbose(verbosity > 0)),
-				Loader:  imageload.NewLoader(cli, kind, imageload.WithLayerCacheFile(cachePath("layers.json")), imageload.WithVerbose(verbosity > 0)),
+				Loader: imageload.NewLoader(cli, cluster.EngineNodes{API: cli},
+					imageload.WithLayerCacheFile(cachePath("layers.json")), imageload.WithVerbose(verbosity > 0)),
 				Push: func(host string) Loader {
 					return imageload.NewPusher(cli, host, verbosity > 0)
 				},
@@ -188,6 +182,39 @@ func (e *Engine) Delivery(cfg *config.Config) Loader {
 		return e.Push(cfg.Cluster.Registry.Host())
 	}
 	return e.Loader
+}
+
+// openDocker returns the opener of the one Docker Engine API client of a
+// command: the engine the docker CLI would use, opened on first use (down
+// and status may never need it) and again after a failure.
+func openDocker() func(context.Context) (*client.Client, error) {
+	var (
+		mu  sync.Mutex
+		cli *client.Client
+	)
+	return func(ctx context.Context) (*client.Client, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if cli != nil {
+			return cli, nil
+		}
+		c, ep, err := build.NewDockerClientEndpoint(ctx, os.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		// kind shells out to `docker` to create and delete clusters:
+		// point it at the same engine (DOCKER_HOST or DOCKER_CONTEXT, as
+		// the docker CLI found it).
+		for _, kv := range ep.Env() {
+			k, v, _ := strings.Cut(kv, "=")
+			if err := os.Setenv(k, v); err != nil {
+				c.Close()
+				return nil, err
+			}
+		}
+		cli = c
+		return cli, nil
+	}
 }
 
 // connect opens the real clients of the cluster behind rc.

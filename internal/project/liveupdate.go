@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -34,7 +35,12 @@ type serviceLive struct {
 	image   string
 	applied map[string]int // container ID → the gen it runs
 	synced  bool           // plain sync rules copied files since the image
-	posted  map[string]int // container ID → the gen a marker was posted for
+	// syncedInto: for a service with plain sync rules only, the containers
+	// (by ID) that got the synced files; syncImage is the image they went
+	// on top of. A new container of that image gets them replayed.
+	syncedInto map[string]bool
+	syncImage  string
+	posted     map[string]int // container ID → the gen a marker was posted for
 	busy    bool           // a live update runs: it will see every container
 }
 
@@ -90,12 +96,64 @@ func (l *liveUpdates) restarted(svc, image string, targets []livesync.Target) {
 	}
 }
 
-// synced records a plain sync: new containers need it replayed too.
-func (l *liveUpdates) synced(svc string) {
+// synced records a plain sync into targets, on top of image: new
+// containers need it replayed too.
+func (l *liveUpdates) synced(svc, image string, targets []livesync.Target) {
 	l.mu.Lock()
-	l.state(svc).synced = true
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	st := l.state(svc)
+	st.synced = true
+	if st.syncedInto == nil || st.syncImage != image {
+		st.syncedInto, st.syncImage = map[string]bool{}, image
+	}
+	for _, t := range targets {
+		st.syncedInto[t.ContainerID] = true
+	}
 }
+
+// replaySyncs posts, for a service with plain sync rules only, a sync of
+// every file its rules cover when a running container of the image the
+// syncs went on top of has not got them (a pod deleted or rescheduled, a
+// container the kubelet restarted): its files would otherwise be the
+// image's, older than the workspace, until the next rebuild. Unlike restart
+// rules there is no readiness gate: the pod may serve the image's files
+// for the moment the copy takes.
+func (l *liveUpdates) replaySyncs(svc config.Service, m *kube.Manifests, pods []*corev1.Pod) {
+	var stale []string
+	l.mu.Lock()
+	st, post := l.services[svc.Name], l.post
+	if st != nil && st.synced && post != nil {
+		for _, p := range pods {
+			if p.DeletionTimestamp != nil {
+				continue
+			}
+			containers := m.ContainersOf(svc.Name, p)
+			for _, cs := range p.Status.ContainerStatuses {
+				id := cs.ContainerID
+				if cs.State.Running == nil || !slices.Contains(containers, cs.Name) || st.syncedInto[id] ||
+					containerImage(p, cs.Name) != st.syncImage || st.posted[id] != 0 {
+					continue
+				}
+				st.posted[id] = 1
+				stale = append(stale, p.Name+"/"+cs.Name)
+			}
+		}
+	}
+	l.mu.Unlock()
+	if len(stale) == 0 {
+		return
+	}
+	markers := make([]string, len(stale))
+	for i, c := range stale {
+		markers[i] = newContainerMarker + c + ")"
+	}
+	post(engine.Changed{Sync: map[string][]string{svc.Name: markers}})
+}
+
+// newContainerMarker starts the change that stands for a new container
+// that needs the live state ("(new container <pod>/<container>)"): not a
+// path, so never mistaken for one.
+const newContainerMarker = "(new container "
 
 // wake has the watcher look again (a deploy ended: markers dropped while it
 // ran must be posted again).
@@ -140,6 +198,9 @@ func (l *liveUpdates) check(ctx context.Context, r *runner, conn *Conn) {
 	pods, _ := conn.Informers.Factory().Core().V1().Pods().Lister().Pods(r.cfg.Namespace).List(labels.Everything())
 	for _, svc := range r.cfg.Services {
 		if !svc.Restarts() {
+			if len(svc.Sync) > 0 {
+				l.replaySyncs(svc, m, pods)
+			}
 			continue
 		}
 		var markers []string
@@ -172,7 +233,7 @@ func (l *liveUpdates) check(ctx context.Context, r *runner, conn *Conn) {
 				stale = true
 				if post != nil && st.posted[id] != st.gen && !st.busy {
 					st.posted[id] = st.gen
-					markers = append(markers, "(new container "+p.Name+"/"+c+")")
+					markers = append(markers, newContainerMarker+p.Name+"/"+c+")")
 				}
 			}
 			behind := st != nil && st.gen > 0 && (st.image == "" || podRuns(p, containers, st.image))

@@ -46,6 +46,18 @@ func withContainerID(id string) podOpt {
 	}
 }
 
+// untilInformer waits, woken by the shared informer, until cond holds.
+func untilInformer(t *testing.T, wake <-chan struct{}, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.After(30 * time.Second); !cond(); {
+		select {
+		case <-wake:
+		case <-deadline:
+			t.Fatalf("the informer never saw %s", what)
+		}
+	}
+}
+
 // gatePatches returns the readiness gate values devloop patched, in order.
 func gatePatches(cs *fake.Clientset) []string {
 	var out []string
@@ -118,16 +130,10 @@ func TestLiveUpdateAndNewContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	lister := inf.Factory().Core().V1().Pods().Lister().Pods("dev")
-	for deadline := time.After(30 * time.Second); ; {
-		if got, _ := lister.Get("web-1"); got != nil && got.Status.ContainerStatuses[0].ContainerID == "c2" {
-			break
-		}
-		select {
-		case <-wake:
-		case <-deadline:
-			t.Fatal("the informer never saw the restarted container")
-		}
-	}
+	untilInformer(t, wake, "the restarted container", func() bool {
+		got, _ := lister.Get("web-1")
+		return got != nil && got.Status.ContainerStatuses[0].ContainerID == "c2"
+	})
 	r.liveUpdates.check(ctx, r, conn)
 	r.liveUpdates.check(ctx, r, conn) // posted once
 	if len(posted) != 1 || !reflect.DeepEqual(posted[0].Live, map[string][]string{"web": {"(new container web-1/app)"}}) {
@@ -150,16 +156,7 @@ func TestLiveUpdateAndNewContainers(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("dev").Create(ctx, projPod("web-2", "hello:devloop-2", running("app"), withContainerID("c9")), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.After(30 * time.Second); ; {
-		if got, _ := lister.Get("web-2"); got != nil {
-			break
-		}
-		select {
-		case <-wake2:
-		case <-deadline:
-			t.Fatal("the informer never saw the new pod")
-		}
-	}
+	untilInformer(t, wake2, "the new pod", func() bool { got, _ := lister.Get("web-2"); return got != nil })
 	before := len(gatePatches(cs))
 	r.liveUpdates.check(ctx, r, conn)
 	if got := gatePatches(cs)[before:]; !slices.Contains(got, "web-2=True") || slices.Contains(got, "web-2=False") || len(posted) != 1 {
@@ -220,5 +217,85 @@ func TestSyncOfARestartRuleRestartsAndIsReplayed(t *testing.T) {
 	r.liveUpdates.mu.Unlock()
 	if !ok {
 		t.Fatalf("live state %+v", st)
+	}
+}
+
+// A pod that replaces one the plain sync rules copied files into (deleted,
+// rescheduled, a container restarted) gets those files replayed: every
+// file the rules cover, as the workspace has them; not a pod of another
+// image (the next rollout's is built from the workspace).
+func TestPlainSyncIsReplayedIntoNewContainers(t *testing.T) {
+	cfg, m := twoServices(t)
+	web := cfg.Services[0]
+	page := filepath.Join(cfg.Dir, "static", "index.html")
+	if err := writeFile(page, "<h1>edited</h1>\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(filepath.Join(cfg.Dir, "static", "app.js"), "x()\n"); err != nil {
+		t.Fatal(err)
+	}
+	cs := fake.NewClientset([]runtime.Object{projPod("web-1", "hello:devloop-1", running("app"), withContainerID("c1"))}...)
+	inf := startedInformers(t, cs)
+	ex := &fakeExecer{}
+	conn := &Conn{Informers: inf, Execer: ex, Clients: &kube.Clients{Core: cs}}
+	cl := &clusterStart{done: make(chan struct{})}
+	cl.finish(conn, nil)
+	out := newOutput()
+	r := &runner{cfg: cfg, out: ui.NewPrinter(out, false, false), cluster: cl, manifests: m,
+		eng: &Engine{Builder: &preBuilder{}}, liveUpdates: newLiveUpdates(), deployedImages: map[string]string{"hello": "hello:devloop-1"}}
+	var posted []engine.Changed
+	r.liveUpdates.setPost(func(ch engine.Changed) { posted = append(posted, ch) })
+	ctx := t.Context()
+
+	// Nothing synced yet: a new pod runs the image, which is the workspace.
+	r.liveUpdates.check(ctx, r, conn)
+	if len(posted) != 0 {
+		t.Fatalf("posted %+v before any sync", posted)
+	}
+	if fallback, err := r.Sync(ctx, web, []string{page}); err != nil || fallback {
+		t.Fatalf("sync: %v, %v", fallback, err)
+	}
+	r.liveUpdates.check(ctx, r, conn)
+	if len(posted) != 0 {
+		t.Fatalf("posted %+v for the pod the sync went into", posted)
+	}
+
+	// The pod is replaced by one of the same image, and one of the next image appears.
+	wake, cancel := inf.Subscribe()
+	defer cancel()
+	if err := cs.CoreV1().Pods("dev").Delete(ctx, "web-1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*corev1.Pod{
+		projPod("web-2", "hello:devloop-1", running("app"), withContainerID("c2")),
+		projPod("web-3", "hello:devloop-2", running("app"), withContainerID("c3")),
+	} {
+		if _, err := cs.CoreV1().Pods("dev").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lister := inf.Factory().Core().V1().Pods().Lister().Pods("dev")
+	untilInformer(t, wake, "the new pods", func() bool {
+		a, _ := lister.Get("web-2")
+		b, _ := lister.Get("web-3")
+		gone, _ := lister.Get("web-1")
+		return a != nil && b != nil && gone == nil
+	})
+	r.liveUpdates.check(ctx, r, conn)
+	r.liveUpdates.check(ctx, r, conn) // posted once
+	if len(posted) != 1 || !reflect.DeepEqual(posted[0].Sync, map[string][]string{"web": {"(new container web-2/app)"}}) {
+		t.Fatalf("posted %+v", posted)
+	}
+	before := len(ex.sortedCalls())
+	if fallback, err := r.Sync(ctx, web, posted[0].Sync["web"]); err != nil || fallback {
+		t.Fatalf("replay: %v, %v", fallback, err)
+	}
+	out.waitCount(t, "synced 2 file(s)", 1)
+	if calls := ex.sortedCalls(); len(calls) <= before || !slices.ContainsFunc(calls[before:], func(c string) bool { return strings.HasPrefix(c, "web-2/app: tar") }) {
+		t.Fatalf("execs %v: the replay did not reach web-2", calls)
+	}
+	r.liveUpdates.check(ctx, r, conn)
+	if len(posted) != 1 {
+		t.Fatalf("posted again after the replay: %+v", posted)
 	}
 }

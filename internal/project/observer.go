@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +34,9 @@ type observer struct {
 	// waiting, blocked, released: services said to wait for their
 	// dependencies, to be blocked by a failed one, to be released.
 	waiting, blocked, released map[string]bool
+	// once: the command ends when the state settles (up --once), so the
+	// summary does not say it watches.
+	once bool
 }
 
 var _ engine.Observer = (*observer)(nil)
@@ -200,8 +204,12 @@ func (o *observer) summary(s *engine.State) {
 			ready = append(ready, name)
 		}
 	}
+	watching := " — watching for changes"
+	if o.once {
+		watching = ""
+	}
 	if len(failed) == 0 && len(waiting) == 0 {
-		o.p.Line("devloop", "all services ready (%s) — watching for changes", strings.Join(ready, ", "))
+		o.p.Line("devloop", "all services ready (%s)%s", strings.Join(ready, ", "), watching)
 		return
 	}
 	what := strings.Join(failed, ", ")
@@ -211,7 +219,7 @@ func (o *observer) summary(s *engine.State) {
 		}
 		what += strings.Join(waiting, "; ")
 	}
-	o.p.Error("devloop", "%d of %d services failed (%s) — watching for changes", len(failed), len(s.Order), what)
+	o.p.Error("devloop", "%d of %d services failed (%s)%s", len(failed), len(s.Order), what, watching)
 }
 
 // reasons shortens the changed paths of a build or sync for one line.
@@ -227,8 +235,8 @@ func (o *observer) reasons(paths []string) string {
 		short = append(short, p)
 	}
 	s := strings.Join(short, ", ")
-	if len(short) == 1 && !filepath.IsAbs(paths[0]) {
-		return s
+	if !slices.ContainsFunc(paths, filepath.IsAbs) {
+		return s // not files: "initial build", "(new container …)"
 	}
 	return fmt.Sprintf("changed: %s", s)
 }

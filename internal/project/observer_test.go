@@ -75,3 +75,16 @@ func TestObserverSaysTheDiskIsFull(t *testing.T) {
 		t.Errorf("%d failure lines, want one: %q", n, out)
 	}
 }
+
+// The summary says devloop watches only when it does: up --once ends there.
+func TestObserverSummaryWatchesOnlyWithoutOnce(t *testing.T) {
+	cfg := &config.Config{Name: "p", Services: []config.Service{{Name: "api"}}}
+	for _, once := range []bool{false, true} {
+		var b bytes.Buffer
+		o := &observer{p: ui.NewPrinter(&b, false, false), once: once}
+		o.summary(engine.NewState(cfg, time.Now()))
+		if got := strings.Contains(b.String(), "watching for changes"); got == once || !strings.Contains(b.String(), "all services ready (api)") {
+			t.Errorf("once=%v: %q", once, b.String())
+		}
+	}
+}

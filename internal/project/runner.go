@@ -235,7 +235,29 @@ func (r *runner) recheckTails(ctx context.Context) {
 // Sync copies changed files into every running container of the service.
 func (r *runner) Sync(ctx context.Context, svc config.Service, paths []string) (bool, error) {
 	begin := time.Now()
-	files, rest := livesync.PlanSync(svc.Sync, paths)
+	// A new container that lacks the files synced since its image gets
+	// every file the sync rules cover, as the workspace has them.
+	var changed []string
+	replay := false
+	for _, p := range paths {
+		if strings.HasPrefix(p, newContainerMarker) {
+			replay = true
+		} else {
+			changed = append(changed, p)
+		}
+	}
+	if replay {
+		for _, rule := range svc.Sync {
+			if fs, err := livesync.RuleFiles(rule); err == nil {
+				for _, f := range fs {
+					changed = append(changed, f.Local)
+				}
+			}
+		}
+		slices.Sort(changed)
+		changed = slices.Compact(changed)
+	}
+	files, rest := livesync.PlanSync(svc.Sync, changed)
 	if len(rest) > 0 {
 		return true, fmt.Errorf("%d changed files are not covered by sync rules", len(rest))
 	}
@@ -276,13 +298,13 @@ func (r *runner) Sync(ctx context.Context, svc config.Service, paths []string) (
 	if err := g.Wait(); err != nil {
 		return errors.Is(err, livesync.ErrNoTar) || errors.Is(err, livesync.ErrNoSupervisor), err
 	}
+	r.mu.Lock()
+	image := r.deployedImages[svc.Image]
+	r.mu.Unlock()
 	if len(plain) > 0 && r.liveUpdates != nil {
-		r.liveUpdates.synced(svc.Name)
+		r.liveUpdates.synced(svc.Name, image, targets)
 	}
 	if len(restart) > 0 && r.liveUpdates != nil {
-		r.mu.Lock()
-		image := r.deployedImages[svc.Image]
-		r.mu.Unlock()
 		r.liveUpdates.restarted(svc.Name, image, targets)
 	}
 	verb := "synced"

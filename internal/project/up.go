@@ -136,7 +136,7 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 	}()
 
 	var onceErr error
-	obs := &observer{p: p, base: cfg.Dir, started: cfg, reload: o.Reload,
+	obs := &observer{p: p, base: cfg.Dir, started: cfg, reload: o.Reload, once: o.Once,
 		changed: func(st *engine.State) { live.fromState(st, r.lastManifests().IngressURLs) }}
 	obs.ready = func(st *engine.State) {
 		if cl.failed() {
