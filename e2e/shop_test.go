@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/devloop-dev/devloop/internal/helm"
 )
 
 // The shop example's forwards and namespace in the suite (its own
@@ -55,6 +57,11 @@ func shopProject(t testing.TB) string {
 func shopPrefix(name string) string {
 	return name + strings.Repeat(" ", len("devloop")-len(name)) + " │ "
 }
+
+// podLine is how a line a pod's container logged begins in devloop's
+// output, whatever the pod: "<service>/<pod>/<container> | " (the pod's
+// name changes with each rollout).
+func podLine(container string) string { return "/" + container + " | " }
 
 func httpPut(url, body string) error {
 	req, err := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
@@ -118,6 +125,20 @@ func TestShopExample(t *testing.T) {
 			if created := podTime(t, "app="+svc, "{.items[0].metadata.creationTimestamp}"); created.Before(dbReady) {
 				t.Errorf("%s's pod was created at %s, before db was ready at %s", svc, created, dbReady)
 			}
+		}
+	})
+
+	t.Run("the worker's release is installed once db is ready, its hook run", func(t *testing.T) {
+		out := up.out.String()
+		installed := strings.Index(out, "release worker revision 1 (installed)")
+		if installed < 0 || installed < strings.Index(out, shopPrefix("worker")+"db ready: ") {
+			t.Errorf("no install of the worker's release after db was ready:\n%s", out)
+		}
+		up.waitOutput(podLine("worker")+"worker: hello from values/dev.yaml; ", 0, time.Minute)
+		job := nodeKubectl(t, "get", "job", "worker-check", "-n", shopNamespace, "-o",
+			"jsonpath={.status.succeeded} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].imagePullPolicy}")
+		if f := strings.Fields(job); len(f) != 3 || f[0] != "1" || !strings.HasPrefix(f[1], "worker:devloop-") || f[2] != "IfNotPresent" {
+			t.Errorf("the pre-install hook job: %q, want succeeded 1, the built worker image, IfNotPresent", job)
 		}
 	})
 
@@ -199,6 +220,8 @@ func TestShopExample(t *testing.T) {
 		eventually(t, shopAPIURL, "", `"value":"kept-42"`, time.Minute)
 	})
 
+	t.Run("the worker's chart", func(t *testing.T) { shopWorkerChart(t, dir, up) })
+
 	up.stop()
 	outputs = append(outputs, up.out.String())
 
@@ -247,4 +270,83 @@ func TestShopExample(t *testing.T) {
 		// web's pod, deployed before, is left as it is.
 		eventually(t, shopIngressURL, "shop.localhost", "<h1>shop", time.Minute)
 	})
+}
+
+// workerPod waits until the worker runs one pod, Running, and returns its UID.
+func workerPod(t *testing.T) string {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		s := nodeKubectl(t, "get", "pods", "-n", shopNamespace, "-l", "app=worker", "-o", `jsonpath={range .items[*]}{.metadata.uid} {.status.phase}{"\n"}{end}`)
+		if f := strings.Fields(s); len(f) == 2 && f[1] == "Running" {
+			return f[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker's pods: %q, want one Running", s)
+		}
+		time.Sleep(200 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+// shopWorkerChart: the worker is a Helm chart (examples/shop/chart,
+// values/dev.yaml). A values change upgrades its release (a new revision in
+// Helm's history) without a build, and the new pod logs the new greeting; a
+// broken template shows Helm's error with its file and line, makes no
+// revision and leaves the worker running; the fix upgrades again.
+func shopWorkerChart(t *testing.T, dir string, up *proc) {
+	hc := helm.NewClient(suiteREST(t), nil)
+	history := func() []helm.Revision {
+		t.Helper()
+		h, err := hc.History(shopNamespace, "worker")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	h := history()
+	if len(h) == 0 || h[len(h)-1].Status != "deployed" {
+		t.Fatalf("history of the worker's release = %+v, want a deployed revision", h)
+	}
+	rev := h[len(h)-1].Revision
+	values := filepath.Join(dir, "values", "dev.yaml")
+
+	m := up.mark()
+	atomicWrite(t, values, "greeting: hello again from values/dev.yaml\n")
+	at := up.waitOutput(fmt.Sprintf("release worker revision %d (upgraded)", rev+1), m, 2*time.Minute)
+	up.waitOutput(podLine("worker")+"worker: hello again from values/dev.yaml; ", m, time.Minute)
+	up.waitOutput("all services ready", at, time.Minute)
+	if since := up.out.String()[m:]; strings.Contains(since, "building (") {
+		t.Errorf("a values change built an image:\n%s", since)
+	}
+	if h := history(); len(h) < 2 || h[len(h)-1].Revision != rev+1 || h[len(h)-1].Status != "deployed" || h[len(h)-2].Status != "superseded" {
+		t.Errorf("history after the values change = %+v, want revision %d deployed over %d", h, rev+1, rev)
+	}
+	uid := workerPod(t)
+
+	m = up.mark()
+	broken := filepath.Join(dir, "chart", "templates", "broken.yaml")
+	writeFile(t, broken, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.missing.name }}\n")
+	up.waitOutput("worker/templates/broken.yaml:4:", m, time.Minute)
+	if h := history(); h[len(h)-1].Revision != rev+1 || h[len(h)-1].Status != "deployed" {
+		t.Errorf("a broken template changed the release: %+v", h)
+	}
+	for range 5 {
+		if got := workerPod(t); got != uid {
+			t.Fatalf("the worker's pod changed after a broken template: %s, was %s", got, uid)
+		}
+		time.Sleep(200 * time.Millisecond) // spacing checks over a second
+	}
+	eventually(t, shopAPIURL, "", `"value":"kept-42"`, 10*time.Second) // the rest of the shop serves too
+
+	m = up.mark()
+	if err := os.Remove(broken); err != nil {
+		t.Fatal(err)
+	}
+	atomicWrite(t, values, "greeting: hello, fixed, from values/dev.yaml\n")
+	at = up.waitOutput(fmt.Sprintf("release worker revision %d (upgraded)", rev+2), m, 2*time.Minute)
+	up.waitOutput("all services ready", at, time.Minute) // the fixed chart clears the failure
+	up.waitOutput(podLine("worker")+"worker: hello, fixed, from values/dev.yaml; ", m, time.Minute)
+	if since := up.out.String()[m:]; strings.Contains(since, "building (") {
+		t.Errorf("the fix built an image:\n%s", since)
+	}
 }

@@ -15,7 +15,7 @@ var hello embed.FS
 // The multi-service example "shop": the sources, Dockerfiles and ignore
 // files of its four services, never their bin/ (preBuild output).
 //
-//go:embed shop/devloop.yaml shop/README.md shop/.gitignore shop/k8s shop/*/*.go shop/*/Dockerfile shop/*/.dockerignore shop/web/static shop/web/toolbox/*.go
+//go:embed shop/devloop.yaml shop/README.md shop/.gitignore shop/k8s shop/*/*.go shop/*/Dockerfile shop/*/.dockerignore shop/web/static shop/web/toolbox/*.go shop/chart shop/values
 var shop embed.FS
 
 // HelloFS is the example project "hello" (rooted at its directory).

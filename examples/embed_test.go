@@ -1,12 +1,15 @@
 package examples
 
 import (
-	"github.com/devloop-dev/devloop/internal/config"
-	"github.com/devloop-dev/devloop/internal/kube"
+	"bytes"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/kube"
 )
 
 func TestExtractKeepsEdits(t *testing.T) {
@@ -42,7 +45,8 @@ func TestShopExtractsAndBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"devloop.yaml", "k8s/kustomization.yaml", "k8s/db.yaml", "api/main.go", "api/Dockerfile", "api/.dockerignore",
-		"db/main.go", "worker/main.go", "web/main.go", "web/toolbox/main.go", "web/static/index.html", "web/.dockerignore"} {
+		"db/main.go", "worker/main.go", "web/main.go", "web/toolbox/main.go", "web/static/index.html", "web/.dockerignore",
+		"chart/Chart.yaml", "chart/values.yaml", "chart/templates/deployment.yaml", "chart/templates/hook.yaml", "values/dev.yaml"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("missing %s: %v", f, err)
 		}
@@ -61,6 +65,70 @@ func TestShopExtractsAndBuilds(t *testing.T) {
 	}
 }
 
+// The embedded shop is the whole example: every file of examples/shop but
+// its build output is embedded unchanged (go:embed leaves out a directory's
+// files named .* or _*, such as a chart's _helpers.tpl, unless named), and
+// the extracted project renders the same objects and release as the
+// repository's.
+func TestShopEmbedsTheWholeExample(t *testing.T) {
+	err := filepath.WalkDir("shop", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel("shop", p)
+		if d.IsDir() {
+			if d.Name() == "bin" {
+				return filepath.SkipDir // preBuild output
+			}
+			return nil
+		}
+		want, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if got, err := fs.ReadFile(ShopFS(), filepath.ToSlash(rel)); err != nil {
+			t.Errorf("%s is not embedded: %v", rel, err)
+		} else if !bytes.Equal(got, want) {
+			t.Errorf("%s is embedded with other content", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	if err := ExtractModule(ShopFS(), dir, "example.com/shop"); err != nil {
+		t.Fatal(err)
+	}
+	render := func(path string) (objs, release []string) {
+		t.Helper()
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := kube.Prepare(cfg, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		for _, o := range m.Objects {
+			objs = append(objs, o.GetKind()+"/"+o.GetName())
+		}
+		for _, r := range m.Releases {
+			release = append(release, r.Chart.Spec.Release)
+			for _, o := range r.Objects {
+				release = append(release, o.GetKind()+"/"+o.GetName())
+			}
+		}
+		return objs, release
+	}
+	wantObjs, wantRelease := render("shop/devloop.yaml")
+	gotObjs, gotRelease := render(filepath.Join(dir, "devloop.yaml"))
+	if !reflect.DeepEqual(gotObjs, wantObjs) || !reflect.DeepEqual(gotRelease, wantRelease) {
+		t.Errorf("the extracted shop renders %v, release %v; the repository's %v, release %v", gotObjs, gotRelease, wantObjs, wantRelease)
+	}
+}
+
 func TestShopManifestsRunEveryService(t *testing.T) {
 	cfg, err := config.Load("shop/devloop.yaml")
 	if err != nil {
@@ -75,10 +143,25 @@ func TestShopManifestsRunEveryService(t *testing.T) {
 			t.Errorf("service %s runs in %v, want %s", svc, ws, want)
 		}
 	}
+	if len(m.Releases) != 1 || m.Releases[0].Chart.Spec.Release != "worker" {
+		t.Errorf("releases %v, want the worker's chart", m.Releases)
+	} else if ws := workloadsIn(m.Releases[0]); !reflect.DeepEqual(ws, []string{"Deployment/default/worker"}) {
+		t.Errorf("the worker's release runs %v, want its Deployment only", ws)
+	}
 	if want := []string{"http://shop.localhost:8080/"}; !reflect.DeepEqual(m.IngressURLs, want) {
 		t.Errorf("ingress URLs %v, want %v", m.IngressURLs, want)
 	}
 	if vals := kube.SecretValues(m.Objects); len(vals) != 1 || vals[0] != "shop-s3cret-a1b2c3" {
 		t.Errorf("secret values %q", vals)
 	}
+}
+
+// workloadsIn are the keys of a release's workloads (its hooks are not
+// among its objects).
+func workloadsIn(r kube.Release) []string {
+	var out []string
+	for _, w := range kube.WorkloadsOf(r.Objects) {
+		out = append(out, w.Key())
+	}
+	return out
 }

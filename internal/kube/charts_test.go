@@ -222,3 +222,52 @@ metadata: {name: c}
 		t.Errorf("configmap labels %v", objs[1].GetLabels())
 	}
 }
+
+func TestDeployHoldsAReleaseWhoseServicesAreAllHeld(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hold []string
+		want []string // releases deployed
+	}{
+		{"its service held", []string{"web"}, nil},
+		{"another service held", []string{"api"}, []string{"shop"}},
+		{"nothing held", nil, []string{"shop"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := newFakeAPI()
+			d := testDeployer(t, api)
+			d.cfg = chartConfig(t)
+			rel := &fakeReleaser{}
+			d.releases = rel
+			var log waitLog
+			res, err := d.Deploy(context.Background(), map[string]string{"hello": "hello:devloop-abc"},
+				DeployOptions{All: true, Hold: tc.hold, Timeout: 10 * time.Second, Waiting: log.waiting})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(rel.deployed, tc.want) {
+				t.Errorf("deployed releases %v, want %v", rel.deployed, tc.want)
+			}
+			if len(tc.want) == 0 {
+				if len(res.Releases) != 0 || len(res.ReleaseLines()) != 0 {
+					t.Errorf("a held release has results %v", res.Releases)
+				}
+				if contains(log.sorted(), "Deployment/dev/shop-web") {
+					t.Errorf("waited for the held release's deployment: %v", log.sorted())
+				}
+			}
+		})
+	}
+}
+
+func TestReleaseWithoutServiceWorkloadsIsNeverHeld(t *testing.T) {
+	cfg := chartConfig(t)
+	writeFiles(t, cfg.Dir, map[string]string{"chart/templates/deployment.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: only-config}\n"})
+	m, err := Prepare(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.releaseHeld(m.Releases[0], map[string]bool{"Deployment/dev/api": true}) {
+		t.Error("a release that runs no service's image was held")
+	}
+}

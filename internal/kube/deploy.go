@@ -138,6 +138,36 @@ func (m *Manifests) holding(objs []*unstructured.Unstructured, hold []string) (a
 	return apply, held, heldKeys
 }
 
+// releaseHeld says whether a chart's release is held as a whole: it has
+// workloads that run services' images, and every one of them is held
+// (heldKeys). A release is installed or upgraded whole, so one that also
+// runs a service not held is deployed, its held services' workloads too.
+// A held release is neither installed nor upgraded: what runs of it keeps
+// running, its hooks do not run.
+func (m *Manifests) releaseHeld(r Release, heldKeys map[string]bool) bool {
+	runs := map[string]bool{}
+	for _, name := range m.order {
+		for _, w := range m.Services[name] {
+			runs[w.Key()] = true
+		}
+	}
+	runsOne := false
+	for _, o := range r.Objects {
+		if _, ok := podTemplatePath(o.GetKind()); !ok {
+			continue
+		}
+		k := workloadOf(o).Key()
+		if !runs[k] {
+			continue
+		}
+		if !heldKeys[k] {
+			return false
+		}
+		runsOne = true
+	}
+	return runsOne
+}
+
 // Replicas is how many pods the manifests ask w to run (1 when unset, 1 for
 // a DaemonSet: a kind cluster has few nodes).
 func (m *Manifests) Replicas(w Workload) int { return m.replicas[w.Key()] }
@@ -285,7 +315,9 @@ type DeployOptions struct {
 	// Hold names services whose workloads are neither applied nor pruned
 	// (what runs of them keeps running): services waiting for their
 	// dependencies, not selected, or without a first image. A workload that
-	// also runs a service not held is applied.
+	// also runs a service not held is applied. A chart's release whose
+	// service workloads are all held is neither installed nor upgraded
+	// (releaseHeld); one that runs a service not held is deployed whole.
 	Hold []string
 	// Secrets, if set, is given the values of the rendered Secrets before
 	// anything is sent (so no error about them can show them).
@@ -329,6 +361,9 @@ func (d *Deployer) Deploy(ctx context.Context, images map[string]string, opts De
 	}
 	out := &Deployed{Manifests: m, Applied: res, Failed: map[string]error{}}
 	for _, r := range m.Releases {
+		if m.releaseHeld(r, heldKeys) {
+			continue // installed or upgraded by the deploy that releases its services
+		}
 		hooks := opts.Timeout
 		if hooks <= 0 {
 			hooks = defaultHookTimeout

@@ -232,11 +232,13 @@ func Doctor(ctx context.Context, cfg *config.Config, deps *Deps) []doctor.Result
 		images = eng.Images
 	}
 	results = append(results, doctor.BaseImages(ctx, cfg, images)...)
-	objs, err := kube.Render(cfg)
+	// The manifests and the charts' releases, rendered as a deploy renders
+	// them (without built images: the manifests' own image names).
+	m, err := kube.Prepare(cfg, nil)
 	if err != nil {
-		return append(results, doctor.Result{Level: doctor.Fail, Check: "manifests", Message: err.Error(), Fix: "fix the manifest named above"})
+		return append(results, doctor.Result{Level: doctor.Fail, Check: "manifests", Message: err.Error(), Fix: "fix the manifest or chart template named above"})
 	}
-	return append(results, doctor.Manifests(objs, cfg)...)
+	return append(results, doctor.Manifests(m.Objects, cfg)...)
 }
 
 // Init writes a starting devloop.yaml for the project in dir (initcfg),

@@ -2,6 +2,8 @@ package project
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -121,5 +123,34 @@ func TestDoctorReportsBrokenManifests(t *testing.T) {
 	rs := manifestResults(Doctor(t.Context(), f.cfg, f.deps))
 	if len(rs) != 1 || rs[0].Level != doctor.Fail || !strings.Contains(rs[0].Message, "deploy.yaml") || rs[0].Fix == "" {
 		t.Errorf("broken manifests: %+v, want one failure naming the file, with a fix", rs)
+	}
+}
+
+// The charts' objects are linted too: a service whose only workload is in
+// a chart is used, and a broken template fails with Helm's file and line.
+func TestDoctorLintsCharts(t *testing.T) {
+	f := newFixture(t)
+	if err := os.MkdirAll(filepath.Join(f.dir, "chart", "templates"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.write(t, "devloop.yaml", "name: hello\nservices:\n  - name: hello\n  - name: worker\nmanifests: [k8s/deploy.yaml]\ncharts:\n  - chart: chart\n")
+	f.write(t, "chart/Chart.yaml", "apiVersion: v2\nname: worker\nversion: 0.1.0\n")
+	f.write(t, "chart/templates/deploy.yaml", strings.ReplaceAll(deployYAML, "hello", "worker"))
+	cfg, err := config.Load(filepath.Join(f.dir, "devloop.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range Doctor(t.Context(), cfg, f.deps) {
+		if r.Level != doctor.OK && strings.Contains(r.Message, `"worker"`) {
+			t.Errorf("the chart's workload is not linted: %+v", r)
+		}
+		if r.Check == "manifests" {
+			t.Errorf("good chart fails: %+v", r)
+		}
+	}
+	f.write(t, "chart/templates/broken.yaml", "a: {{ .Values.nope.deeper }}\n")
+	rs := manifestResults(Doctor(t.Context(), cfg, f.deps))
+	if len(rs) != 1 || rs[0].Level != doctor.Fail || !strings.Contains(rs[0].Message, "worker/templates/broken.yaml:1:") {
+		t.Errorf("broken chart: %+v, want one failure with Helm's file and line", rs)
 	}
 }
