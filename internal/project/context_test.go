@@ -19,15 +19,18 @@ type strictKind struct {
 	t *testing.T
 }
 
-func (k *strictKind) fail(what string) { k.t.Helper(); k.t.Errorf("kind's Clusters.%s called on an existing cluster", what) }
+func (k *strictKind) fail(what string) {
+	k.t.Helper()
+	k.t.Errorf("kind's Clusters.%s called on an existing cluster", what)
+}
 func (k *strictKind) Ensure(ctx context.Context, s config.Cluster) (*cluster.Info, error) {
 	k.fail("Ensure")
 	return k.fakeClusters.Ensure(ctx, s)
 }
-func (k *strictKind) Exists(n string) (bool, error)            { k.fail("Exists"); return false, nil }
-func (k *strictKind) RESTConfig(string) (*rest.Config, error)  { k.fail("RESTConfig"); return nil, nil }
-func (k *strictKind) Delete(context.Context, string) error     { k.fail("Delete"); return nil }
-func (k *strictKind) Owned(string) (bool, error)               { k.fail("Owned"); return false, nil }
+func (k *strictKind) Exists(n string) (bool, error)           { k.fail("Exists"); return false, nil }
+func (k *strictKind) RESTConfig(string) (*rest.Config, error) { k.fail("RESTConfig"); return nil, nil }
+func (k *strictKind) Delete(context.Context, string) error    { k.fail("Delete"); return nil }
+func (k *strictKind) Owned(string) (bool, error)              { k.fail("Owned"); return false, nil }
 func (k *strictKind) Usable(context.Context, string) (*rest.Config, error) {
 	k.fail("Usable")
 	return nil, nil
@@ -51,7 +54,10 @@ func (e *fakeExisting) Ensure(_ context.Context, s config.Cluster) (*cluster.Inf
 	e.ensured = append(e.ensured, s.Context)
 	return &cluster.Info{Name: s.Context, Context: s.Context, RESTConfig: &rest.Config{Host: "https://team.example:6443"}}, nil
 }
-func (e *fakeExisting) Exists(n string) (bool, error) { _, err := e.RESTConfig(n); return err == nil, nil }
+func (e *fakeExisting) Exists(n string) (bool, error) {
+	_, err := e.RESTConfig(n)
+	return err == nil, nil
+}
 func (e *fakeExisting) RESTConfig(n string) (*rest.Config, error) {
 	for _, c := range e.contexts {
 		if c == n {
@@ -60,7 +66,10 @@ func (e *fakeExisting) RESTConfig(n string) (*rest.Config, error) {
 	}
 	return nil, &cluster.NoContextError{Context: n, Known: e.contexts}
 }
-func (e *fakeExisting) Delete(context.Context, string) error { e.deleted = true; return errors.New("deleted") }
+func (e *fakeExisting) Delete(context.Context, string) error {
+	e.deleted = true
+	return errors.New("deleted")
+}
 func (e *fakeExisting) Down(context.Context, string, func(context.Context, *rest.Config) error) (error, error) {
 	e.deleted = true
 	return nil, errors.New("deleted")

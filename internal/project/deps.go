@@ -206,16 +206,22 @@ type refusingClusters struct{}
 
 var errNoExisting = fmt.Errorf("devloop was built without support for existing clusters")
 
-func (refusingClusters) Ensure(context.Context, config.Cluster) (*cluster.Info, error) { return nil, errNoExisting }
-func (refusingClusters) Exists(string) (bool, error)                                { return false, errNoExisting }
-func (refusingClusters) RESTConfig(string) (*rest.Config, error)                   { return nil, errNoExisting }
-func (refusingClusters) Delete(context.Context, string) error                      { return errNoExisting }
+func (refusingClusters) Ensure(context.Context, config.Cluster) (*cluster.Info, error) {
+	return nil, errNoExisting
+}
+func (refusingClusters) Exists(string) (bool, error)             { return false, errNoExisting }
+func (refusingClusters) RESTConfig(string) (*rest.Config, error) { return nil, errNoExisting }
+func (refusingClusters) Delete(context.Context, string) error    { return errNoExisting }
 func (refusingClusters) Down(context.Context, string, func(context.Context, *rest.Config) error) (error, error) {
 	return nil, errNoExisting
 }
-func (refusingClusters) RemoveRegistry(context.Context, string) ([]string, error) { return nil, errNoExisting }
-func (refusingClusters) Owned(string) (bool, error)                               { return false, errNoExisting }
-func (refusingClusters) Usable(context.Context, string) (*rest.Config, error)     { return nil, errNoExisting }
+func (refusingClusters) RemoveRegistry(context.Context, string) ([]string, error) {
+	return nil, errNoExisting
+}
+func (refusingClusters) Owned(string) (bool, error) { return false, errNoExisting }
+func (refusingClusters) Usable(context.Context, string) (*rest.Config, error) {
+	return nil, errNoExisting
+}
 func (refusingClusters) InstallAddons(context.Context, *Conn, config.Cluster, func(context.Context, string) error) error {
 	return errNoExisting
 }
