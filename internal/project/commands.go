@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/devloop-dev/devloop/internal/build"
@@ -248,6 +249,9 @@ func Doctor(ctx context.Context, cfg *config.Config, deps *Deps, co ContextOptio
 		return eng.Version(ctx)
 	}
 	results := doctor.Machine(ctx, doctor.DefaultEnv(dockerVersion, deps.Clusters.Exists), cfg)
+	if cfg.Cluster.Existing() {
+		results = append(results, doctorExisting(ctx, cfg, deps)...)
+	}
 	var images initcfg.ImageChecker
 	if eng, err := deps.Engine(ctx); err == nil {
 		images = eng.Images
@@ -260,6 +264,20 @@ func Doctor(ctx context.Context, cfg *config.Config, deps *Deps, co ContextOptio
 		return append(results, doctor.Result{Level: doctor.Fail, Check: "manifests", Message: err.Error(), Fix: "fix the manifest or chart template named above"})
 	}
 	return append(results, doctor.Manifests(m.Objects, cfg)...)
+}
+
+// doctorExisting checks the existing cluster of cfg's context: reachable,
+// its namespace writable, the registry accepting a push.
+func doctorExisting(ctx context.Context, cfg *config.Config, deps *Deps) []doctor.Result {
+	clusters, name := deps.clusters(cfg)
+	rc, err := clusters.RESTConfig(name)
+	var cs kubernetes.Interface
+	server := ""
+	if err == nil {
+		server = rc.Host
+		cs, err = kubernetes.NewForConfig(rc)
+	}
+	return doctor.ExistingCluster(ctx, cfg, cs, server, err, nil)
 }
 
 // Init writes a starting devloop.yaml for the project in dir (initcfg),
