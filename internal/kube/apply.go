@@ -630,6 +630,8 @@ func (a *Applier) DeleteCreatedNamespace(ctx context.Context) (string, error) {
 	switch {
 	case apierrors.IsNotFound(err):
 		return "", nil
+	case apierrors.IsForbidden(err):
+		return "namespace/" + a.namespace + " kept (you may not read it)", nil
 	case err != nil:
 		return "", fmt.Errorf("reading namespace %s: %w", a.namespace, err)
 	case ns.Annotations[NamespaceCreatedAnnotation] != a.project || ns.Labels[ManagedByLabel] != ManagedByValue:
@@ -650,7 +652,9 @@ func (a *Applier) DeleteCreatedNamespace(ctx context.Context) (string, error) {
 // marked as devloop's (NamespaceCreatedAnnotation).
 func (a *Applier) ensureNamespace(ctx context.Context) error {
 	_, err := a.core.CoreV1().Namespaces().Get(ctx, a.namespace, metav1.GetOptions{})
-	if err == nil {
+	if err == nil || apierrors.IsForbidden(err) {
+		// Forbidden: a developer of a shared cluster may not read
+		// namespaces, only write in theirs; the apply says if it is missing.
 		return nil
 	}
 	if !apierrors.IsNotFound(err) {
