@@ -74,6 +74,7 @@ func run() error {
 	kindBin := flag.String("kind", "kind", "kind binary for the baseline")
 	sizes := flag.String("sizes", "20,100,500", "image sizes in MB, comma separated")
 	runs := flag.Int("runs", 3, "repetitions per measurement (the median is reported)")
+	eachRun := flag.Bool("cleanup-each-run", false, "remove each run's images (Docker and nodes) and the unused build cache after the run, so 500 MB runs fit a small disk")
 	registryHost := flag.String("registry", "", "also time push+pull through this registry (localhost:<port>, the cluster's cluster.registry)")
 	useCLI := flag.Bool("docker-build", true, "build with the docker CLI (BuildKit on Docker 23+, with its default provenance attestation on the containerd image store), as users' images are built; false: devloop's builder")
 	flag.Parse()
@@ -110,14 +111,16 @@ func run() error {
 	}
 
 	var refs []string
-	defer func() {
+	cleanup := func() {
 		for _, r := range refs {
 			dc.ImageRemove(context.Background(), r, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 			for _, n := range nodeList {
 				n.Command("crictl", "rmi", r).Run()
 			}
 		}
-	}()
+		refs = nil
+	}
+	defer cleanup()
 
 	var results []measurement
 	for _, s := range strings.Split(*sizes, ",") {
@@ -191,6 +194,10 @@ func run() error {
 				m.first, m.afterOne = append(m.first, d1), append(m.afterOne, d2)
 				m.firstB, m.afterOneB, m.format = b1, b2, f1
 				fmt.Fprintf(os.Stderr, "%4d MB %-24s run %d: first %v, after one-layer change %v\n", mb, tool, i+1, d1.Round(time.Millisecond), d2.Round(time.Millisecond))
+				if *eachRun {
+					cleanup()
+					exec.Command("docker", "builder", "prune", "-f").Run()
+				}
 			}
 			results = append(results, m)
 		}
