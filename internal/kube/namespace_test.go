@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -9,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/devloop-dev/devloop/internal/config"
 )
 
 // The namespace an apply creates is marked as devloop's, for its project;
@@ -53,5 +56,50 @@ func TestCreatedNamespaceIsMarkedAndOnlyItIsDeleted(t *testing.T) {
 	ns, err = core.CoreV1().Namespaces().Get(ctx, "team", metav1.GetOptions{})
 	if err != nil || len(ns.Annotations) != 0 {
 		t.Errorf("existing namespace: %v, annotations %v", err, ns.Annotations)
+	}
+}
+
+// Down's scope: the inventory, then, on an existing cluster only, the
+// namespace devloop created, unless a claim was kept in it.
+func TestDeleteAllDeletesTheCreatedNamespaceOnlyOnAnExistingCluster(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name       string
+		existing   bool
+		keptClaim  bool
+		wantNSGone bool
+	}{
+		{"kind", false, false, false},
+		{"existing", true, false, true},
+		{"existing with a kept claim", true, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &config.Config{Name: "proj", Namespace: "proj-ana", Path: "/p/devloop.yaml"}
+			if tc.existing {
+				cfg.Cluster.Context = "team-dev"
+			}
+			core := fake.NewClientset()
+			if tc.keptClaim {
+				_ = core.Tracker().Add(&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "proj-ana", Name: "data-db-0",
+					Labels: map[string]string{ProjectLabel: "proj", ManagedByLabel: ManagedByValue}}})
+			}
+			d := &Deployer{cfg: cfg, applier: newApplier(newFakeAPI(), testMapper(), core, cfg.Name, cfg.Namespace, cfg.Path), cs: core}
+			cm := objWithSource(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n", "m.yaml#0")
+			if _, err := d.applier.Apply(ctx, []*unstructured.Unstructured{cm}); err != nil {
+				t.Fatal(err)
+			}
+			removed, err := d.DeleteAll(ctx, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, gerr := core.CoreV1().Namespaces().Get(ctx, "proj-ana", metav1.GetOptions{})
+			if gone := apierrors.IsNotFound(gerr); gone != tc.wantNSGone {
+				t.Errorf("namespace gone %v, want %v; removed %q", gone, tc.wantNSGone, removed.Deleted)
+			}
+			said := strings.Contains(strings.Join(removed.Deleted, ","), "namespace/proj-ana deleted (devloop created it)")
+			if said != tc.wantNSGone || !strings.Contains(strings.Join(removed.Deleted, ","), "configmap/cfg deleted") {
+				t.Errorf("removed %q", removed.Deleted)
+			}
+		})
 	}
 }
