@@ -16,7 +16,7 @@ devloop_e2e_env() {
   source "$dir/images/lib.sh"
   DEVLOOP_E2E_NODE_IMAGE=$(sed -n 's/^NODE_IMAGE=//p' "$dir/images/VERSIONS")
   DEVLOOP_E2E_TRAEFIK_IMAGE=$(sed -n 's/^TRAEFIK_IMAGE=//p' "$dir/images/VERSIONS")
-  DEVLOOP_E2E_REGISTRY_IMAGE=$(sed -n 's/^REGISTRY_IMAGE=//p' "$dir/images/VERSIONS")
+  DEVLOOP_E2E_REGISTRY_IMAGE=$(sed -n 's/^REGISTRY_IMAGE=//p' "$dir/images/registry/VERSION")
   DEVLOOP_E2E_GOLANG_IMAGE=golang:$(go env GOVERSION 2>/dev/null | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/')
   DEVLOOP_E2E_DEBIAN_IMAGE=debian:$(sed -n 's/^DEBIAN_SUITE=//p' "$dir/images/VERSIONS")-slim
   export DEVLOOP_E2E_NODE_IMAGE DEVLOOP_E2E_TRAEFIK_IMAGE DEVLOOP_E2E_REGISTRY_IMAGE DEVLOOP_E2E_GOLANG_IMAGE DEVLOOP_E2E_DEBIAN_IMAGE

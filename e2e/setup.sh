@@ -22,6 +22,8 @@ export E2E_IMAGES
 source "$E2E_IMAGES/lib.sh"
 # shellcheck source=images/VERSIONS
 source "$E2E_IMAGES/VERSIONS"
+# shellcheck source=images/registry/VERSION
+source "$E2E_IMAGES/registry/VERSION"
 CACHE=${DEVLOOP_E2E_CACHE:-/var/cache/devloop-e2e}
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 T0=$(date +%s)

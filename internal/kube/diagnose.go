@@ -229,9 +229,9 @@ func reasonSuffix(reason string) string {
 
 // killedWithItsNode reports whether a running container's last end was
 // its node's restart, not a crash: the runtime could not tell how it ended
-// (reason "Unknown", exit code 255: what the kubelet records for a
-// container that was running when the node went down, e.g. the Docker
-// engine behind a kind node restarting).
+// (reason "Unknown", exit code 255: what containerd's CRI records, when it
+// starts again, for a container that was running and whose task is gone:
+// its node went down, e.g. the Docker engine behind a kind node restarted).
 func killedWithItsNode(st corev1.ContainerStatus, t *corev1.ContainerStateTerminated) bool {
 	return st.State.Running != nil && t == st.LastTerminationState.Terminated && t.Reason == "Unknown" && t.ExitCode == 255
 }
