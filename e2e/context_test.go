@@ -84,8 +84,9 @@ func ctxSnapshot(t *testing.T, namespaces ...string) map[string]string {
 // kubeconfig context and the registry (issue 14). It serves through the
 // forward, an edit is pushed and served, logs show the app, down removes
 // its objects and the namespace it created; devloop neither created nor
-// loaded anything, and nothing outside that namespace changed. An unknown
-// context and a production-looking one are refused.
+// loaded anything, and nothing outside that namespace changed; doctor
+// checks the context, the namespace and the registry. An unknown context
+// and a production-looking one are refused.
 func TestExistingCluster(t *testing.T) {
 	t.Setenv("USER", "E2E.User") // the namespace is <project>-<user>: hello2-e2e-user
 	const ns = "hello2-e2e-user"
@@ -168,6 +169,19 @@ func TestExistingCluster(t *testing.T) {
 		}
 	})
 	up.stop()
+
+	t.Run("doctor checks the context, the namespace and the registry", func(t *testing.T) {
+		out, _ := run(t, user, 2*time.Minute, "doctor", "--no-color")
+		for _, want := range []string{`context "kind-` + ctxCluster + `" answers (Kubernetes v`, "namespace " + ns + " is writable",
+			"registry " + registry + " accepts a push"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("doctor does not say %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "kind cluster") {
+			t.Errorf("doctor checks a kind cluster:\n%s", out)
+		}
+	})
 
 	t.Run("devloop neither created nor loaded anything", func(t *testing.T) {
 		out := up.out.String()
