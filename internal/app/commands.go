@@ -20,6 +20,7 @@ type upFlags struct {
 	noLogs         bool
 	rolloutTimeout time.Duration
 	parallel       int
+	context        project.ContextOptions
 }
 
 func newUpCommand(g *globals) *cobra.Command {
@@ -55,7 +56,7 @@ it depends on are ready.`,
 			if err != nil {
 				return err
 			}
-			o := project.UpOptions{Out: p, Once: f.once, Services: args, NoLogs: f.noLogs, RolloutTimeout: f.rolloutTimeout, Parallel: f.parallel,
+			o := project.UpOptions{Out: p, Once: f.once, Services: args, NoLogs: f.noLogs, RolloutTimeout: f.rolloutTimeout, Parallel: f.parallel, Context: f.context,
 				Reload: func() (*config.Config, error) { return loadConfigFile(cfg.Path) }}
 			if live != nil {
 				o.Live = live
@@ -68,6 +69,7 @@ it depends on are ready.`,
 	cmd.Flags().BoolVar(&f.plain, "plain", false, "plain lines only, no live status table (the default when output is not a terminal)")
 	cmd.Flags().DurationVar(&f.rolloutTimeout, "rollout-timeout", 3*time.Minute, "how long a rollout may take before devloop explains why it is stuck")
 	cmd.Flags().IntVar(&f.parallel, "parallel", 2, "how many images to build at once")
+	contextFlags(cmd, &f.context)
 	return cmd
 }
 
@@ -93,6 +95,7 @@ func newDownCommand(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&o.Cluster, "cluster", false, "also delete the kind cluster (only one devloop created)")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "with --cluster: delete the cluster even if devloop did not create it")
 	cmd.Flags().BoolVar(&o.Volumes, "volumes", false, "also delete the project's PersistentVolumeClaims and their data (kept by default)")
+	contextFlags(cmd, &o.Context)
 	return cmd
 }
 

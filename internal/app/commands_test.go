@@ -61,3 +61,19 @@ func TestBundledExampleIsAnnounced(t *testing.T) {
 		t.Fatalf("down without devloop.yaml: %v\n%s", err, out)
 	}
 }
+
+// --context reaches the library entry of every command that talks to a
+// cluster (here the bundled example, which names no registry address, is
+// refused for it before anything is touched).
+func TestContextFlagOnEveryClusterCommand(t *testing.T) {
+	withoutClusters(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	dir := t.TempDir()
+	for _, args := range [][]string{{"up", "--once"}, {"down"}, {"status"}, {"logs"}, {"doctor"}} {
+		out, errOut, err := run(t, dir, append(args, "--context", "team-dev", "--allow-context", "team-dev", "--no-color")...)
+		if err == nil || !strings.Contains(out+errOut, "cluster.registry.address: with --context team-dev: required") {
+			t.Errorf("%v --context team-dev: %v\n%s%s", args, err, out, errOut)
+		}
+	}
+}

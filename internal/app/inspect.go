@@ -13,6 +13,7 @@ import (
 
 func newStatusCommand(g *globals) *cobra.Command {
 	var output string
+	var co project.ContextOptions
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the project's services from the cluster's state (no loop)",
@@ -25,7 +26,7 @@ func newStatusCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rep, err := project.Status(cmd.Context(), cfg, g.deps(p))
+			rep, err := project.Status(cmd.Context(), cfg, g.deps(p), co)
 			if rep.Project == "" {
 				return err // nothing known to print
 			}
@@ -40,11 +41,13 @@ func newStatusCommand(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	contextFlags(cmd, &co)
 	return cmd
 }
 
 func newDoctorCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var co project.ContextOptions
+	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check the machine (Docker, disk, inotify, ports, kubeconfig) and the manifests (probes, resources, root, :latest, references)",
 		Args:  cobra.NoArgs,
@@ -53,7 +56,7 @@ func newDoctorCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			results := project.Doctor(cmd.Context(), cfg, g.deps(p))
+			results := project.Doctor(cmd.Context(), cfg, g.deps(p), co)
 			doctor.Print(g.out, results, p.Color())
 			if doctor.Worst(results) == doctor.Fail {
 				return fmt.Errorf("doctor found problems (see FAIL above)")
@@ -61,6 +64,8 @@ func newDoctorCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	contextFlags(cmd, &co)
+	return cmd
 }
 
 func newLogsCommand(g *globals) *cobra.Command {
@@ -87,5 +92,14 @@ func newLogsCommand(g *globals) *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&o.Since, "since", 0, "only lines newer than this (e.g. 5m); default: from each container's start")
 	cmd.Flags().BoolVar(&o.Follow, "follow", true, "keep streaming (--follow=false prints what is there and exits)")
+	contextFlags(cmd, &o.Context)
 	return cmd
+}
+
+// contextFlags adds --context and --allow-context: an existing cluster of
+// the kubeconfig instead of devloop's kind cluster, and the person's
+// allowance of a context whose name looks like production.
+func contextFlags(cmd *cobra.Command, co *project.ContextOptions) {
+	cmd.Flags().StringVar(&co.Context, "context", "", "use the existing cluster of this kubeconfig context (as cluster.context; needs cluster.registry.address)")
+	cmd.Flags().StringArrayVar(&co.Allow, "allow-context", nil, "allow this context although its name looks like production (prod, production, prd, live); also DEVLOOP_ALLOW_CONTEXT")
 }

@@ -20,7 +20,8 @@ import (
 const EnvNodeImage = "DEVLOOP_NODE_IMAGE"
 
 // Load reads, decodes, defaults and validates the config file at path.
-// It does not consult the environment; call ApplyEnv afterwards for that.
+// It does not consult the environment (but for the user name in the default
+// namespace on an existing cluster); call ApplyEnv afterwards for that.
 // An invalid file yields an ErrorList describing every problem.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -53,6 +54,10 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	cfg.Path = abs
 	cfg.Dir = filepath.Dir(abs)
+	cfg.keys = make(map[string]bool, len(d.pos))
+	for k := range d.pos {
+		cfg.keys[k] = true
+	}
 	setDefaults(cfg)
 	v := &validator{decoder: d, cfg: cfg}
 	v.validate()
@@ -269,9 +274,9 @@ func (c Cluster) WithDefaults() Cluster {
 	}
 	if c.Delivery == "" {
 		// Push is the faster of the two with a registry (BENCHMARKS.md,
-		// "Registry and multi-node").
+		// "Registry and multi-node"), and the only one to an existing cluster.
 		c.Delivery = DeliveryStream
-		if c.Registry.Enabled {
+		if c.Registry.Enabled || c.Context != "" {
 			c.Delivery = DeliveryPush
 		}
 	}
@@ -281,7 +286,7 @@ func (c Cluster) WithDefaults() Cluster {
 // setDefaults fills in defaults and makes every path absolute. Empty
 // required values stay empty for validation to report.
 func setDefaults(cfg *Config) {
-	if cfg.Namespace == "" {
+	if cfg.Namespace == "" && cfg.Cluster.Context == "" {
 		cfg.Namespace = DefaultNamespace
 	}
 	cfg.Cluster = cfg.Cluster.WithDefaults()
@@ -351,6 +356,7 @@ func setDefaults(cfg *Config) {
 			c.Values[j] = abs(cfg.Dir, c.Values[j])
 		}
 	}
+	applyContextDefaults(cfg)
 }
 
 // DefaultRelease is the release name of a chart whose release is not set:

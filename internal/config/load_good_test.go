@@ -69,6 +69,7 @@ manifests:
 			filepath.Join(dir, "raw/one.yaml"),
 		},
 	}
+	cfg.keys = nil // which keys the file set: not a setting
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Load =\n%+v\nwant\n%+v", cfg, want)
 	}

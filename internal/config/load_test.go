@@ -77,7 +77,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown key lists valid keys when nothing is close",
 			yaml: "name: p\ncluster:\n  zzzzzzzz: 1\nmanifests: [k8s]\n",
-			want: []string{`3:3: cluster.zzzzzzzz: unknown key; valid keys here: delivery, ingress, kubernetesVersion, name, nodeImage, registry, workers`},
+			want: []string{`3:3: cluster.zzzzzzzz: unknown key; valid keys here: context, delivery, ingress, kubernetesVersion, name, nodeImage, registry, workers`},
 		},
 		{
 			name: "push without a registry",

@@ -26,6 +26,10 @@ type Config struct {
 	// Charts are Helm charts, each installed (then upgraded) as one release
 	// through the Helm SDK, after the plain manifests are applied.
 	Charts []Chart `json:"charts,omitempty"`
+
+	// keys are the key paths the file sets (defaults that an existing
+	// cluster changes apply only to what the file leaves out).
+	keys map[string]bool
 }
 
 // Chart is one Helm chart of the repository and the release devloop makes of it.
@@ -45,8 +49,15 @@ type Chart struct {
 	Set map[string]string `json:"set,omitempty"`
 }
 
-// Cluster describes the local kind cluster devloop creates or adopts.
+// Cluster describes the local kind cluster devloop creates or adopts, or
+// the existing cluster it is pointed at (Context).
 type Cluster struct {
+	// Context names an existing cluster by its context in the user's
+	// kubeconfig (never the current-context implicitly). devloop then never
+	// creates, deletes or loads images into a cluster: it pushes to
+	// Registry.Address, applies into the developer's namespace and installs
+	// no addons. Empty: devloop's own kind cluster (Name).
+	Context string `json:"context,omitempty"`
 	// Name of the kind cluster; its kubeconfig context is "kind-<Name>". Default "devloop".
 	Name string `json:"name,omitempty"`
 	// NodeImage is the kind node image. The environment variable
@@ -87,14 +98,42 @@ type Registry struct {
 	// Image is the registry image. Default DefaultRegistryImage; the
 	// environment variable DEVLOOP_REGISTRY_IMAGE overrides it.
 	Image string `json:"image,omitempty"`
+	// Address is the registry an existing cluster (Cluster.Context) pulls
+	// from, host[:port][/path-prefix] ("registry.dev.example.com/team",
+	// "localhost:5001"): images are pushed to <Address>/<repo>:<tag> and the
+	// manifests name that. Required with Context; Enabled, Port and Image
+	// (the local registry container) are refused with it.
+	Address string `json:"address,omitempty"`
 }
 
-// Host returns the registry's address as the host and the nodes see it,
-// "localhost:<port>" (the prefix of every pushed reference).
-func (r Registry) Host() string { return fmt.Sprintf("localhost:%d", r.Port) }
+// Host returns the prefix of every pushed reference: Address when set,
+// else the local registry as the host and the nodes see it,
+// "localhost:<port>".
+func (r Registry) Host() string {
+	if r.Address != "" {
+		return r.Address
+	}
+	return fmt.Sprintf("localhost:%d", r.Port)
+}
 
-// Push reports whether images are delivered by push to the registry.
-func (c Cluster) Push() bool { return c.Registry.Enabled && c.Delivery == DeliveryPush }
+// Push reports whether images are delivered by push to the registry
+// (always on an existing cluster).
+func (c Cluster) Push() bool {
+	return c.Context != "" || (c.Registry.Enabled && c.Delivery == DeliveryPush)
+}
+
+// Existing reports whether the cluster is an existing one (Context), not
+// devloop's kind cluster.
+func (c Cluster) Existing() bool { return c.Context != "" }
+
+// Target names the cluster for the user: the kubeconfig context of an
+// existing cluster, else the kind cluster's name.
+func (c Cluster) Target() string {
+	if c.Context != "" {
+		return c.Context
+	}
+	return c.Name
+}
 
 // Ingress configures the ingress controller devloop installs (Traefik v3).
 type Ingress struct {

@@ -112,7 +112,9 @@ func (v *validator) validate() {
 	} else {
 		v.dnsLabel("name", cfg.Name)
 	}
-	v.dnsLabel("namespace", cfg.Namespace)
+	if cfg.Namespace != "" {
+		v.dnsLabel("namespace", cfg.Namespace)
+	}
 	v.validateCluster()
 	if len(cfg.Services) == 0 && len(cfg.Manifests) == 0 && len(cfg.Charts) == 0 && !v.bad["services"] && !v.bad["manifests"] && !v.bad["charts"] {
 		v.errorf("", `nothing to do: expected at least one of "services", "manifests" or "charts"`)
@@ -155,13 +157,21 @@ func (v *validator) validateCluster() {
 	switch c.Delivery {
 	case DeliveryStream:
 	case DeliveryPush:
-		if !c.Registry.Enabled {
+		if !c.Registry.Enabled && c.Context == "" {
 			v.errorf("cluster.delivery", "delivery %q needs the registry: set cluster.registry.enabled: true, or delivery: %s", c.Delivery, DeliveryStream)
 		}
 	default:
 		v.errorf("cluster.delivery", "unknown delivery %q: expected %q (stream each image into every node) or %q (push to cluster.registry; the nodes pull)", c.Delivery, DeliveryStream, DeliveryPush)
 	}
-	if r := c.Registry; r.Enabled {
+	if c.Registry.Address != "" {
+		if _, err := ParseRegistryAddress(c.Registry.Address); err != nil {
+			v.errorf("cluster.registry.address", "%v", err)
+		}
+	}
+	for _, p := range contextProblems(v.cfg) {
+		v.errorf(p.path, "%s", p.msg)
+	}
+	if r := c.Registry; r.Enabled && c.Context == "" {
 		if r.Image != "" {
 			v.imageRef("cluster.registry.image", r.Image)
 		}
@@ -558,7 +568,9 @@ func (v *validator) validateChart(keyPath string, c *Chart, releases map[string]
 		}
 		v.errorf(at, "invalid release name %q: %s", c.Release, strings.Join(msgs, "; "))
 	}
-	v.dnsLabel(keyPath+".namespace", c.Namespace)
+	if c.Namespace != "" {
+		v.dnsLabel(keyPath+".namespace", c.Namespace)
+	}
 	id := c.Namespace + "/" + c.Release
 	if prev, dup := releases[id]; dup {
 		v.errorf(keyPath+".release", "release %s in namespace %s is also made by %s: give each chart its own release name", c.Release, c.Namespace, prev)

@@ -134,8 +134,13 @@ func Machine(ctx context.Context, env Env, cfg *config.Config) []Result {
 	if r, ok := checkPrivilegedContainers(env, server); ok {
 		out = append(out, r)
 	}
-	running, cr := checkClusterState(env, cfg)
-	out = append(out, cr)
+	running := false
+	if !cfg.Cluster.Existing() {
+		// An existing cluster is not kind's: ExistingCluster checks it.
+		var cr Result
+		running, cr = checkClusterState(env, cfg)
+		out = append(out, cr)
+	}
 	out = append(out, checkPorts(env, cfg, running)...)
 	out = append(out, checkKubeconfigWritable(env))
 	return out

@@ -617,16 +617,51 @@ func (a *Applier) waitEstablished(ctx context.Context, p prepared) error {
 	return nil
 }
 
-// ensureNamespace creates the project namespace if it does not exist yet.
+// NamespaceCreatedAnnotation marks a namespace devloop created, with the
+// project it created it for: on an existing cluster, `down` deletes the
+// namespace only when it carries this mark for its project.
+const NamespaceCreatedAnnotation = "devloop.dev/created-for"
+
+// DeleteCreatedNamespace deletes the project namespace when devloop created
+// it for this project (NamespaceCreatedAnnotation), and says what it did:
+// "namespace/<ns> deleted (devloop created it)", or why it was kept.
+func (a *Applier) DeleteCreatedNamespace(ctx context.Context) (string, error) {
+	ns, err := a.core.CoreV1().Namespaces().Get(ctx, a.namespace, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return "", nil
+	case apierrors.IsForbidden(err):
+		return "namespace/" + a.namespace + " kept (you may not read it)", nil
+	case err != nil:
+		return "", fmt.Errorf("reading namespace %s: %w", a.namespace, err)
+	case ns.Annotations[NamespaceCreatedAnnotation] != a.project || ns.Labels[ManagedByLabel] != ManagedByValue:
+		return "namespace/" + a.namespace + " kept (devloop did not create it)", nil
+	}
+	uid := ns.UID
+	err = a.core.CoreV1().Namespaces().Delete(ctx, a.namespace, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	switch {
+	case apierrors.IsNotFound(err):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("deleting namespace %s (devloop created it): %w", a.namespace, err)
+	}
+	return "namespace/" + a.namespace + " deleted (devloop created it)", nil
+}
+
+// ensureNamespace creates the project namespace if it does not exist yet,
+// marked as devloop's (NamespaceCreatedAnnotation).
 func (a *Applier) ensureNamespace(ctx context.Context) error {
 	_, err := a.core.CoreV1().Namespaces().Get(ctx, a.namespace, metav1.GetOptions{})
-	if err == nil {
+	if err == nil || apierrors.IsForbidden(err) {
+		// Forbidden: a developer of a shared cluster may not read
+		// namespaces, only write in theirs; the apply says if it is missing.
 		return nil
 	}
 	if !apierrors.IsNotFound(err) {
 		return fmt.Errorf("reading namespace %s: %w", a.namespace, err)
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.namespace, Labels: map[string]string{ManagedByLabel: ManagedByValue}}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.namespace, Labels: map[string]string{ManagedByLabel: ManagedByValue},
+		Annotations: map[string]string{NamespaceCreatedAnnotation: a.project}}}
 	if _, err := a.core.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating namespace %s: %w", a.namespace, err)
 	}

@@ -454,18 +454,29 @@ func (d *Deployer) DeleteAll(ctx context.Context, volumes bool) (Removed, error)
 	if err != nil {
 		return removed, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
 	}
-	if d.releases == nil {
-		return removed, nil
-	}
-	rels, err := d.releases.Releases()
-	if err != nil {
-		return removed, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
-	}
-	for _, r := range rels {
-		if err := d.releases.Uninstall(r.Namespace, r.Name, defaultHookTimeout); err != nil {
+	if d.releases != nil {
+		rels, err := d.releases.Releases()
+		if err != nil {
 			return removed, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
 		}
-		removed.Deleted = append(removed.Deleted, "release "+r.Name+" (helm uninstall)")
+		for _, r := range rels {
+			if err := d.releases.Uninstall(r.Namespace, r.Name, defaultHookTimeout); err != nil {
+				return removed, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
+			}
+			removed.Deleted = append(removed.Deleted, "release "+r.Name+" (helm uninstall)")
+		}
+	}
+	// On an existing cluster the developer's namespace goes too, when devloop
+	// created it and no claim was kept in it (a namespace takes its claims
+	// with it).
+	if d.cfg.Cluster.Existing() && len(removed.KeptVolumes) == 0 {
+		what, err := d.applier.DeleteCreatedNamespace(ctx)
+		if err != nil {
+			return removed, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
+		}
+		if what != "" {
+			removed.Deleted = append(removed.Deleted, what)
+		}
 	}
 	return removed, nil
 }

@@ -11,9 +11,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/devloop-dev/devloop/internal/build"
+	"github.com/devloop-dev/devloop/internal/cluster"
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/doctor"
 	"github.com/devloop-dev/devloop/internal/initcfg"
@@ -28,6 +30,9 @@ import (
 // the cluster exists. A failed build does not stop the others; the error
 // joins every failure.
 func Build(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, names []string, parallel int) error {
+	if err := useContext(cfg, deps, ContextOptions{}); err != nil {
+		return err
+	}
 	deps.redactManifests(cfg)
 	svcs := cfg.Services
 	if len(names) > 0 {
@@ -44,7 +49,8 @@ func Build(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer,
 	if err != nil {
 		return err
 	}
-	exists, err := deps.Clusters.Exists(cfg.Cluster.Name)
+	clusters, name := deps.clusters(cfg)
+	exists, err := clusters.Exists(name)
 	if err != nil {
 		return err
 	}
@@ -82,9 +88,9 @@ func Build(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer,
 		if !exists {
 			continue
 		}
-		res, err := eng.Delivery(cfg).Load(ctx, cfg.Cluster.Name, img.Ref(), out.Writer(svc.Name))
+		res, err := eng.Delivery(cfg).Load(ctx, name, img.Ref(), out.Writer(svc.Name))
 		if err != nil {
-			return fmt.Errorf("delivering %s to cluster %q: %w", img.Ref(), cfg.Cluster.Name, err)
+			return fmt.Errorf("delivering %s to cluster %q: %w", img.Ref(), name, err)
 		}
 		if res.Push != nil {
 			out.Line(svc.Name, "pushed %s in %s (%d layer(s) sent, %d already there)", res.Pushed,
@@ -113,19 +119,28 @@ type DownOptions struct {
 	// Volumes also deletes the project's PersistentVolumeClaims (and with
 	// them the data); without it they are kept, and down says so.
 	Volumes bool
+	// Context points down at an existing cluster (--context, --allow-context).
+	Context ContextOptions
 }
 
 // Down deletes what devloop applied for cfg's project (its inventory) and,
 // with o.Cluster, the kind cluster: only one devloop created, unless o.Force.
 func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, o DownOptions) error {
+	if err := useContext(cfg, deps, o.Context); err != nil {
+		return err
+	}
 	deps.redactManifests(cfg)
-	name := cfg.Cluster.Name
+	clusters, name := deps.clusters(cfg)
+	if o.Cluster && cfg.Cluster.Existing() {
+		// --force included: an existing cluster is never devloop's to delete.
+		return &cluster.RefusedError{Context: name, What: "deletes"}
+	}
 	if o.Cluster && !o.Force {
-		exists, err := deps.Clusters.Exists(name)
+		exists, err := clusters.Exists(name)
 		if err != nil {
 			return err
 		}
-		owned, err := deps.Clusters.Owned(name)
+		owned, err := clusters.Owned(name)
 		if err != nil {
 			return err
 		}
@@ -133,14 +148,14 @@ func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, 
 			return &NotOwnedError{Name: name}
 		}
 	}
-	exists, err := deps.Clusters.Exists(name)
+	exists, err := clusters.Exists(name)
 	if err != nil {
 		return err
 	}
 	if !exists {
 		if o.Cluster {
 			// A registry devloop made outlives a cluster deleted by other means.
-			removed, err := deps.Clusters.RemoveRegistry(ctx, name)
+			removed, err := clusters.RemoveRegistry(ctx, name)
 			if len(removed) > 0 {
 				out.Line("cluster", "removed the registry's %s", strings.Join(removed, " and "))
 			}
@@ -177,7 +192,7 @@ func Down(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, 
 	}
 	// With --cluster a broken cluster is deleted all the same.
 	begin := time.Now()
-	_, err = deps.Clusters.Down(ctx, name, func(ctx context.Context, rc *rest.Config) error {
+	_, err = clusters.Down(ctx, name, func(ctx context.Context, rc *rest.Config) error {
 		conn, err := deps.Connect(cfg, rc)
 		if err != nil {
 			return err
@@ -200,7 +215,10 @@ func (e *NotOwnedError) Error() string {
 
 // Status reports cfg's services from the cluster's state (from the
 // manifests alone when the cluster does not exist).
-func Status(ctx context.Context, cfg *config.Config, deps *Deps) (status.Report, error) {
+func Status(ctx context.Context, cfg *config.Config, deps *Deps, co ContextOptions) (status.Report, error) {
+	if err := useContext(cfg, deps, co); err != nil {
+		return status.Report{}, err
+	}
 	deps.redactManifests(cfg)
 	m, err := kube.Prepare(cfg, nil)
 	if err != nil {
@@ -217,7 +235,11 @@ func Status(ctx context.Context, cfg *config.Config, deps *Deps) (status.Report,
 }
 
 // Doctor checks the machine and cfg's manifests.
-func Doctor(ctx context.Context, cfg *config.Config, deps *Deps) []doctor.Result {
+func Doctor(ctx context.Context, cfg *config.Config, deps *Deps, co ContextOptions) []doctor.Result {
+	if err := useContext(cfg, deps, co); err != nil {
+		return []doctor.Result{{Level: doctor.Fail, Check: "cluster context", Message: err.Error(),
+			Fix: "name a context of your kubeconfig (cluster.context or --context) and the registry it pulls from (cluster.registry.address)"}}
+	}
 	deps.redactManifests(cfg)
 	dockerVersion := func(ctx context.Context) (string, string, error) {
 		eng, err := deps.Engine(ctx)
@@ -227,6 +249,9 @@ func Doctor(ctx context.Context, cfg *config.Config, deps *Deps) []doctor.Result
 		return eng.Version(ctx)
 	}
 	results := doctor.Machine(ctx, doctor.DefaultEnv(dockerVersion, deps.Clusters.Exists), cfg)
+	if cfg.Cluster.Existing() {
+		results = append(results, doctorExisting(ctx, cfg, deps)...)
+	}
 	var images initcfg.ImageChecker
 	if eng, err := deps.Engine(ctx); err == nil {
 		images = eng.Images
@@ -239,6 +264,20 @@ func Doctor(ctx context.Context, cfg *config.Config, deps *Deps) []doctor.Result
 		return append(results, doctor.Result{Level: doctor.Fail, Check: "manifests", Message: err.Error(), Fix: "fix the manifest or chart template named above"})
 	}
 	return append(results, doctor.Manifests(m.Objects, cfg)...)
+}
+
+// doctorExisting checks the existing cluster of cfg's context: reachable,
+// its namespace writable, the registry accepting a push.
+func doctorExisting(ctx context.Context, cfg *config.Config, deps *Deps) []doctor.Result {
+	clusters, name := deps.clusters(cfg)
+	rc, err := clusters.RESTConfig(name)
+	var cs kubernetes.Interface
+	server := ""
+	if err == nil {
+		server = rc.Host
+		cs, err = kubernetes.NewForConfig(rc)
+	}
+	return doctor.ExistingCluster(ctx, cfg, cs, server, err, nil)
 }
 
 // Init writes a starting devloop.yaml for the project in dir (initcfg),
@@ -262,6 +301,9 @@ type LogsOptions struct {
 	// Follow keeps streaming and follows new pods and restarts.
 	Follow bool
 
+	// Context points logs at an existing cluster (--context, --allow-context).
+	Context ContextOptions
+
 	// started, when set, is given the log manager before it runs (up's
 	// cluster watch rechecks it when the cluster answers again).
 	started func(*logs.Manager)
@@ -271,6 +313,9 @@ type LogsOptions struct {
 // project (or one service's), prefixed and colored, until ctx ends (or,
 // without Follow, until what is there was printed).
 func Logs(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, o LogsOptions) error {
+	if err := useContext(cfg, deps, o.Context); err != nil {
+		return err
+	}
 	deps.redactManifests(cfg)
 	if o.Service != "" {
 		if _, ok := cfg.Service(o.Service); !ok {
@@ -286,7 +331,7 @@ func Logs(ctx context.Context, cfg *config.Config, deps *Deps, out *ui.Printer, 
 		return err
 	}
 	if !ok {
-		return &ErrNoCluster{Name: cfg.Cluster.Name}
+		return &ErrNoCluster{Name: cfg.Cluster.Target()}
 	}
 	if o.Follow {
 		defer conn.Informers.Shutdown()

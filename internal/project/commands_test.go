@@ -114,13 +114,13 @@ func manifestResults(rs []doctor.Result) []doctor.Result {
 
 func TestDoctorReportsBrokenManifests(t *testing.T) {
 	f := newFixture(t)
-	for _, r := range manifestResults(Doctor(t.Context(), f.cfg, f.deps)) {
+	for _, r := range manifestResults(Doctor(t.Context(), f.cfg, f.deps, ContextOptions{})) {
 		if r.Level == doctor.Fail {
 			t.Errorf("good manifests fail: %+v", r)
 		}
 	}
 	f.write(t, "k8s/deploy.yaml", "kind: [unclosed\n")
-	rs := manifestResults(Doctor(t.Context(), f.cfg, f.deps))
+	rs := manifestResults(Doctor(t.Context(), f.cfg, f.deps, ContextOptions{}))
 	if len(rs) != 1 || rs[0].Level != doctor.Fail || !strings.Contains(rs[0].Message, "deploy.yaml") || rs[0].Fix == "" {
 		t.Errorf("broken manifests: %+v, want one failure naming the file, with a fix", rs)
 	}
@@ -140,7 +140,7 @@ func TestDoctorLintsCharts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range Doctor(t.Context(), cfg, f.deps) {
+	for _, r := range Doctor(t.Context(), cfg, f.deps, ContextOptions{}) {
 		if r.Level != doctor.OK && strings.Contains(r.Message, `"worker"`) {
 			t.Errorf("the chart's workload is not linted: %+v", r)
 		}
@@ -149,7 +149,7 @@ func TestDoctorLintsCharts(t *testing.T) {
 		}
 	}
 	f.write(t, "chart/templates/broken.yaml", "a: {{ .Values.nope.deeper }}\n")
-	rs := manifestResults(Doctor(t.Context(), cfg, f.deps))
+	rs := manifestResults(Doctor(t.Context(), cfg, f.deps, ContextOptions{}))
 	if len(rs) != 1 || rs[0].Level != doctor.Fail || !strings.Contains(rs[0].Message, "worker/templates/broken.yaml:1:") {
 		t.Errorf("broken chart: %+v, want one failure with Helm's file and line", rs)
 	}

@@ -108,7 +108,11 @@ type Conn struct {
 // Deps are the external systems. NewDeps makes the real ones; tests
 // replace any of them.
 type Deps struct {
+	// Clusters are devloop's kind clusters; Existing the clusters it did not
+	// create, reached through a kubeconfig context (cluster.context). Which
+	// one a command uses is chosen once, by clusters(cfg).
 	Clusters Clusters
+	Existing Clusters
 	// Engine opens the Docker engine on first use (down and status never need it).
 	Engine func(ctx context.Context) (*Engine, error)
 	// Connect opens the cluster behind rc for cfg's project.
@@ -171,8 +175,55 @@ func NewDeps(clusterOut io.Writer, verbosity int) *Deps {
 			}
 			return eng, nil
 		},
-		Connect: connect,
+		Existing: existingClusters{cluster.NewExisting()},
+		Connect:  connect,
 	}
+}
+
+// clusters returns the Clusters of cfg's cluster and the name to give its
+// methods: an existing cluster's kubeconfig context, or the kind cluster's
+// name. An existing cluster is never handed to the kind implementation.
+func (d *Deps) clusters(cfg *config.Config) (Clusters, string) {
+	if cfg.Cluster.Existing() {
+		if d.Existing == nil {
+			return refusingClusters{}, cfg.Cluster.Context
+		}
+		return d.Existing, cfg.Cluster.Context
+	}
+	return d.Clusters, cfg.Cluster.Name
+}
+
+// existingClusters is Clusters on an existing cluster (cluster.Existing):
+// devloop installs no addons in it.
+type existingClusters struct{ *cluster.Existing }
+
+func (existingClusters) InstallAddons(context.Context, *Conn, config.Cluster, func(context.Context, string) error) error {
+	return nil
+}
+
+// refusingClusters stands in when Deps has no Existing: every call fails.
+type refusingClusters struct{}
+
+var errNoExisting = fmt.Errorf("devloop was built without support for existing clusters")
+
+func (refusingClusters) Ensure(context.Context, config.Cluster) (*cluster.Info, error) {
+	return nil, errNoExisting
+}
+func (refusingClusters) Exists(string) (bool, error)             { return false, errNoExisting }
+func (refusingClusters) RESTConfig(string) (*rest.Config, error) { return nil, errNoExisting }
+func (refusingClusters) Delete(context.Context, string) error    { return errNoExisting }
+func (refusingClusters) Down(context.Context, string, func(context.Context, *rest.Config) error) (error, error) {
+	return nil, errNoExisting
+}
+func (refusingClusters) RemoveRegistry(context.Context, string) ([]string, error) {
+	return nil, errNoExisting
+}
+func (refusingClusters) Owned(string) (bool, error) { return false, errNoExisting }
+func (refusingClusters) Usable(context.Context, string) (*rest.Config, error) {
+	return nil, errNoExisting
+}
+func (refusingClusters) InstallAddons(context.Context, *Conn, config.Cluster, func(context.Context, string) error) error {
+	return errNoExisting
 }
 
 // Delivery is how cfg's service images reach the cluster: pushed to its
@@ -237,12 +288,12 @@ func (k kindClusters) InstallAddons(ctx context.Context, c *Conn, spec config.Cl
 
 // open connects to cfg's cluster if it exists.
 func open(cfg *config.Config, deps *Deps) (*Conn, bool, error) {
-	name := cfg.Cluster.Name
-	ok, err := deps.Clusters.Exists(name)
+	clusters, name := deps.clusters(cfg)
+	ok, err := clusters.Exists(name)
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	rc, err := deps.Clusters.RESTConfig(name)
+	rc, err := clusters.RESTConfig(name)
 	if err != nil {
 		return nil, false, err
 	}

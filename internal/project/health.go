@@ -33,6 +33,16 @@ type clusterWatch struct {
 	// onBack, when set, is called when the cluster answers again after it
 	// was said not to.
 	onBack func()
+	// existing: the cluster of a kubeconfig context (name), not kind's.
+	existing bool
+}
+
+// what names the cluster in what the watch says.
+func (w *clusterWatch) what() string {
+	if w.existing {
+		return fmt.Sprintf("the cluster of context %q", w.name)
+	}
+	return fmt.Sprintf("kind cluster %q", w.name)
 }
 
 func newClusterWatch(name string, out *ui.Printer, conn *Conn, clusters Clusters) *clusterWatch {
@@ -70,8 +80,8 @@ func (w *clusterWatch) run(ctx context.Context) {
 		now := time.Now()
 		if err == nil {
 			if said != "" {
-				w.out.Line("cluster", "kind cluster %q answers again (it did not for %s); forwards and log tails resume",
-					w.name, now.Sub(downSince).Round(time.Second))
+				w.out.Line("cluster", "%s answers again (it did not for %s); forwards and log tails resume",
+					w.what(), now.Sub(downSince).Round(time.Second))
 				if w.onBack != nil {
 					w.onBack()
 				}
@@ -106,6 +116,9 @@ func (w *clusterWatch) explain(ctx context.Context, probeErr error, down time.Du
 	case derr == nil:
 		// It answered the diagnosis: it is coming back.
 		return "", ""
+	case w.existing:
+		return "api", fmt.Sprintf("%s: its API server has not answered for %s (%s); the forwards and log tails resume when it does",
+			w.what(), down.Round(time.Second), oneLineErr(derr))
 	case errors.As(derr, &be) && be.NodeDown:
 		return "node:" + be.Reason, fmt.Sprintf("kind cluster %q: %s, and it did not come back by itself (after a Docker engine restart, say). "+
 			"Repair it with `%s`: devloop resumes the forwards and log tails once it answers; or delete the cluster with `devloop down --cluster`",

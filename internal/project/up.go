@@ -34,6 +34,9 @@ type UpOptions struct {
 	Parallel int
 	// Reload loads devloop.yaml again, to say what an edit of it changed.
 	Reload func() (*config.Config, error)
+	// Context points the session at an existing cluster (--context,
+	// --allow-context).
+	Context ContextOptions
 	// Services runs only these services and what they depend on (`devloop up
 	// api web`): the others are neither built, watched, synced nor
 	// forwarded, and their workloads are left as they are. Empty: all.
@@ -67,6 +70,20 @@ func selected(cfg *config.Config, names []string) (*config.Config, []string, err
 // and the apps running.
 func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error {
 	p := o.Out
+	if err := useContext(cfg, deps, o.Context); err != nil {
+		return err
+	}
+	if reload := o.Reload; reload != nil && o.Context.Context != "" {
+		// The file read again is compared with the session's config, the
+		// command line's context in both.
+		o.Reload = func() (*config.Config, error) {
+			c, err := reload()
+			if err == nil {
+				err = c.UseContext(o.Context.Context)
+			}
+			return c, err
+		}
+	}
 	deps.redactManifests(cfg)
 	// sel is what this session builds, watches and forwards; cfg stays whole
 	// for what is the project's (the manifests, the deploys, the logs).
@@ -91,7 +108,7 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 
 	// The cluster comes up while the first images build: nothing of the loop
 	// waits for it but the loads, the syncs and the deploys.
-	live := newLiveFeed(o.Live, cfg.Name, cfg.Cluster.Name)
+	live := newLiveFeed(o.Live, cfg.Name, cfg.Cluster.Target())
 	live.secrets = deps.Secrets
 	cl := &clusterStart{done: make(chan struct{})}
 	r := &runner{cfg: cfg, out: p, eng: eng, cluster: cl, secrets: deps.Secrets, rolloutTimeout: o.RolloutTimeout, live: o.Live != nil, manifests: rendered,
@@ -121,7 +138,9 @@ func Up(ctx context.Context, cfg *config.Config, deps *Deps, o UpOptions) error 
 		if !o.Once {
 			// Say when the cluster stops answering, why, and when it is back.
 			wg.Add(1)
-			w := newClusterWatch(cfg.Cluster.Name, p, conn, deps.Clusters)
+			clusters, name := deps.clusters(cfg)
+			w := newClusterWatch(name, p, conn, clusters)
+			w.existing = cfg.Cluster.Existing()
 			w.onBack = func() { r.recheckTails(ctx) }
 			go func() { defer wg.Done(); w.run(ctx) }()
 		}
@@ -324,10 +343,22 @@ func failedServices(st *engine.State) []string {
 // ensureCluster creates or adopts the cluster and connects to it.
 func ensureCluster(ctx context.Context, cfg *config.Config, deps *Deps, p *ui.Printer) (*Conn, error) {
 	begin := time.Now()
-	name := cfg.Cluster.Name
+	clusters, name := deps.clusters(cfg)
+	if cfg.Cluster.Existing() {
+		p.Line("cluster", "using the existing cluster of context %q (devloop never creates, deletes or loads images into it; images are pushed to %s)...",
+			name, cfg.Cluster.Registry.Host())
+		stop := p.Progress("cluster", fmt.Sprintf("reaching context %q", name))
+		info, err := clusters.Ensure(ctx, cfg.Cluster)
+		stop()
+		if err != nil {
+			return nil, err
+		}
+		p.Line("cluster", "context %q answers (API server %s) in %s; namespace %s", name, info.RESTConfig.Host, since(begin), cfg.Namespace)
+		return deps.Connect(cfg, info.RESTConfig)
+	}
 	p.Line("cluster", "ensuring kind cluster %q (context %s)...", name, cluster.ContextName(name))
 	stop := p.Progress("cluster", fmt.Sprintf("ensuring cluster %q", name))
-	info, err := deps.Clusters.Ensure(ctx, cfg.Cluster)
+	info, err := clusters.Ensure(ctx, cfg.Cluster)
 	stop()
 	if err != nil {
 		return nil, err
@@ -346,6 +377,12 @@ func ensureCluster(ctx context.Context, cfg *config.Config, deps *Deps, p *ui.Pr
 // is said at once (and fails up --once).
 func installAddons(ctx context.Context, cfg *config.Config, deps *Deps, eng *Engine, conn *Conn, p *ui.Printer, cl *clusterStart) {
 	begin := time.Now()
+	if cfg.Cluster.Existing() {
+		// No addons in a cluster devloop did not create.
+		p.Line("cluster", "an existing cluster: devloop installs no ingress controller or StorageClass; the cluster's own ingress controller, if any, serves the Ingresses")
+		close(cl.addonsDone)
+		return
+	}
 	in := cfg.Cluster.Ingress
 	what := "checking the default StorageClass"
 	if in.IsEnabled() {

@@ -452,7 +452,7 @@ func TestBuildDownStatus(t *testing.T) {
 	if err := Build(t.Context(), f.cfg, f.deps, p, []string{"nope"}, 2); err == nil || !strings.Contains(err.Error(), `no service "nope"`) {
 		t.Errorf("build of an unknown service = %v", err)
 	}
-	rep, err := Status(t.Context(), f.cfg, f.deps)
+	rep, err := Status(t.Context(), f.cfg, f.deps, ContextOptions{})
 	if err != nil || rep.ClusterRunning || len(rep.Services) != 1 || rep.Services[0].Desired != 2 {
 		t.Errorf("status without a cluster = %+v, %v", rep, err)
 	}
