@@ -62,7 +62,7 @@ manifests:
 // ctxKubectl runs kubectl inside the cluster's node (as an admin, not as devloop).
 func ctxKubectl(t *testing.T, args ...string) string {
 	t.Helper()
-	return docker(t, append([]string{"exec", ctxCluster + "-control-plane", "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf"}, args...)...)
+	return kubectlIn(t, ctxCluster, args...)
 }
 
 // snapshot is the names and resourceVersions of the Deployments, Services,

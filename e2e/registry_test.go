@@ -48,7 +48,7 @@ manifests:
 // regKubectl runs kubectl inside the registry test's control-plane node.
 func regKubectl(t *testing.T, args ...string) string {
 	t.Helper()
-	return docker(t, append([]string{"exec", regCluster + "-control-plane", "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf"}, args...)...)
+	return kubectlIn(t, regCluster, args...)
 }
 
 // dockerExists reports whether `docker <kind> inspect name` finds it.

@@ -19,7 +19,14 @@ const pprofAddr = "127.0.0.1:18499"
 // nodeKubectl runs kubectl inside the kind node (the suite needs no kubectl on the host).
 func nodeKubectl(t *testing.T, args ...string) string {
 	t.Helper()
-	return docker(t, append([]string{"exec", clusterName + "-control-plane", "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf"}, args...)...)
+	return kubectlIn(t, clusterName, args...)
+}
+
+// kubectlIn runs kubectl inside cluster's control-plane node, as its admin
+// (not as devloop).
+func kubectlIn(t *testing.T, cluster string, args ...string) string {
+	t.Helper()
+	return docker(t, append([]string{"exec", cluster + "-control-plane", "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf"}, args...)...)
 }
 
 // goroutines reads devloop's goroutine count from its pprof endpoint.
