@@ -46,6 +46,22 @@ func withContainerID(id string) podOpt {
 	}
 }
 
+// liveRunner is a runner whose cluster is up with one pod, web-1, running
+// hello:devloop-1 in container c1 (its service's deployed image).
+func liveRunner(t *testing.T, cfg *config.Config, m *kube.Manifests, b Builder) (*fake.Clientset, *kube.Informers, *fakeExecer, *Conn, *output, *runner) {
+	t.Helper()
+	cs := fake.NewClientset([]runtime.Object{projPod("web-1", "hello:devloop-1", running("app"), withContainerID("c1"))}...)
+	inf := startedInformers(t, cs)
+	ex := &fakeExecer{}
+	conn := &Conn{Informers: inf, Execer: ex, Clients: &kube.Clients{Core: cs}}
+	cl := &clusterStart{done: make(chan struct{})}
+	cl.finish(conn, nil)
+	out := newOutput()
+	r := &runner{cfg: cfg, out: ui.NewPrinter(out, false, false), cluster: cl, manifests: m,
+		eng: &Engine{Builder: b}, liveUpdates: newLiveUpdates(), deployedImages: map[string]string{"hello": "hello:devloop-1"}}
+	return cs, inf, ex, conn, out, r
+}
+
 // untilInformer waits, woken by the shared informer, until cond holds.
 func untilInformer(t *testing.T, wake <-chan struct{}, what string, cond func() bool) {
 	t.Helper()
@@ -84,16 +100,8 @@ func TestLiveUpdateAndNewContainers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := fake.NewClientset([]runtime.Object{projPod("web-1", "hello:devloop-1", running("app"), withContainerID("c1"))}...)
-	inf := startedInformers(t, cs)
-	ex := &fakeExecer{}
-	conn := &Conn{Informers: inf, Execer: ex, Clients: &kube.Clients{Core: cs}}
-	cl := &clusterStart{done: make(chan struct{})}
-	cl.finish(conn, nil)
-	out := newOutput()
 	pb := &preBuilder{}
-	r := &runner{cfg: cfg, out: ui.NewPrinter(out, false, false), cluster: cl, manifests: m,
-		eng: &Engine{Builder: pb}, liveUpdates: newLiveUpdates(), deployedImages: map[string]string{"hello": "hello:devloop-1"}}
+	cs, inf, ex, conn, out, r := liveRunner(t, cfg, m, pb)
 	var posted []engine.Changed
 	r.liveUpdates.setPost(func(ch engine.Changed) { posted = append(posted, ch) })
 	ctx := t.Context()
@@ -194,15 +202,7 @@ func TestSyncOfARestartRuleRestartsAndIsReplayed(t *testing.T) {
 		t.Fatal(err)
 	}
 	web.Sync = []config.SyncRule{{Src: app, Dest: "/app/app.py", Restart: true}}
-	cs := fake.NewClientset([]runtime.Object{projPod("web-1", "hello:devloop-1", running("app"), withContainerID("c1"))}...)
-	inf := startedInformers(t, cs)
-	ex := &fakeExecer{}
-	conn := &Conn{Informers: inf, Execer: ex, Clients: &kube.Clients{Core: cs}}
-	cl := &clusterStart{done: make(chan struct{})}
-	cl.finish(conn, nil)
-	out := newOutput()
-	r := &runner{cfg: cfg, out: ui.NewPrinter(out, false, false), cluster: cl, manifests: m,
-		eng: &Engine{Builder: &preBuilder{}}, liveUpdates: newLiveUpdates(), deployedImages: map[string]string{"hello": "hello:devloop-1"}}
+	_, _, ex, _, out, r := liveRunner(t, cfg, m, &preBuilder{})
 	if fallback, err := r.Sync(t.Context(), web, []string{app}); err != nil || fallback {
 		t.Fatalf("sync: %v, %v", fallback, err)
 	}
@@ -234,15 +234,7 @@ func TestPlainSyncIsReplayedIntoNewContainers(t *testing.T) {
 	if err := writeFile(filepath.Join(cfg.Dir, "static", "app.js"), "x()\n"); err != nil {
 		t.Fatal(err)
 	}
-	cs := fake.NewClientset([]runtime.Object{projPod("web-1", "hello:devloop-1", running("app"), withContainerID("c1"))}...)
-	inf := startedInformers(t, cs)
-	ex := &fakeExecer{}
-	conn := &Conn{Informers: inf, Execer: ex, Clients: &kube.Clients{Core: cs}}
-	cl := &clusterStart{done: make(chan struct{})}
-	cl.finish(conn, nil)
-	out := newOutput()
-	r := &runner{cfg: cfg, out: ui.NewPrinter(out, false, false), cluster: cl, manifests: m,
-		eng: &Engine{Builder: &preBuilder{}}, liveUpdates: newLiveUpdates(), deployedImages: map[string]string{"hello": "hello:devloop-1"}}
+	cs, inf, ex, conn, out, r := liveRunner(t, cfg, m, &preBuilder{})
 	var posted []engine.Changed
 	r.liveUpdates.setPost(func(ch engine.Changed) { posted = append(posted, ch) })
 	ctx := t.Context()
