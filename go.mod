@@ -33,6 +33,11 @@ require helm.sh/helm/v4 v4.3.1
 
 require k8s.io/cli-runtime v0.37.1
 
+// The credential-helper protocol of `docker login` (docker-credential-<name>
+// get), for pushes to a registry that needs a login: the helpers' own client
+// rather than a hand-written one (already in the build through BuildKit).
+require github.com/docker/docker-credential-helpers v0.9.9
+
 require (
 	dario.cat/mergo v1.0.2 // indirect
 	github.com/Azure/go-ansiterm v0.0.0-20261006220739-8c912ac31dd4 // indirect
@@ -171,7 +176,7 @@ require (
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/mattn/go-localereader v0.0.1 // indirect
 	github.com/mattn/go-runewidth v0.0.16 // indirect
-	github.com/moby/docker-image-spec v1.3.1 // indirect
+	github.com/moby/docker-image-spec v1.3.1
 	github.com/moby/moby/api v1.56.1
 	github.com/moby/spdystream v0.5.1 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/dockerhost"
 )
 
 const (
@@ -135,6 +137,13 @@ func registryBase(address string) (base, prefix string) {
 	return scheme + "://" + host, prefix
 }
 
+// storedLogin reports whether `docker login` stored credentials for a
+// registry host (dockerhost.Credentials); a test seam.
+var storedLogin = func(host string) (bool, error) {
+	_, ok, err := dockerhost.Credentials(os.Getenv, host, nil)
+	return ok, err
+}
+
 // checkRegistryPush checks the registry at address accepts a push: /v2/
 // answers, and a blob upload into <address>/devloop-doctor starts (it is
 // cancelled at once; nothing is stored).
@@ -160,7 +169,16 @@ func checkRegistryPush(ctx context.Context, hc *http.Client, address string) Res
 	resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
-		return fail("asks for credentials (401), and devloop pushes without any", "use a registry the cluster pulls from that accepts pushes from your machine without a login (devloop sends none yet)")
+		host := dockerhost.RegistryHost(address)
+		stored, err := storedLogin(host)
+		switch {
+		case err != nil:
+			return fail(fmt.Sprintf("asks for credentials (401), and reading what `docker login` stored failed: %v", err), "fix the docker CLI's config.json or its credential helper")
+		case !stored:
+			return fail(fmt.Sprintf("asks for credentials (401), and `docker login` has none stored for %s", host), "docker login "+host)
+		}
+		return Result{Level: Warn, Check: checkRegistry, Message: fmt.Sprintf("registry %s asks for credentials (401); devloop sends the ones `docker login` stored for %s with each push (doctor does not try them)", address, host),
+			Fix: "if a push is refused, run `docker login " + host + "` again"}
 	case resp.StatusCode != http.StatusOK:
 		return fail(fmt.Sprintf("GET /v2/ answered %s: not a registry (Docker Registry HTTP API v2)", resp.Status), "check cluster.registry.address")
 	}

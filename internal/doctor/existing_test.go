@@ -117,12 +117,13 @@ func TestExistingClusterFailures(t *testing.T) {
 		v2, upload int
 		want       string
 	}{
-		{"credentials", http.StatusUnauthorized, http.StatusAccepted, "asks for credentials"},
+		{"credentials, none stored", http.StatusUnauthorized, http.StatusAccepted, "`docker login` has none stored for 127.0.0.1"},
 		{"not a registry", http.StatusNotFound, http.StatusAccepted, "not a registry"},
 		{"refuses a push", http.StatusOK, http.StatusForbidden, "refuses a push into devloop-doctor"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, _ := fakeRegistry(t, tc.v2, tc.upload)
+			defer stubLogin(false)()
 			cs := fake.NewClientset()
 			allowing(cs, "deployments", "namespaces")
 			r := resultsByCheck(ExistingCluster(context.Background(), existingCfg(strings.TrimPrefix(srv.URL, "http://")), cs, "", nil, srv.Client()))[checkRegistry]
@@ -130,6 +131,26 @@ func TestExistingClusterFailures(t *testing.T) {
 				t.Errorf("%+v", r)
 			}
 		})
+	}
+}
+
+// stubLogin makes storedLogin answer stored; the returned func restores it.
+func stubLogin(stored bool) func() {
+	old := storedLogin
+	storedLogin = func(string) (bool, error) { return stored, nil }
+	return func() { storedLogin = old }
+}
+
+// A registry that asks for a login, with one stored by `docker login`: a
+// warning that says devloop sends it (doctor does not try it), not a failure.
+func TestRegistryLoginStored(t *testing.T) {
+	srv, _ := fakeRegistry(t, http.StatusUnauthorized, http.StatusAccepted)
+	defer stubLogin(true)()
+	cs := fake.NewClientset()
+	allowing(cs, "deployments", "namespaces")
+	r := resultsByCheck(ExistingCluster(context.Background(), existingCfg(strings.TrimPrefix(srv.URL, "http://")), cs, "", nil, srv.Client()))[checkRegistry]
+	if r.Level != Warn || !strings.Contains(r.Message, "devloop sends the ones `docker login` stored") {
+		t.Errorf("%+v", r)
 	}
 }
 

@@ -29,12 +29,20 @@ type Pusher struct {
 	docker  PushAPI
 	host    string
 	verbose bool
+	auth    func() (string, error)
 }
 
 // NewPusher returns a Pusher to the registry at host (e.g.
 // "localhost:5001"; Docker pushes to a loopback registry over plain HTTP).
 func NewPusher(docker PushAPI, host string, verbose bool) *Pusher {
 	return &Pusher{docker: docker, host: host, verbose: verbose}
+}
+
+// WithAuth makes the pushes send auth's X-Registry-Auth header (what `docker
+// login` stored for the registry: dockerhost.AuthHeader); without it, none.
+func (p *Pusher) WithAuth(auth func() (string, error)) *Pusher {
+	p.auth = auth
+	return p
 }
 
 // RegistryRef is ref (a repository with a tag) as pushed to the registry at
@@ -99,7 +107,13 @@ func (p *Pusher) Push(ctx context.Context, ref string, out io.Writer) (Result, e
 	}
 	// The registry on loopback needs no credentials; the engine wants the
 	// header all the same (an empty JSON object, as the docker CLI sends).
-	resp, err := p.docker.ImagePush(ctx, target, client.ImagePushOptions{RegistryAuth: base64.URLEncoding.EncodeToString([]byte("{}"))})
+	header := base64.URLEncoding.EncodeToString([]byte("{}"))
+	if p.auth != nil {
+		if header, err = p.auth(); err != nil {
+			return res, fmt.Errorf("pushing image %s to %s: the registry's credentials: %w", ref, p.host, err)
+		}
+	}
+	resp, err := p.docker.ImagePush(ctx, target, client.ImagePushOptions{RegistryAuth: header})
 	if err != nil {
 		return res, fmt.Errorf("pushing image %s to %s: %w", ref, p.host, err)
 	}

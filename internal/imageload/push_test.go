@@ -120,6 +120,24 @@ func TestPushErrors(t *testing.T) {
 	}
 }
 
+// A registry that needs a login gets what WithAuth returns; a failure to
+// read it stops the push before anything is sent, saying why.
+func TestPushSendsTheRegistrysCredentials(t *testing.T) {
+	f := &fakePush{}
+	p := NewPusher(f, "registry.example.com/team", false).WithAuth(func() (string, error) { return "eyJ1c2VybmFtZSI6ImRldiJ9", nil })
+	if _, err := p.Push(context.Background(), "hello:devloop-1a2b", nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.auth) != 1 || f.auth[0] != "eyJ1c2VybmFtZSI6ImRldiJ9" {
+		t.Errorf("auth headers %q", f.auth)
+	}
+	f = &fakePush{}
+	p = NewPusher(f, "registry.example.com/team", false).WithAuth(func() (string, error) { return "", errors.New("docker-credential-desktop: not found") })
+	if _, err := p.Push(context.Background(), "hello:devloop-1a2b", nil); err == nil || !strings.Contains(err.Error(), "credentials: docker-credential-desktop") || len(f.pushes) != 0 {
+		t.Errorf("err %v, pushes %v", err, f.pushes)
+	}
+}
+
 // FuzzRegistryRef: a service's image repository (from devloop.yaml) with a
 // content tag never gives a reference Docker cannot push, and never loses
 // the tag.

@@ -25,6 +25,7 @@ import (
 	"github.com/devloop-dev/devloop/internal/build"
 	"github.com/devloop-dev/devloop/internal/cluster"
 	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/dockerhost"
 	"github.com/devloop-dev/devloop/internal/imageload"
 	"github.com/devloop-dev/devloop/internal/initcfg"
 	"github.com/devloop-dev/devloop/internal/kube"
@@ -162,7 +163,9 @@ func NewDeps(clusterOut io.Writer, verbosity int) *Deps {
 				Loader: imageload.NewLoader(cli, cluster.EngineNodes{API: cli},
 					imageload.WithLayerCacheFile(cachePath("layers.json")), imageload.WithVerbose(verbosity > 0)),
 				Push: func(host string) Loader {
-					return imageload.NewPusher(cli, host, verbosity > 0)
+					return imageload.NewPusher(cli, host, verbosity > 0).WithAuth(func() (string, error) {
+						return dockerhost.AuthHeader(os.Getenv, dockerhost.RegistryHost(host))
+					})
 				},
 				Images: initcfg.EngineImages{Client: cli},
 				Version: func(ctx context.Context) (string, string, error) {
