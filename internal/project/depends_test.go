@@ -4,11 +4,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/devloop-dev/devloop/internal/config"
+	"github.com/devloop-dev/devloop/internal/kube"
 )
 
 // shopFixture: web, api (dependsOn db) and db, each in its own directory.
@@ -56,6 +58,22 @@ manifests: [k8s/all.yaml]
 
 func TestUpSubsetWaitsForDependencies(t *testing.T) {
 	f := shopFixture(t)
+	// db's first deploy ends only once api, built, says what it waits for
+	// (otherwise db could be ready before api's build ends, and api would
+	// never have to wait).
+	f.deployer.before = func(opts kube.DeployOptions) {
+		if !slices.Contains(opts.Services, "db") {
+			return
+		}
+		deadline := time.After(30 * time.Second)
+		for !strings.Contains(f.out.String(), "api      │ built; waiting for db") {
+			select {
+			case <-f.out.wrote:
+			case <-deadline:
+				return // the test's checks below say what is missing
+			}
+		}
+	}
 	err := Up(t.Context(), f.cfg, f.deps, UpOptions{Out: f.printer(), Once: true, RolloutTimeout: time.Minute, Parallel: 2, Services: []string{"api"}})
 	if err != nil {
 		t.Fatalf("up --once api: %v\n%s", err, f.out)

@@ -131,9 +131,14 @@ type fakeDeployer struct {
 	opts    []kube.DeployOptions
 	crash   map[string]bool // refs that crash
 	deleted bool
+	// before, when set, runs as each Deploy starts (a test orders events with it).
+	before func(opts kube.DeployOptions)
 }
 
 func (d *fakeDeployer) Deploy(_ context.Context, images map[string]string, opts kube.DeployOptions) (*kube.Deployed, error) {
+	if d.before != nil {
+		d.before(opts)
+	}
 	m, err := kube.Prepare(d.cfg, images)
 	if err != nil {
 		return nil, err
