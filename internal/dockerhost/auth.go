@@ -25,7 +25,9 @@ import (
 // protocol, through docker-credential-helpers' client); nil: the real one.
 func Credentials(getenv func(string) string, host string, run func(helper string) client.ProgramFunc) (auth registry.AuthConfig, ok bool, err error) {
 	if run == nil {
-		run = func(helper string) client.ProgramFunc { return client.NewShellProgramFunc("docker-credential-" + helper) }
+		run = func(helper string) client.ProgramFunc {
+			return client.NewShellProgramFunc("docker-credential-" + helper)
+		}
 	}
 	path := filepath.Join(ConfigDir(getenv), "config.json")
 	data, err := os.ReadFile(path)

@@ -22,7 +22,10 @@ type helperProgram struct {
 	in    string
 }
 
-func (h *helperProgram) Input(r io.Reader) { b, _ := io.ReadAll(r); h.in = strings.TrimSpace(string(b)) }
+func (h *helperProgram) Input(r io.Reader) {
+	b, _ := io.ReadAll(r)
+	h.in = strings.TrimSpace(string(b))
+}
 func (h *helperProgram) Output() ([]byte, error) {
 	if len(h.args) != 1 || h.args[0] != "get" {
 		return []byte("unsupported"), os.ErrInvalid
