@@ -444,45 +444,41 @@ type enginePlumbing struct {
 	open func(context.Context) (EngineAPI, error)
 }
 
-func (e enginePlumbing) nodes(ctx context.Context) (EngineNodes, error) {
+// withNodes runs f with the engine's nodes, bounded by engineTimeout (the
+// Provider interface, like kind's, takes no context).
+func withNodes[T any](e enginePlumbing, f func(context.Context, EngineNodes) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
+	defer cancel()
 	api, err := e.open(ctx)
 	if err != nil {
-		return EngineNodes{}, err
+		var zero T
+		return zero, err
 	}
-	return EngineNodes{API: api}, nil
+	return f(ctx, EngineNodes{API: api})
 }
 
 // List implements Provider.
 func (e enginePlumbing) List() ([]string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
-	defer cancel()
-	n, err := e.nodes(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return n.Clusters(ctx)
+	return withNodes(e, func(ctx context.Context, n EngineNodes) ([]string, error) { return n.Clusters(ctx) })
 }
 
 // ListNodes implements Provider.
 func (e enginePlumbing) ListNodes(name string) ([]string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
-	defer cancel()
-	n, err := e.nodes(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return n.NodeNames(ctx, name)
+	return withNodes(e, func(ctx context.Context, n EngineNodes) ([]string, error) { return n.NodeNames(ctx, name) })
 }
 
 // KubeConfig implements Provider.
 func (e enginePlumbing) KubeConfig(name string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
-	defer cancel()
-	n, err := e.nodes(ctx)
+	return withNodes(e, func(ctx context.Context, n EngineNodes) ([]byte, error) { return n.KubeConfig(ctx, name) })
+}
+
+// node is container as a node reached through the engine.
+func (e enginePlumbing) node(ctx context.Context, container string) (*engineNode, error) {
+	api, err := e.open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return n.KubeConfig(ctx, name)
+	return &engineNode{api: api, name: container}, nil
 }
 
 // Container implements Docker.
@@ -541,12 +537,11 @@ func (e enginePlumbing) Registry(ctx context.Context, name string) (RegistryInfo
 
 // ReadFile implements RegistryDocker: the file's content, "" when there is none.
 func (e enginePlumbing) ReadFile(ctx context.Context, container, path string) (string, error) {
-	api, err := e.open(ctx)
+	n, err := e.node(ctx, container)
 	if err != nil {
 		return "", err
 	}
 	var out bytes.Buffer
-	n := &engineNode{api: api, name: container}
 	if err := n.CommandContext(ctx, "sh", "-c", `[ ! -e "$1" ] || cat "$1"`, "sh", path).SetStdout(&out).Run(); err != nil {
 		return "", fmt.Errorf("reading %s in %s: %w", path, container, withCommandOutput(err))
 	}
@@ -555,11 +550,10 @@ func (e enginePlumbing) ReadFile(ctx context.Context, container, path string) (s
 
 // WriteFile implements RegistryDocker.
 func (e enginePlumbing) WriteFile(ctx context.Context, container, path, content string) error {
-	api, err := e.open(ctx)
+	n, err := e.node(ctx, container)
 	if err != nil {
 		return err
 	}
-	n := &engineNode{api: api, name: container}
 	if err := n.CommandContext(ctx, "sh", "-c", `mkdir -p "$(dirname "$1")" && cat >"$1"`, "sh", path).SetStdin(strings.NewReader(content)).Run(); err != nil {
 		return fmt.Errorf("writing %s in %s: %w", path, container, withCommandOutput(err))
 	}
