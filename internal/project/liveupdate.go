@@ -150,6 +150,22 @@ func (l *liveUpdates) replaySyncs(svc config.Service, m *kube.Manifests, pods []
 	post(engine.Changed{Sync: map[string][]string{svc.Name: markers}})
 }
 
+// plainSyncFiles is every file the service's plain (not restart) sync
+// rules cover, as the workspace has them: what a container that started
+// from the image lacks once they synced. A source that is gone has nothing
+// to replay.
+func plainSyncFiles(svc config.Service) []livesync.FileCopy {
+	var out []livesync.FileCopy
+	for _, rule := range svc.Sync {
+		if !rule.Restart {
+			if fs, err := livesync.RuleFiles(rule); err == nil {
+				out = append(out, fs...)
+			}
+		}
+	}
+	return out
+}
+
 // newContainerMarker starts the change that stands for a new container
 // that needs the live state ("(new container <pod>/<container>)"): not a
 // path, so never mistaken for one.
@@ -332,13 +348,7 @@ func (r *runner) Live(ctx context.Context, svc config.Service, paths []string) (
 	// Plain sync rules' files, for a container that started from the image.
 	var replay []livesync.FileCopy
 	if synced {
-		for _, rule := range svc.Sync {
-			if !rule.Restart {
-				if fs, err := livesync.RuleFiles(rule); err == nil {
-					replay = append(replay, fs...)
-				}
-			}
-		}
+		replay = plainSyncFiles(svc)
 	}
 	var copyTook, restartTook time.Duration // the slowest container's
 	g, gctx := errgroup.WithContext(ctx)

@@ -247,12 +247,8 @@ func (r *runner) Sync(ctx context.Context, svc config.Service, paths []string) (
 		}
 	}
 	if replay {
-		for _, rule := range svc.Sync {
-			if fs, err := livesync.RuleFiles(rule); err == nil {
-				for _, f := range fs {
-					changed = append(changed, f.Local)
-				}
-			}
+		for _, f := range plainSyncFiles(svc) {
+			changed = append(changed, f.Local)
 		}
 		slices.Sort(changed)
 		changed = slices.Compact(changed)
