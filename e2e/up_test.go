@@ -229,6 +229,21 @@ func TestUp(t *testing.T) {
 		eventually(t, ingressURL, "hello.localhost", "hello from devloop v4", 30*time.Second)
 	})
 
+	t.Run("an edit between two ups reaches the node through the image relay, its new layer only", func(t *testing.T) {
+		atomicWrite(t, filepath.Join(dir, "message.go"), message("v5"))
+		out, err := run(t, dir, 3*time.Minute, "-v", "up", "--once")
+		if err != nil {
+			t.Fatalf("up --once: %v\n%s", err, out)
+		}
+		// The engine pushed to devloop, which sent the node the one layer the
+		// build changed (the binary); every other layer was there.
+		re := regexp.MustCompile(`fast image load into ` + clusterName + `-control-plane \(relay\): 1 layer\(s\) sent, [1-9]\d* already there`)
+		if !re.MatchString(out) || strings.Contains(out, "reading docker save instead") {
+			t.Fatalf("the changed image did not go through the relay:\n%s", out)
+		}
+		eventually(t, ingressURL, "hello.localhost", "hello from devloop v5", 30*time.Second)
+	})
+
 	t.Run("rollout failures are explained", func(t *testing.T) {
 		crashy := crashyProject(t)
 		out, err := run(t, crashy, 5*time.Minute, "up", "--once", "--rollout-timeout", "3m")

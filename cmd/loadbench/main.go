@@ -76,6 +76,7 @@ func run() error {
 	runs := flag.Int("runs", 3, "repetitions per measurement (the median is reported)")
 	eachRun := flag.Bool("cleanup-each-run", false, "remove each run's images (Docker and nodes) and the unused build cache after the run, so 500 MB runs fit a small disk")
 	registryHost := flag.String("registry", "", "also time push+pull through this registry (localhost:<port>, the cluster's cluster.registry)")
+	relay := flag.Bool("relay", true, "also time devloop's loader with the image relay (the engine pushes to devloop, which streams into the nodes): what `devloop up` uses; \"devloop imageload\" is the loader reading docker save")
 	useCLI := flag.Bool("docker-build", true, "build with the docker CLI (BuildKit on Docker 23+, with its default provenance attestation on the containerd image store), as users' images are built; false: devloop's builder")
 	flag.Parse()
 	if (*clusterName == "") == !*local {
@@ -103,8 +104,12 @@ func run() error {
 	}
 	builder := build.NewBuilder(dc)
 	loader := imageload.NewLoader(dc, lister)
+	relayLoader := imageload.NewLoader(dc, lister, imageload.WithRelay(dc))
 	var pusher *imageload.Pusher
 	tools := []string{"kind load docker-image", "devloop imageload"}
+	if *relay {
+		tools = append(tools, "devloop relay")
+	}
 	if *registryHost != "" {
 		pusher = imageload.NewPusher(dc, *registryHost, false)
 		tools = append(tools, "devloop push+pull")
@@ -137,7 +142,7 @@ func run() error {
 				}
 				svc := config.Service{
 					Name:  "bench",
-					Image: fmt.Sprintf("loadbench-%dmb-%s", mb, strings.Fields(tool)[0]),
+					Image: fmt.Sprintf("loadbench-%dmb-%s", mb, strings.Join(strings.Fields(tool)[:2], "-")),
 					Build: config.Build{Context: dir},
 				}
 				build := func(n int) (string, error) {
@@ -179,13 +184,17 @@ func run() error {
 				}
 				os.RemoveAll(dir)
 
-				d1, b1, f1, err := load(ctx, tool, *kindBin, *clusterName, nodeList, *local, loader, pusher, ref1)
+				l := loader
+				if tool == "devloop relay" {
+					l = relayLoader
+				}
+				d1, b1, f1, err := load(ctx, tool, *kindBin, *clusterName, nodeList, *local, l, pusher, ref1)
 				if err != nil {
 					m.err = firstLine(err.Error())
 					fmt.Fprintf(os.Stderr, "%4d MB %-24s run %d: %v\n", mb, tool, i+1, err)
 					continue
 				}
-				d2, b2, _, err := load(ctx, tool, *kindBin, *clusterName, nodeList, *local, loader, pusher, ref2)
+				d2, b2, _, err := load(ctx, tool, *kindBin, *clusterName, nodeList, *local, l, pusher, ref2)
 				if err != nil {
 					m.err = firstLine(err.Error())
 					fmt.Fprintf(os.Stderr, "%4d MB %-24s run %d: %v\n", mb, tool, i+1, err)
@@ -209,7 +218,7 @@ func run() error {
 	for _, m := range results {
 		bytes := "whole archive"
 		switch m.tool {
-		case "devloop imageload":
+		case "devloop imageload", "devloop relay":
 			bytes = fmt.Sprintf("%.1f MB / %.1f MB (%s)", float64(m.firstB)/1e6, float64(m.afterOneB)/1e6, m.format)
 		case "devloop push+pull":
 			bytes = fmt.Sprintf("layers pushed: %d / %d", m.firstB, m.afterOneB)

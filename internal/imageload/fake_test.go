@@ -90,6 +90,7 @@ type fakeContainerd struct {
 	rejectOCI  bool
 	misnameOCI bool // store OCI imports under a wrong name (a broken fast path)
 	noContent  bool
+	noSizes    bool // the probe finds no content store files
 	received   int64
 }
 
@@ -176,6 +177,12 @@ func (f *fakeContainerd) run(ctx context.Context, args []string, stdin io.Reader
 		fmt.Fprintln(stdout, "---")
 		for d := range f.content {
 			fmt.Fprintln(stdout, d)
+		}
+		fmt.Fprintln(stdout, "---") // the content store's files and their sizes
+		for d, size := range f.content {
+			if !f.noSizes {
+				fmt.Fprintf(stdout, "%s %d\n", strings.TrimPrefix(d, "sha256:"), size)
+			}
 		}
 		return nil
 	case strings.HasPrefix(cmd, "ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -"):

@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -122,6 +123,7 @@ type Loader struct {
 	fast    bool
 	verbose bool
 	layers  *layerCache
+	relay   *relay // nil: the fast path reads docker save only
 
 	mu            sync.Mutex
 	snapshotter   map[string]string     // node name -> containerd snapshotter
@@ -149,6 +151,13 @@ func NewLoader(docker SaveAPI, nodes NodeLister, opts ...Option) *Loader {
 		o(l)
 	}
 	return l
+}
+
+// Close stops the image relay (WithRelay), if it started.
+func (l *Loader) Close() {
+	if l.relay != nil {
+		l.relay.close()
+	}
 }
 
 // Load makes ref (an image in the local Docker engine) present in every node
@@ -185,9 +194,10 @@ func (p *NodeProbe) shareable(now time.Time) bool {
 // nodeHolds is what one node's containerd holds.
 type nodeHolds struct {
 	platform ocispec.Platform
-	images   map[string]bool // normalized names
-	content  map[string]bool // blob digests
-	err      error           // probing failed: the node is probed the slow way
+	images   map[string]bool  // normalized names
+	content  map[string]bool  // blob digests
+	sizes    map[string]int64 // their sizes, where the content store's files say
+	err      error            // probing failed: the node is probed the slow way
 }
 
 // ProbeNodes starts probing clusterName's nodes and returns at once; or it
@@ -269,7 +279,7 @@ func (l *Loader) LoadProbed(ctx context.Context, p *NodeProbe, ref string, out i
 		t := &target{node: n, result: &res.Nodes[i], platform: holds.platform}
 		probes[i] = t
 		if l.fast {
-			t.have, t.haveErr = holds.content, holds.err
+			t.have, t.sizes, t.haveErr = holds.content, holds.sizes, holds.err
 		}
 		if holds.err == nil && !holds.images[name] {
 			continue // no image by that name: the node needs it
@@ -310,8 +320,19 @@ func (l *Loader) LoadProbed(ctx context.Context, p *NodeProbe, ref string, out i
 	}
 	start := time.Now()
 	remaining := targets
-	if l.fast {
-		remaining, err = l.loadFast(ctx, ref, want, targets, out)
+	if l.fast && l.relay != nil {
+		remaining = l.loadRelay(ctx, ref, want, targets, out)
+		for _, t := range targets {
+			if t.relayed != "" {
+				want.addManifest(t.relayed)
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("loading image %s: %w", ref, err)
+		}
+	}
+	if l.fast && len(remaining) > 0 {
+		remaining, err = l.loadFast(ctx, ref, want, remaining, out)
 		if err != nil {
 			return res, fmt.Errorf("loading image %s: %w", ref, err)
 		}
@@ -349,6 +370,9 @@ type hostImage struct {
 	manifests map[string]bool
 	// multiPlatform: the image is an index with more than one platform.
 	multiPlatform bool
+	// index: the image is an index (the containerd store: a platform's
+	// manifest and, from BuildKit, an attestation manifest).
+	index bool
 }
 
 func (h *hostImage) addManifest(d string) {
@@ -378,6 +402,7 @@ func (l *Loader) hostImage(ctx context.Context, ref string, insp client.ImageIns
 		h.manifests[insp.Descriptor.Digest.String()] = true
 		return h
 	}
+	h.index = true
 	full, err := l.docker.ImageInspect(ctx, ref, client.ImageInspectWithManifests(true))
 	if err != nil {
 		return h // only the skip check is weaker: the node's target must be the index
@@ -410,8 +435,10 @@ type target struct {
 	node     nodes.Node
 	result   *NodeResult
 	platform ocispec.Platform
-	have     map[string]bool // digests in the node's content store
+	have     map[string]bool  // digests in the node's content store
+	sizes    map[string]int64 // their sizes, where known
 	haveErr  error
+	relayed  string // the manifest the relay imported, once it did
 }
 
 // loadFull streams one docker-archive save into every target's
@@ -522,12 +549,17 @@ func nodeImage(ctx context.Context, n nodes.Node, ref string, plat ocispec.Platf
 }
 
 // probeScript prints the node's machine (`uname -m`), the image names in the
-// node's containerd (the CRI's namespace), a separator line, then the digests
-// in its content store: one exec for all.
+// node's containerd (the CRI's namespace), a separator line, the digests in
+// its content store, another separator, and the sizes of the content store's
+// blob files (`ctr content ls` rounds them; the relay must answer exactly):
+// one exec for all.
 const probeScript = `printf 'machine %s\n' "$(uname -m)"
 ctr --namespace=k8s.io images ls -q || exit 1
 echo ---
-exec ctr --namespace=k8s.io content ls -q`
+ctr --namespace=k8s.io content ls -q || exit 1
+echo ---
+find /var/lib/containerd/io.containerd.content.v1.content/blobs/sha256 -maxdepth 1 -type f -printf '%f %s\n' 2>/dev/null
+exit 0`
 
 // probeNode lists the images and blobs a node's containerd holds.
 func probeNode(ctx context.Context, n nodes.Node) *nodeHolds {
@@ -535,16 +567,22 @@ func probeNode(ctx context.Context, n nodes.Node) *nodeHolds {
 	if err := n.CommandContext(ctx, "sh", "-c", probeScript).SetStdout(&stdout).Run(); err != nil {
 		return &nodeHolds{platform: platformFromUname(""), err: fmt.Errorf("listing images and content of node %s: %w", n.String(), err)}
 	}
-	h := &nodeHolds{platform: platformFromUname(""), images: map[string]bool{}, content: map[string]bool{}}
+	h := &nodeHolds{platform: platformFromUname(""), images: map[string]bool{}, content: map[string]bool{}, sizes: map[string]int64{}}
 	sc := bufio.NewScanner(&stdout)
 	sc.Buffer(nil, 1<<20)
-	inContent := false
+	section := 0
 	for sc.Scan() {
 		switch line := strings.TrimSpace(sc.Text()); {
 		case line == "---":
-			inContent = true
+			section++
 		case line == "":
-		case inContent:
+		case section >= 2:
+			hex, size, ok := strings.Cut(line, " ")
+			n, err := strconv.ParseInt(size, 10, 64)
+			if ok && err == nil && n >= 0 && len(hex) == 64 {
+				h.sizes["sha256:"+hex] = n
+			}
+		case section == 1:
 			if strings.HasPrefix(line, "sha256:") {
 				h.content[line] = true
 			}

@@ -1,0 +1,424 @@
+package imageload
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/client"
+)
+
+// relayImage is an image of the fake engine as its push sends it: a docker
+// schema 2 manifest, its config and (compressed, as far as the relay can
+// tell) layer blobs.
+type relayImage struct {
+	id       string
+	config   []byte
+	layers   [][]byte
+	manifest []byte
+}
+
+func newRelayImage(layers ...string) *relayImage {
+	img := &relayImage{}
+	var descs []map[string]any
+	var diffIDs []string
+	for _, l := range layers {
+		b := []byte("gzip:" + l)
+		img.layers = append(img.layers, b)
+		descs = append(descs, map[string]any{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": digestOf(b), "size": len(b)})
+		diffIDs = append(diffIDs, digestOf([]byte(l)))
+	}
+	img.config, _ = json.Marshal(map[string]any{"architecture": "amd64", "os": "linux", "rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs}})
+	img.id = digestOf(img.config)
+	img.manifest, _ = json.Marshal(map[string]any{
+		"schemaVersion": 2, "mediaType": mediaTypeManifest,
+		"config": map[string]any{"mediaType": mediaTypeConfig, "digest": img.id, "size": len(img.config)},
+		"layers": descs,
+	})
+	return img
+}
+
+// relayEngine is SaveAPI and RelayAPI: its push talks HTTP to the registry
+// its target names, as dockerd's does on the classic store: a blob it has
+// pushed before is asked for (HEAD); any other is uploaded (POST, PATCH,
+// PUT; the config in one POST+PUT); then the manifest is put by tag.
+type relayEngine struct {
+	fakeDocker
+	mu       sync.Mutex
+	relayImg map[string]*relayImage // source ref -> image
+	tagged   map[string]string      // relay name -> source ref
+	removed  []string
+	pushes   int
+	pushErr  error           // fails every push without a request
+	known    map[string]bool // digests pushed before (dockerd's v2 metadata)
+	uploaded []string
+	heads    map[string]int // HEAD status per digest, last push
+}
+
+func newRelayEngine() *relayEngine {
+	return &relayEngine{relayImg: map[string]*relayImage{}, tagged: map[string]string{}, known: map[string]bool{}}
+}
+
+func (e *relayEngine) add(ref string, img *relayImage) {
+	e.relayImg[ref] = img
+	if e.images == nil {
+		e.images = map[string]*fakeImage{}
+	}
+	e.images[ref] = &fakeImage{id: img.id}
+}
+
+func (e *relayEngine) ImageInspect(ctx context.Context, ref string, _ ...client.ImageInspectOption) (client.ImageInspectResult, error) {
+	img, ok := e.relayImg[ref]
+	if !ok {
+		return client.ImageInspectResult{}, fmt.Errorf("no such image: %s", ref)
+	}
+	return client.ImageInspectResult{InspectResponse: image.InspectResponse{ID: img.id}}, nil
+}
+
+func (e *relayEngine) ImageSave(ctx context.Context, refs []string, _ ...client.ImageSaveOption) (client.ImageSaveResult, error) {
+	e.mu.Lock()
+	e.saves++
+	e.mu.Unlock()
+	return nil, errors.New("fake engine: no docker save here")
+}
+
+func (e *relayEngine) ImageTag(_ context.Context, o client.ImageTagOptions) (client.ImageTagResult, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.tagged[o.Target] = o.Source
+	return client.ImageTagResult{}, nil
+}
+
+func (e *relayEngine) ImageRemove(_ context.Context, ref string, _ client.ImageRemoveOptions) (client.ImageRemoveResult, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.tagged, ref)
+	e.removed = append(e.removed, ref)
+	return client.ImageRemoveResult{}, nil
+}
+
+func (e *relayEngine) ImagePush(ctx context.Context, target string, _ client.ImagePushOptions) (client.ImagePushResponse, error) {
+	e.mu.Lock()
+	e.pushes++
+	src, ok := e.tagged[target]
+	e.mu.Unlock()
+	if e.pushErr != nil {
+		return nil, e.pushErr
+	}
+	if !ok {
+		return nil, fmt.Errorf("no such image: %s", target)
+	}
+	named, err := reference.ParseNormalizedNamed(target)
+	if err != nil {
+		return nil, err
+	}
+	base := "http://" + reference.Domain(named) + "/v2/" + reference.Path(named)
+	tag := reference.TagNameOnly(named).(reference.Tagged).Tag()
+	err = e.push(ctx, base, tag, e.relayImg[src])
+	var msgs []jsonstream.Message
+	if err != nil {
+		msgs = append(msgs, jsonstream.Message{Error: &jsonstream.Error{Message: err.Error()}})
+	}
+	return pushStream{io.NopCloser(strings.NewReader("")), msgs}, nil
+}
+
+func (e *relayEngine) push(ctx context.Context, base, tag string, img *relayImage) error {
+	e.heads = map[string]int{}
+	do := func(method, url string, body []byte, want int) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if want != 0 && resp.StatusCode != want {
+			return resp, fmt.Errorf("%s %s: %s", method, url, resp.Status)
+		}
+		return resp, nil
+	}
+	if _, err := do(http.MethodGet, base[:strings.Index(base, "/v2/")+4], nil, http.StatusOK); err != nil {
+		return err
+	}
+	for _, b := range append(img.layers, img.config) {
+		dg := digestOf(b)
+		if e.known[dg] {
+			resp, err := do(http.MethodHead, base+"/blobs/"+dg, nil, 0)
+			if err != nil {
+				return err
+			}
+			e.heads[dg] = resp.StatusCode
+			if resp.StatusCode == http.StatusOK {
+				if resp.ContentLength != int64(len(b)) {
+					return fmt.Errorf("HEAD %s: size %d, want %d", dg, resp.ContentLength, len(b))
+				}
+				continue
+			}
+		}
+		resp, err := do(http.MethodPost, base+"/blobs/uploads/", nil, http.StatusAccepted)
+		if err != nil {
+			return err
+		}
+		loc := "http://" + resp.Request.URL.Host + resp.Header.Get("Location")
+		half := len(b) / 2
+		if _, err := do(http.MethodPatch, loc, b[:half], http.StatusAccepted); err != nil {
+			return err
+		}
+		if _, err := do(http.MethodPut, loc+"?digest="+dg, b[half:], http.StatusCreated); err != nil {
+			return err
+		}
+		e.uploaded = append(e.uploaded, dg)
+		e.known[dg] = true
+	}
+	_, err := do(http.MethodPut, base+"/manifests/"+tag, img.manifest, http.StatusCreated)
+	return err
+}
+
+func relayLoader(t *testing.T, e *relayEngine, f *fakeContainerd) *Loader {
+	t.Helper()
+	l := NewLoader(e, fakeLister{&funcNode{name: "dev-control-plane", run: f.run}}, WithRelay(e), WithVerbose(true))
+	t.Cleanup(l.Close)
+	return l
+}
+
+func TestRelaySendsOnlyWhatTheNodeLacks(t *testing.T) {
+	e, f := newRelayEngine(), newFakeContainerd()
+	l := relayLoader(t, e, f)
+	base, lower := "base layer "+strings.Repeat("b", 4000), "deps "+strings.Repeat("d", 3000)
+	e.add("app:v1", newRelayImage(base, lower, "code v1"))
+	e.add("app:v2", newRelayImage(base, lower, "code v2"))
+
+	var out bytes.Buffer
+	res, err := l.Load(context.Background(), "dev", "app:v1", &out)
+	if err != nil {
+		t.Fatalf("first load: %v\n%s", err, out.String())
+	}
+	n := res.Nodes[0]
+	if !n.Fast || n.Format != FormatRelay || n.LayersSent != 3 || n.LayersSkipped != 0 {
+		t.Fatalf("first load: %+v\n%s", n, out.String())
+	}
+	if got := f.configOf("docker.io/library/app:v1"); got != e.relayImg["app:v1"].id {
+		t.Fatalf("node's app:v1 has config %q, want %q", got, e.relayImg["app:v1"].id)
+	}
+	first := f.received
+
+	e.uploaded = nil
+	out.Reset()
+	res, err = l.Load(context.Background(), "dev", "app:v2", &out)
+	if err != nil {
+		t.Fatalf("second load: %v\n%s", err, out.String())
+	}
+	n = res.Nodes[0]
+	if !n.Fast || n.Format != FormatRelay || n.LayersSent != 1 || n.LayersSkipped != 2 {
+		t.Fatalf("second load: %+v\n%s", n, out.String())
+	}
+	v2 := e.relayImg["app:v2"]
+	if want := []string{digestOf(v2.layers[2]), v2.id}; fmt.Sprint(e.uploaded) != fmt.Sprint(want) {
+		t.Errorf("the engine uploaded %v, want only the changed layer and the config %v", e.uploaded, want)
+	}
+	for _, b := range v2.layers[:2] {
+		if e.heads[digestOf(b)] != http.StatusOK {
+			t.Errorf("HEAD of a layer the node holds answered %d", e.heads[digestOf(b)])
+		}
+	}
+	if got := f.configOf("docker.io/library/app:v2"); got != v2.id {
+		t.Fatalf("node's app:v2 has config %q, want %q", got, v2.id)
+	}
+	if sent := f.received - first; sent >= first {
+		t.Errorf("the second load sent %d bytes, the first %d: the shared layers went again", sent, first)
+	}
+	if e.saves != 0 {
+		t.Errorf("docker save ran %d times", e.saves)
+	}
+	if len(e.tagged) != 0 || len(e.removed) != 2 {
+		t.Errorf("relay names left in the engine: %v (removed %v)", e.tagged, e.removed)
+	}
+
+	// A third load of v2: the node has it; nothing is pushed.
+	pushes := e.pushes
+	if res, err := l.Load(context.Background(), "dev", "app:v2", &out); err != nil || !res.Nodes[0].Skipped {
+		t.Fatalf("third load: %+v, %v", res, err)
+	}
+	if e.pushes != pushes {
+		t.Error("an image the node has was pushed again")
+	}
+}
+
+func TestRelayUnknownSizeIsUploaded(t *testing.T) {
+	// Without the content store's file sizes the relay cannot answer a HEAD
+	// exactly: it says "unknown", and the engine uploads.
+	e, f := newRelayEngine(), newFakeContainerd()
+	f.noSizes = true
+	l := relayLoader(t, e, f)
+	e.add("app:v1", newRelayImage("a", "b"))
+	e.add("app:v2", newRelayImage("a", "c"))
+	for _, ref := range []string{"app:v1", "app:v2"} {
+		var out bytes.Buffer
+		res, err := l.Load(context.Background(), "dev", ref, &out)
+		if err != nil || !res.Nodes[0].Fast {
+			t.Fatalf("%s: %+v, %v\n%s", ref, res, err, out.String())
+		}
+	}
+	if e.heads[digestOf(e.relayImg["app:v2"].layers[0])] != http.StatusNotFound {
+		t.Errorf("HEAD with no known size: %v", e.heads)
+	}
+}
+
+func TestRelayUnreachableFallsBackToSaveOnce(t *testing.T) {
+	e, f := newRelayEngine(), newFakeContainerd()
+	e.pushErr = errors.New("Get \"https://127.0.0.1:1/v2/\": connection refused")
+	docker := &fakeDocker{}
+	docker.addImage("app:v1", [][]byte{[]byte("a"), []byte("b")})
+	docker.addImage("app:v2", [][]byte{[]byte("a"), []byte("c")})
+	l := NewLoader(docker, fakeLister{&funcNode{name: "dev-control-plane", run: f.run}}, WithRelay(e), WithVerbose(true))
+	defer l.Close()
+	var out bytes.Buffer
+	for _, ref := range []string{"app:v1", "app:v2"} {
+		res, err := l.Load(context.Background(), "dev", ref, &out)
+		if err != nil || !res.Nodes[0].Fast || res.Nodes[0].Format != FormatDockerArchive {
+			t.Fatalf("%s: %+v, %v\n%s", ref, res, err, out.String())
+		}
+	}
+	if e.pushes != 1 {
+		t.Errorf("the engine was asked to push %d times; once it cannot reach the relay, never again", e.pushes)
+	}
+	if n := strings.Count(out.String(), "cannot push to devloop's image relay"); n != 1 {
+		t.Errorf("the fallback was said %d times, want once:\n%s", n, out.String())
+	}
+	if len(e.tagged) != 0 {
+		t.Errorf("relay names left in the engine: %v", e.tagged)
+	}
+}
+
+func TestRelayEndpoint(t *testing.T) {
+	r := &relay{}
+	if err := r.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	p := &relayPush{dir: t.TempDir(), blobs: map[string]spooled{}, manifests: map[string]storedManifest{}, tags: map[string]string{},
+		uploads: map[string]*upload{}, have: func(dg string) (int64, bool) { return 7, dg == digestOf([]byte("in node")) }}
+	r.pushes[r.token+"/1/library/app"] = p
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	base := srv.URL + "/v2/" + r.token + "/1/library/app"
+	call := func(method, url, body string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := call(http.MethodHead, base+"/blobs/"+digestOf([]byte("in node")), ""); resp.StatusCode != 200 || resp.ContentLength != 7 {
+		t.Errorf("HEAD of a blob in the node: %s, length %d", resp.Status, resp.ContentLength)
+	}
+	if resp := call(http.MethodGet, base+"/blobs/"+digestOf([]byte("in node")), ""); resp.StatusCode != 404 {
+		t.Errorf("GET of a blob only the node has: %s", resp.Status)
+	}
+	if resp := call(http.MethodHead, base+"/blobs/"+digestOf([]byte("nowhere")), ""); resp.StatusCode != 404 {
+		t.Errorf("HEAD of an unknown blob: %s", resp.Status)
+	}
+	if resp := call(http.MethodHead, srv.URL+"/v2/someone-else/app/blobs/"+digestOf([]byte("in node")), ""); resp.StatusCode != 404 {
+		t.Errorf("a repository the relay does not serve: %s", resp.Status)
+	}
+	// An upload whose content is not its digest is refused, and not kept.
+	resp := call(http.MethodPost, base+"/blobs/uploads/", "")
+	if resp.StatusCode != 202 {
+		t.Fatalf("POST upload: %s", resp.Status)
+	}
+	loc := srv.URL + resp.Header.Get("Location")
+	if resp := call(http.MethodPatch, loc, "some bytes"); resp.StatusCode != 202 || resp.Header.Get("Range") != "0-9" {
+		t.Errorf("PATCH: %s, range %q", resp.Status, resp.Header.Get("Range"))
+	}
+	if resp := call(http.MethodPut, loc+"?digest="+digestOf([]byte("other bytes")), ""); resp.StatusCode != 400 {
+		t.Errorf("PUT with the wrong digest: %s", resp.Status)
+	}
+	if len(p.blobs) != 0 || len(p.uploads) != 0 {
+		t.Errorf("a refused upload was kept: %v %v", p.blobs, p.uploads)
+	}
+	// A monolithic upload, then a mount of it, then the manifest.
+	body := "config bytes"
+	if resp := call(http.MethodPost, base+"/blobs/uploads/?digest="+digestOf([]byte(body)), body); resp.StatusCode != 201 {
+		t.Errorf("monolithic upload: %s", resp.Status)
+	}
+	if resp := call(http.MethodPost, base+"/blobs/uploads/?mount="+digestOf([]byte(body))+"&from=other", ""); resp.StatusCode != 201 {
+		t.Errorf("mount of a blob the relay holds: %s", resp.Status)
+	}
+	m := `{"schemaVersion":2}`
+	if resp := call(http.MethodPut, base+"/manifests/v1", m); resp.StatusCode != 201 || resp.Header.Get("Docker-Content-Digest") != digestOf([]byte(m)) {
+		t.Errorf("PUT manifest: %s %q", resp.Status, resp.Header.Get("Docker-Content-Digest"))
+	}
+	if resp := call(http.MethodPut, base+"/manifests/"+digestOf([]byte("x")), m); resp.StatusCode != 400 {
+		t.Errorf("PUT manifest under another digest: %s", resp.Status)
+	}
+	if resp := call(http.MethodPut, base+"/manifests/bad:tag", m); resp.StatusCode != 400 {
+		t.Errorf("PUT manifest with a bad tag: %s", resp.Status)
+	}
+	if p.tags["v1"] != digestOf([]byte(m)) {
+		t.Errorf("tags: %v", p.tags)
+	}
+}
+
+func TestSplitRoute(t *testing.T) {
+	for in, want := range map[string][3]string{
+		"a/b/blobs/sha256:1":          {"a/b", "blobs", "sha256:1"},
+		"a/b/blobs/uploads/":          {"a/b", "uploads", ""},
+		"a/b/blobs/uploads":           {"a/b", "uploads", ""},
+		"a/b/blobs/uploads/id1":       {"a/b", "uploads", "id1"},
+		"a/blobs/b/manifests/v1":      {"a/blobs/b", "manifests", "v1"},
+		"a/b/tags/list":               {"a/b/tags/list", "", ""},
+		"a/b/blobs/uploads/id1/extra": {"a/b/blobs/uploads/id1/extra", "", ""},
+	} {
+		repo, route, arg := splitRoute(in)
+		if got := [3]string{repo, route, arg}; got != want {
+			t.Errorf("splitRoute(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzSplitRoute: any path the relay is asked for splits without a panic,
+// and a route it serves is the path it was given.
+func FuzzSplitRoute(f *testing.F) {
+	for _, s := range []string{"a/b/blobs/sha256:1", "a/blobs/uploads/x", "r/manifests/v1", "blobs/", "/blobs/uploads", "a//manifests/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, rest string) {
+		repo, route, arg := splitRoute(rest)
+		var back string
+		switch route {
+		case "":
+			return
+		case "blobs":
+			back = repo + "/blobs/" + arg
+		case "manifests":
+			back = repo + "/manifests/" + arg
+		case "uploads":
+			back = repo + "/blobs/uploads/" + arg
+			if arg == "" && !strings.HasSuffix(rest, "/") {
+				back = repo + "/blobs/uploads"
+			}
+		default:
+			t.Fatalf("route %q", route)
+		}
+		if back != rest || repo == "" || strings.Contains(arg, "/") {
+			t.Fatalf("splitRoute(%q) = %q %q %q", rest, repo, route, arg)
+		}
+	})
+}
