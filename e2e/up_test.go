@@ -242,6 +242,10 @@ func TestUp(t *testing.T) {
 			t.Fatalf("the changed image did not go through the relay:\n%s", out)
 		}
 		eventually(t, ingressURL, "hello.localhost", "hello from devloop v5", 30*time.Second)
+		// The name the image was pushed under is gone from the engine again.
+		if names := docker(t, "images", "--format", "{{.Repository}}:{{.Tag}}"); strings.Contains(names, "127.0.0.1:") {
+			t.Errorf("the relay's image names stayed in the engine:\n%s", names)
+		}
 	})
 
 	t.Run("rollout failures are explained", func(t *testing.T) {

@@ -20,6 +20,11 @@
 //     attestation manifests (whose blobs docker save may omit, which breaks
 //     `kind load`: kind#3795) are dropped.
 //
+// With WithRelay the fast path first has the engine push the image to an
+// endpoint of the loader's own on 127.0.0.1 (relay.go): the engine then sends
+// only the blobs the nodes lack, without the docker save of the whole image;
+// an engine that cannot reach it has its docker save read as above.
+//
 // When the fast path fails, the node gets the plain docker save, as `kind
 // load` does. A save stream with sparse or implausibly large entries is
 // refused on both paths.
