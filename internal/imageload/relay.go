@@ -119,8 +119,12 @@ func (r *relay) start() error {
 	return r.startErr
 }
 
-// close stops the endpoint.
+// errRelayClosed: the loader was closed before the relay started.
+var errRelayClosed = errors.New("the image relay was closed")
+
+// close stops the endpoint; a relay closed before it started never starts.
 func (r *relay) close() {
+	r.once.Do(func() { r.startErr = errRelayClosed })
 	if r.srv != nil {
 		r.srv.Close()
 	}
@@ -512,7 +516,8 @@ func (l *Loader) loadRelay(ctx context.Context, ref string, want *hostImage, tar
 	if err != nil {
 		return targets
 	}
-	tagged, ok := reference.TagNameOnly(named).(reference.NamedTagged)
+	named = reference.TagNameOnly(named) // the node's image is "<name>:latest" for an untagged ref
+	tagged, ok := named.(reference.NamedTagged)
 	if !ok {
 		return targets
 	}
@@ -595,7 +600,7 @@ func (l *Loader) loadRelay(ctx context.Context, ref string, want *hostImage, tar
 		p.mu.Lock()
 		reached := p.requests > 0 || r.hits.Load() > hits
 		p.mu.Unlock()
-		if !reached {
+		if !reached && unreachableError(perr) {
 			r.mu.Lock()
 			r.unreachable = perr
 			r.mu.Unlock()
@@ -650,6 +655,18 @@ func (l *Loader) loadRelay(ctx context.Context, ref string, want *hostImage, tar
 	}
 	wg.Wait()
 	return remaining
+}
+
+// unreachableError says whether a push's error is the engine failing to
+// connect to the relay (rather than, say, refusing the image).
+func unreachableError(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"dial tcp", "connection refused", "no route to host", "network is unreachable", "i/o timeout", "connection reset"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // push runs the engine's push of target and waits for its end. A push of

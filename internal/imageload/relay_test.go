@@ -61,6 +61,7 @@ type relayEngine struct {
 	removed  []string
 	pushes   int
 	pushErr  error           // fails every push without a request
+	failOnce error           // fails the next push without a request
 	known    map[string]bool // digests pushed before (dockerd's v2 metadata)
 	uploaded []string
 	heads    map[string]int // HEAD status per digest, last push
@@ -115,6 +116,10 @@ func (e *relayEngine) ImagePush(ctx context.Context, target string, _ client.Ima
 	e.mu.Unlock()
 	if e.pushErr != nil {
 		return nil, e.pushErr
+	}
+	if err := e.failOnce; err != nil {
+		e.failOnce = nil
+		return nil, err
 	}
 	if !ok {
 		return nil, fmt.Errorf("no such image: %s", target)
@@ -301,6 +306,51 @@ func TestRelayUnreachableFallsBackToSaveOnce(t *testing.T) {
 	}
 	if len(e.tagged) != 0 {
 		t.Errorf("relay names left in the engine: %v", e.tagged)
+	}
+}
+
+func TestRelayUntaggedIsLatest(t *testing.T) {
+	e, f := newRelayEngine(), newFakeContainerd()
+	l := relayLoader(t, e, f)
+	e.add("app", newRelayImage("a", "b"))
+	for i := range 2 {
+		var out bytes.Buffer
+		res, err := l.Load(context.Background(), "dev", "app", &out)
+		if err != nil {
+			t.Fatalf("load %d: %v\n%s", i, err, out.String())
+		}
+		if i == 0 && res.Nodes[0].Format != FormatRelay {
+			t.Fatalf("load %d: %+v", i, res.Nodes[0])
+		}
+		if i == 1 && !res.Nodes[0].Skipped {
+			t.Errorf("the second load of app did not find app:latest in the node: %+v (node has %v)", res.Nodes[0], f.images)
+		}
+	}
+	if _, ok := f.images["docker.io/library/app:latest"]; !ok {
+		t.Errorf("node images: %v", f.images)
+	}
+}
+
+func TestRelayRefusedPushFallsBackForThatLoadOnly(t *testing.T) {
+	// An error that is not about reaching the relay (the engine refused
+	// this image) does not switch the relay off.
+	e, f := newRelayEngine(), newFakeContainerd()
+	e.failOnce = errors.New("image does not provide the specified platform")
+	docker := &fakeDocker{}
+	docker.addImage("app:v1", [][]byte{[]byte("a")})
+	l := relayLoader(t, e, f)
+	l.docker = docker
+	var out bytes.Buffer
+	if res, err := l.Load(context.Background(), "dev", "app:v1", &out); err != nil || res.Nodes[0].Format != FormatDockerArchive {
+		t.Fatalf("first load: %+v, %v\n%s", res, err, out.String())
+	}
+	if !strings.Contains(out.String(), "image relay: pushing app:v1 failed, reading docker save instead") {
+		t.Errorf("the fallback was not said:\n%s", out.String())
+	}
+	e.add("app:v2", newRelayImage("a", "c"))
+	l.docker = e
+	if res, err := l.Load(context.Background(), "dev", "app:v2", &out); err != nil || res.Nodes[0].Format != FormatRelay {
+		t.Fatalf("second load: %+v, %v\n%s", res, err, out.String())
 	}
 }
 
