@@ -658,10 +658,12 @@ func (l *Loader) loadRelay(ctx context.Context, ref string, want *hostImage, tar
 }
 
 // unreachableError says whether a push's error is the engine failing to
-// connect to the relay (rather than, say, refusing the image).
+// connect to the relay, or to speak plain HTTP to it (an engine that insists
+// on TLS for loopback), rather than, say, refusing the image.
 func unreachableError(err error) bool {
 	msg := err.Error()
-	for _, s := range []string{"dial tcp", "connection refused", "no route to host", "network is unreachable", "i/o timeout", "connection reset"} {
+	for _, s := range []string{"dial tcp", "connection refused", "no route to host", "network is unreachable", "i/o timeout",
+		"connection reset", "server gave HTTP response to HTTPS client", "tls: ", "x509: "} {
 		if strings.Contains(msg, s) {
 			return true
 		}

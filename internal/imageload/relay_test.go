@@ -472,3 +472,16 @@ func FuzzSplitRoute(f *testing.F) {
 		}
 	})
 }
+
+func TestUnreachableError(t *testing.T) {
+	for msg, want := range map[string]bool{
+		`failed to do request: Head "https://127.0.0.1:1/v2/x/blobs/sha256:c7c8": dial tcp 127.0.0.1:1: connect: connection refused`: true,
+		`Get "https://127.0.0.1:40000/v2/": http: server gave HTTP response to HTTPS client`:                                         true,
+		`image does not provide the specified platform (linux/amd64)`:                                                                false,
+		`denied: requested access to the resource is denied`:                                                                         false,
+	} {
+		if got := unreachableError(errors.New(msg)); got != want {
+			t.Errorf("unreachableError(%q) = %v, want %v", msg, got, want)
+		}
+	}
+}
