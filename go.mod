@@ -11,6 +11,10 @@ require (
 	// internal/dockerhost reads the docker CLI's config.json and
 	// contexts/meta/*/meta.json itself instead of importing github.com/docker/cli:
 	// that module would bring the whole CLI for two small JSON files.
+	// internal/imageload's image relay (the engine pushes to devloop) serves the
+	// registry routes a push uses itself rather than with
+	// github.com/distribution/distribution/v3's registry: that one serves from a
+	// storage driver, and the relay answers from the kind nodes' content stores.
 	github.com/moby/moby/client v0.6.2
 	github.com/moby/patternmatcher v0.6.1
 	github.com/spf13/cobra v1.10.2
