@@ -41,6 +41,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +49,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/moby/moby/client"
 	"github.com/opencontainers/go-digest"
@@ -62,6 +64,7 @@ const FormatRelay = "relay"
 type RelayAPI interface {
 	PushAPI
 	ImageRemove(ctx context.Context, image string, options client.ImageRemoveOptions) (client.ImageRemoveResult, error)
+	ImageList(ctx context.Context, options client.ImageListOptions) (client.ImageListResult, error)
 }
 
 var _ RelayAPI = (*client.Client)(nil)
@@ -91,10 +94,67 @@ type relay struct {
 
 	hits atomic.Int64 // requests served: the engine reaches the relay
 
+	sweep sync.Once      // the names earlier processes left behind, removed once
+	bg    sync.WaitGroup // the clean-ups running
+
 	mu          sync.Mutex
 	n           int
 	pushes      map[string]*relayPush // repository (path without host) -> push
 	unreachable error                 // the engine could not reach the relay
+	stale       []string              // names whose removal failed (the engine was away): tried again
+}
+
+// relayName matches the names the relay gives images in the engine:
+// 127.0.0.1:<port>/devloop-<token>/<n>/<path>:<tag>.
+var relayName = regexp.MustCompile(`^127\.0\.0\.1:(\d+)/devloop-[0-9a-f]{12}/\d+/[^:]+:[^:]+$`)
+
+// cleanUp removes, in the background, the relay's names that a removal
+// could not (the engine was restarting) and, once per process, those an
+// earlier devloop left (it was killed mid-push): names of the relay's
+// pattern whose port nothing listens on (a live devloop's relay does).
+func (r *relay) cleanUp(ctx context.Context) {
+	r.mu.Lock()
+	stale := r.stale
+	r.stale = nil
+	r.mu.Unlock()
+	first := false
+	r.sweep.Do(func() { first = true })
+	if len(stale) == 0 && !first {
+		return
+	}
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), relayTimeout)
+		defer cancel()
+		if first {
+			if list, err := r.api.ImageList(ctx, client.ImageListOptions{}); err == nil {
+				for _, img := range list.Items {
+					for _, name := range img.RepoTags {
+						if m := relayName.FindStringSubmatch(name); m != nil && !strings.HasPrefix(name, r.host+"/") && !listening("127.0.0.1:"+m[1]) {
+							stale = append(stale, name)
+						}
+					}
+				}
+			}
+		}
+		for _, name := range stale {
+			if _, err := r.api.ImageRemove(ctx, name, client.ImageRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+				r.mu.Lock()
+				r.stale = append(r.stale, name)
+				r.mu.Unlock()
+			}
+		}
+	}()
+}
+
+func listening(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // start listens on an ephemeral loopback port, once.
@@ -122,8 +182,10 @@ func (r *relay) start() error {
 // errRelayClosed: the loader was closed before the relay started.
 var errRelayClosed = errors.New("the image relay was closed")
 
-// close stops the endpoint; a relay closed before it started never starts.
+// close stops the endpoint, once the clean-ups end; a relay closed before
+// it started never starts.
 func (r *relay) close() {
+	r.bg.Wait()
 	r.once.Do(func() { r.startErr = errRelayClosed })
 	if r.srv != nil {
 		r.srv.Close()
@@ -507,6 +569,7 @@ func (l *Loader) loadRelay(ctx context.Context, ref string, want *hostImage, tar
 	if r.unreachableErr() != nil {
 		return targets
 	}
+	r.cleanUp(ctx)
 	for _, t := range targets {
 		if t.haveErr != nil {
 			return targets // the save path says why, and falls back per node
@@ -559,8 +622,11 @@ func (l *Loader) loadRelay(ctx context.Context, ref string, want *hostImage, tar
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), relayTimeout)
 		defer cancel()
-		if _, err := r.api.ImageRemove(uctx, relayRef, client.ImageRemoveOptions{}); err != nil {
-			fmt.Fprintf(out, "image relay: removing the name %s again: %v\n", relayRef, err)
+		if _, err := r.api.ImageRemove(uctx, relayRef, client.ImageRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			// The engine may be restarting: the next load tries again.
+			r.mu.Lock()
+			r.stale = append(r.stale, relayRef)
+			r.mu.Unlock()
 		}
 	}()
 	opts := client.ImagePushOptions{RegistryAuth: base64.URLEncoding.EncodeToString([]byte("{}"))}
@@ -600,7 +666,8 @@ func (l *Loader) loadRelay(ctx context.Context, ref string, want *hostImage, tar
 		p.mu.Lock()
 		reached := p.requests > 0 || r.hits.Load() > hits
 		p.mu.Unlock()
-		if !reached && unreachableError(perr) {
+		var said engineSaid
+		if !reached && errors.As(perr, &said) && unreachableError(perr) {
 			r.mu.Lock()
 			r.unreachable = perr
 			r.mu.Unlock()
@@ -657,6 +724,13 @@ func (l *Loader) loadRelay(ctx context.Context, ref string, want *hostImage, tar
 	return remaining
 }
 
+// engineSaid is an error the engine reported from its push (as opposed to
+// one reaching the engine itself: a restarting engine is not an unreachable
+// relay).
+type engineSaid struct{ msg string }
+
+func (e engineSaid) Error() string { return e.msg }
+
 // unreachableError says whether a push's error is the engine failing to
 // connect to the relay, or to speak plain HTTP to it (an engine that insists
 // on TLS for loopback), rather than, say, refusing the image.
@@ -688,7 +762,7 @@ func (r *relay) push(ctx context.Context, target string, opts client.ImagePushOp
 			return err
 		}
 		if msg.Error != nil {
-			return errors.New(msg.Error.Message)
+			return engineSaid{msg.Error.Message}
 		}
 	}
 	return nil

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,16 +57,20 @@ func newRelayImage(layers ...string) *relayImage {
 // PUT; the config in one POST+PUT); then the manifest is put by tag.
 type relayEngine struct {
 	fakeDocker
-	mu       sync.Mutex
-	relayImg map[string]*relayImage // source ref -> image
-	tagged   map[string]string      // relay name -> source ref
-	removed  []string
-	pushes   int
-	pushErr  error           // fails every push without a request
-	failOnce error           // fails the next push without a request
-	known    map[string]bool // digests pushed before (dockerd's v2 metadata)
-	uploaded []string
-	heads    map[string]int // HEAD status per digest, last push
+	mu        sync.Mutex
+	relayImg  map[string]*relayImage // source ref -> image
+	tagged    map[string]string      // relay name -> source ref
+	removed   []string
+	pushes    int
+	pushErr   error // the engine reports this from every push, having sent no request
+	failOnce  error // the engine reports this from the next push, having sent no request
+	clientErr error // the next push cannot reach the engine at all
+	removeErr error // the next removal of a name containing removeFor fails
+	removeFor string
+	listed    []string        // names ImageList reports besides the tagged ones
+	known     map[string]bool // digests pushed before (dockerd's v2 metadata)
+	uploaded  []string
+	heads     map[string]int // HEAD status per digest, last push
 }
 
 func newRelayEngine() *relayEngine {
@@ -104,9 +110,24 @@ func (e *relayEngine) ImageTag(_ context.Context, o client.ImageTagOptions) (cli
 func (e *relayEngine) ImageRemove(_ context.Context, ref string, _ client.ImageRemoveOptions) (client.ImageRemoveResult, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if err := e.removeErr; err != nil && strings.Contains(ref, e.removeFor) {
+		e.removeErr = nil
+		return client.ImageRemoveResult{}, err
+	}
 	delete(e.tagged, ref)
+	e.listed = slices.DeleteFunc(e.listed, func(n string) bool { return n == ref })
 	e.removed = append(e.removed, ref)
 	return client.ImageRemoveResult{}, nil
+}
+
+func (e *relayEngine) ImageList(context.Context, client.ImageListOptions) (client.ImageListResult, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	names := slices.Clone(e.listed)
+	for n := range e.tagged {
+		names = append(names, n)
+	}
+	return client.ImageListResult{Items: []image.Summary{{RepoTags: names}}}, nil
 }
 
 func (e *relayEngine) ImagePush(ctx context.Context, target string, _ client.ImagePushOptions) (client.ImagePushResponse, error) {
@@ -114,12 +135,16 @@ func (e *relayEngine) ImagePush(ctx context.Context, target string, _ client.Ima
 	e.pushes++
 	src, ok := e.tagged[target]
 	e.mu.Unlock()
-	if e.pushErr != nil {
-		return nil, e.pushErr
-	}
-	if err := e.failOnce; err != nil {
-		e.failOnce = nil
+	if err := e.clientErr; err != nil {
+		e.clientErr = nil
 		return nil, err
+	}
+	said := e.pushErr
+	if said == nil && e.failOnce != nil {
+		said, e.failOnce = e.failOnce, nil
+	}
+	if said != nil {
+		return pushStream{io.NopCloser(strings.NewReader("")), []jsonstream.Message{{Error: &jsonstream.Error{Message: said.Error()}}}}, nil
 	}
 	if !ok {
 		return nil, fmt.Errorf("no such image: %s", target)
@@ -349,6 +374,66 @@ func TestRelayRefusedPushFallsBackForThatLoadOnly(t *testing.T) {
 	}
 	e.add("app:v2", newRelayImage("a", "c"))
 	l.docker = e
+	if res, err := l.Load(context.Background(), "dev", "app:v2", &out); err != nil || res.Nodes[0].Format != FormatRelay {
+		t.Fatalf("second load: %+v, %v\n%s", res, err, out.String())
+	}
+}
+
+func TestRelayRemovesTheNamesLeftBehind(t *testing.T) {
+	// A devloop killed mid-push left its name; a live devloop's relay (its
+	// port listens) keeps its own; the user's names are never touched.
+	live, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	left := deadAddr + "/devloop-0123456789ab/3/library/app:v0"
+	running := live.Addr().String() + "/devloop-ba9876543210/1/library/app:v0"
+	users := []string{"127.0.0.1:5000/app:v1", deadAddr + "/devloop-team/app:v1", "app:v1"}
+	e, f := newRelayEngine(), newFakeContainerd()
+	e.listed = append([]string{left, running}, users...)
+	e.add("app:v1", newRelayImage("a"))
+	e.add("app:v2", newRelayImage("b"))
+	// The engine restarts as the first load ends: the relay's own name stays, for now.
+	e.removeErr, e.removeFor = errors.New("Cannot connect to the Docker daemon"), "/1/library/app:v1"
+	l := NewLoader(e, fakeLister{&funcNode{name: "dev-control-plane", run: f.run}}, WithRelay(e))
+	var out bytes.Buffer
+	if _, err := l.Load(context.Background(), "dev", "app:v1", &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.tagged) != 1 {
+		t.Fatalf("the failed removal: tagged %v", e.tagged)
+	}
+	if _, err := l.Load(context.Background(), "dev", "app:v2", &out); err != nil {
+		t.Fatal(err)
+	}
+	l.Close() // waits for the clean-ups
+	if want := append([]string{running}, users...); fmt.Sprint(e.listed) != fmt.Sprint(want) {
+		t.Errorf("names left: %v, want %v", e.listed, want)
+	}
+	if len(e.tagged) != 0 {
+		t.Errorf("the relay's own names were not removed after all: %v", e.tagged)
+	}
+}
+
+func TestRelayEngineAwayIsNotUnreachable(t *testing.T) {
+	// The engine itself cannot be reached (it restarts): not the relay's
+	// fault; the next load uses the relay again.
+	e, f := newRelayEngine(), newFakeContainerd()
+	e.clientErr = errors.New("Cannot connect to the Docker daemon at unix:///var/run/docker.sock: dial unix /var/run/docker.sock: connect: connection refused")
+	e.add("app:v1", newRelayImage("a"))
+	e.add("app:v2", newRelayImage("b"))
+	l := relayLoader(t, e, f)
+	var out bytes.Buffer
+	// The first load's fallback (docker save) fails in this fake: only the
+	// relay matters here.
+	l.Load(context.Background(), "dev", "app:v1", &out) //nolint:errcheck
 	if res, err := l.Load(context.Background(), "dev", "app:v2", &out); err != nil || res.Nodes[0].Format != FormatRelay {
 		t.Fatalf("second load: %+v, %v\n%s", res, err, out.String())
 	}
