@@ -80,12 +80,10 @@ func (e *Existing) RESTConfig(name string) (*rest.Config, error) {
 		sort.Strings(known)
 		return nil, &NoContextError{Context: name, Known: known}
 	}
-	rc, err := clientcmd.NewNonInteractiveClientConfig(*kc, name, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
+	rc, err := contextConfig(kc, name)
 	if err != nil {
 		return nil, fmt.Errorf("building the client config of context %q: %w", name, err)
 	}
-	rc.QPS = 50
-	rc.Burst = 100
 	return rc, nil
 }
 

@@ -24,12 +24,21 @@ func restConfigFor(kubeconfig []byte, name string) (*rest.Config, error) {
 	if _, ok := cfg.Contexts[ctxName]; !ok {
 		return nil, fmt.Errorf("kind's kubeconfig for cluster %q has no context %q", name, ctxName)
 	}
-	rc, err := clientcmd.NewNonInteractiveClientConfig(*cfg, ctxName, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
+	rc, err := contextConfig(cfg, ctxName)
 	if err != nil {
 		return nil, fmt.Errorf("building client config for context %q: %w", ctxName, err)
 	}
-	// devloop watches, applies and streams a lot on one local cluster; the
-	// client-go defaults (5 QPS) would throttle it.
+	return rc, nil
+}
+
+// contextConfig is the client config of context ctxName in kc, with
+// devloop's rate limits: it watches, applies and streams a lot on one
+// cluster, and the client-go defaults (5 QPS) would throttle it.
+func contextConfig(kc *clientcmdapi.Config, ctxName string) (*rest.Config, error) {
+	rc, err := clientcmd.NewNonInteractiveClientConfig(*kc, ctxName, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
+	if err != nil {
+		return nil, err
+	}
 	rc.QPS = 50
 	rc.Burst = 100
 	return rc, nil
