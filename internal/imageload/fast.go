@@ -125,17 +125,10 @@ func (l *Loader) loadFast(ctx context.Context, ref string, want *hostImage, targ
 		fmt.Fprintf(out, "ignoring layer cache: %v\n", err)
 	}
 	for i, s := range sinks {
-		pr, pw := io.Pipe()
-		s = newFastSink(s.t, pw)
-		s.pw = pw
-		s.done = make(chan error, 1)
+		imp := l.startImport(ctx, s.t) // the snapshotter is known by now: it cannot fail
+		s = newFastSink(s.t, imp.pw)
+		s.pw, s.done = imp.pw, imp.done
 		sinks[i] = s
-		snap, _ := l.nodeSnapshotter(ctx, s.t.node)
-		go func() {
-			err := importArchive(ctx, s.t.node, snap, pr)
-			pr.CloseWithError(errImportEnded)
-			s.done <- err
-		}()
 	}
 
 	format, err := l.streamOCI(ctx, ref, want, sinks)
