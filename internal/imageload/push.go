@@ -105,9 +105,7 @@ func (p *Pusher) Push(ctx context.Context, ref string, out io.Writer) (Result, e
 	if _, err := p.docker.ImageTag(ctx, client.ImageTagOptions{Source: ref, Target: target}); err != nil {
 		return res, fmt.Errorf("pushing image %s: tagging it %s: %w", ref, target, err)
 	}
-	// The registry on loopback needs no credentials; the engine wants the
-	// header all the same (an empty JSON object, as the docker CLI sends).
-	header := base64.URLEncoding.EncodeToString([]byte("{}"))
+	header := noAuth
 	if p.auth != nil {
 		if header, err = p.auth(); err != nil {
 			return res, fmt.Errorf("pushing image %s to %s: the registry's credentials: %w", ref, p.host, err)
@@ -117,14 +115,43 @@ func (p *Pusher) Push(ctx context.Context, ref string, out io.Writer) (Result, e
 	if err != nil {
 		return res, fmt.Errorf("pushing image %s to %s: %w", ref, p.host, err)
 	}
+	pushed, existed, err := readPush(ctx, resp)
+	if err != nil {
+		return res, fmt.Errorf("pushing image %s to %s: %w", ref, p.host, err)
+	}
+	res.Pushed = target
+	res.Push = &PushResult{Registry: p.host, LayersPushed: len(pushed), LayersExisted: len(existed), Duration: time.Since(begin)}
+	if p.verbose {
+		fmt.Fprintf(out, "pushed %s: %d layer(s) sent, %d already in the registry, in %s\n", target,
+			res.Push.LayersPushed, res.Push.LayersExisted, res.Push.Duration.Round(time.Millisecond))
+	}
+	return res, nil
+}
+
+// noAuth is the X-Registry-Auth header of a push without credentials: a
+// registry on loopback needs none, and the engine wants the header all the
+// same (an empty JSON object, as the docker CLI sends).
+var noAuth = base64.URLEncoding.EncodeToString([]byte("{}"))
+
+// engineSaid is an error the engine reported from its push (as opposed to
+// one reaching the engine itself: a restarting engine is not an unreachable
+// relay).
+type engineSaid struct{ msg string }
+
+func (e engineSaid) Error() string { return e.msg }
+
+// readPush reads a push's progress to its end (closing it): the layers
+// pushed and those the registry had (by the engine's short IDs), or the
+// error the engine reported (an engineSaid) or reading failed with.
+func readPush(ctx context.Context, resp client.ImagePushResponse) (pushed, existed map[string]bool, err error) {
 	defer resp.Close()
-	pushed, existed := map[string]bool{}, map[string]bool{}
+	pushed, existed = map[string]bool{}, map[string]bool{}
 	for msg, err := range resp.JSONMessages(ctx) {
 		if err != nil {
-			return res, fmt.Errorf("pushing image %s to %s: %w", ref, p.host, err)
+			return nil, nil, err
 		}
 		if msg.Error != nil {
-			return res, fmt.Errorf("pushing image %s to %s: %s", ref, p.host, msg.Error.Message)
+			return nil, nil, engineSaid{msg.Error.Message}
 		}
 		switch {
 		case msg.ID == "":
@@ -134,13 +161,7 @@ func (p *Pusher) Push(ctx context.Context, ref string, out io.Writer) (Result, e
 			existed[msg.ID] = true
 		}
 	}
-	res.Pushed = target
-	res.Push = &PushResult{Registry: p.host, LayersPushed: len(pushed), LayersExisted: len(existed), Duration: time.Since(begin)}
-	if p.verbose {
-		fmt.Fprintf(out, "pushed %s: %d layer(s) sent, %d already in the registry, in %s\n", target,
-			res.Push.LayersPushed, res.Push.LayersExisted, res.Push.Duration.Round(time.Millisecond))
-	}
-	return res, nil
+	return pushed, existed, nil
 }
 
 // PushResult is what a push did.

@@ -30,7 +30,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -629,7 +628,7 @@ func (l *Loader) loadRelay(ctx context.Context, ref string, want *hostImage, tar
 			r.mu.Unlock()
 		}
 	}()
-	opts := client.ImagePushOptions{RegistryAuth: base64.URLEncoding.EncodeToString([]byte("{}"))}
+	opts := client.ImagePushOptions{RegistryAuth: noAuth}
 	if want.index {
 		// Only the nodes' platform: no other platform's blobs (which an
 		// engine that pulled the image may not even have), no attestations.
@@ -724,13 +723,6 @@ func (l *Loader) loadRelay(ctx context.Context, ref string, want *hostImage, tar
 	return remaining
 }
 
-// engineSaid is an error the engine reported from its push (as opposed to
-// one reaching the engine itself: a restarting engine is not an unreachable
-// relay).
-type engineSaid struct{ msg string }
-
-func (e engineSaid) Error() string { return e.msg }
-
 // unreachableError says whether a push's error is the engine failing to
 // connect to the relay, or to speak plain HTTP to it (an engine that insists
 // on TLS for loopback), rather than, say, refusing the image.
@@ -756,16 +748,8 @@ func (r *relay) push(ctx context.Context, target string, opts client.ImagePushOp
 	if err != nil {
 		return err
 	}
-	defer resp.Close()
-	for msg, err := range resp.JSONMessages(ctx) {
-		if err != nil {
-			return err
-		}
-		if msg.Error != nil {
-			return engineSaid{msg.Error.Message}
-		}
-	}
-	return nil
+	_, _, err = readPush(ctx, resp)
+	return err
 }
 
 // haveAll answers the relay's "does the blob exist": when every target's
