@@ -306,6 +306,31 @@ func docker(t testing.TB, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// pauseNode runs `docker pause` on a node container. On cgroup v1 (this
+// VM) runc's freezer gives up with "unable to freeze" when the node's many
+// processes keep forking while it tries (a kind node right after a
+// rollout); runc thaws the container again, so trying a few more times is
+// what a user would do, and is what this does. Any other error fails.
+func pauseNode(t testing.TB, node string) {
+	t.Helper()
+	var out []byte
+	var err error
+	for attempt := 1; attempt <= 6; attempt++ {
+		out, err = exec.Command("docker", "pause", node).CombinedOutput()
+		if err == nil {
+			if attempt > 1 {
+				t.Logf("docker pause %s: frozen at attempt %d", node, attempt)
+			}
+			return
+		}
+		if !strings.Contains(string(out), "unable to freeze") {
+			break
+		}
+		time.Sleep(2 * time.Second) // let the node's start-up churn settle before the next try
+	}
+	t.Fatalf("docker pause %s: %v\n%s", node, err, out)
+}
+
 // goProject writes a one-service project: a Go main package built on the
 // host, a FROM scratch image, the given manifests under k8s/, and a
 // devloop.yaml on the suite's cluster.

@@ -152,7 +152,7 @@ func TestDownPausedCluster(t *testing.T) {
 		t.Fatalf("up --once: %v\n%s", err, out)
 	}
 	node := initCluster + "-control-plane"
-	docker(t, "pause", node)
+	pauseNode(t, node)
 	testBrokenDown(t, dir, "its node container "+node+" is paused", "docker unpause "+node)
 }
 

@@ -162,7 +162,7 @@ func testForwardsSurvive(t *testing.T, up *proc) {
 
 	t.Run("docker pause of the node for 30s: forwards and tails recover by themselves", func(t *testing.T) {
 		node := clusterName + "-control-plane"
-		docker(t, "pause", node)
+		pauseNode(t, node)
 		paused := time.Now()
 		time.Sleep(30 * time.Second) // the scenario itself: the node is frozen this long
 		docker(t, "unpause", node)
