@@ -104,7 +104,7 @@ func run() error {
 	}
 	builder := build.NewBuilder(dc)
 	loader := imageload.NewLoader(dc, lister)
-	relayLoader := imageload.NewLoader(dc, lister, imageload.WithRelay(dc))
+	relayLoader := imageload.NewLoader(dc, lister, imageload.WithRelay(dc, ""))
 	var pusher *imageload.Pusher
 	tools := []string{"kind load docker-image", "devloop imageload"}
 	if *relay {

@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -70,8 +71,13 @@ var _ RelayAPI = (*client.Client)(nil)
 
 // WithRelay makes the fast path have the engine push each image to the
 // relay (see the top of relay.go); without it, or when the engine cannot
-// reach the relay, the fast path reads docker save.
-func WithRelay(api RelayAPI) Option { return func(l *Loader) { l.relay = &relay{api: api} } }
+// reach the relay, the fast path reads docker save. What a push uploads is
+// spooled in a directory of its own under spool ("" is os.TempDir()), on
+// disk rather than in the RAM a tmpfs /tmp is: it is the size of the image's
+// new layers.
+func WithRelay(api RelayAPI, spool string) Option {
+	return func(l *Loader) { l.relay = &relay{api: api, spool: spool} }
+}
 
 // relayTimeout bounds the untagging after a push (on a context of its own:
 // the relay's name must not stay behind when the load was cancelled).
@@ -83,7 +89,8 @@ const (
 )
 
 type relay struct {
-	api RelayAPI
+	api   RelayAPI
+	spool string // parent of each push's spool directory
 
 	once     sync.Once
 	startErr error
@@ -107,10 +114,15 @@ type relay struct {
 // 127.0.0.1:<port>/devloop-<token>/<n>/<path>:<tag>.
 var relayName = regexp.MustCompile(`^127\.0\.0\.1:(\d+)/devloop-[0-9a-f]{12}/\d+/[^:]+:[^:]+$`)
 
+// spoolName matches a push's spool directory; its number is the pid of the
+// devloop that made it.
+var spoolName = regexp.MustCompile(`^devloop-relay-(\d+)-\d+$`)
+
 // cleanUp removes, in the background, the relay's names that a removal
 // could not (the engine was restarting) and, once per process, those an
 // earlier devloop left (it was killed mid-push): names of the relay's
-// pattern whose port nothing listens on (a live devloop's relay does).
+// pattern whose port nothing listens on (a live devloop's relay does), and
+// spool directories whose process is gone.
 func (r *relay) cleanUp(ctx context.Context) {
 	r.mu.Lock()
 	stale := r.stale
@@ -127,6 +139,7 @@ func (r *relay) cleanUp(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), relayTimeout)
 		defer cancel()
 		if first {
+			r.sweepSpools()
 			if list, err := r.api.ImageList(ctx, client.ImageListOptions{}); err == nil {
 				for _, img := range list.Items {
 					for _, name := range img.RepoTags {
@@ -145,6 +158,31 @@ func (r *relay) cleanUp(ctx context.Context) {
 			}
 		}
 	}()
+}
+
+// sweepSpools removes the spool directories of devloops that no longer run
+// (killed mid-push); a live process's, and anything else there, stay.
+func (r *relay) sweepSpools() {
+	ents, err := os.ReadDir(r.spoolDir())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		m := spoolName.FindStringSubmatch(e.Name())
+		if m == nil || !e.IsDir() {
+			continue
+		}
+		if pid, err := strconv.Atoi(m[1]); err == nil && pid != os.Getpid() && !processAlive(pid) {
+			os.RemoveAll(filepath.Join(r.spoolDir(), e.Name()))
+		}
+	}
+}
+
+func (r *relay) spoolDir() string {
+	if r.spool == "" {
+		return os.TempDir()
+	}
+	return r.spool
 }
 
 func listening(addr string) bool {
@@ -585,7 +623,12 @@ func (l *Loader) loadRelay(ctx context.Context, ref string, want *hostImage, tar
 	}
 	start := time.Now()
 
-	dir, err := os.MkdirTemp("", "devloop-relay-")
+	dir, err := os.MkdirTemp(r.spoolDir(), fmt.Sprintf("devloop-relay-%d-", os.Getpid()))
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(r.spoolDir(), 0o700); err == nil {
+			dir, err = os.MkdirTemp(r.spoolDir(), fmt.Sprintf("devloop-relay-%d-", os.Getpid()))
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(out, "image relay: %v; reading docker save instead\n", err)
 		return targets

@@ -10,6 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -220,8 +223,14 @@ func (e *relayEngine) push(ctx context.Context, base, tag string, img *relayImag
 
 func relayLoader(t *testing.T, e *relayEngine, f *fakeContainerd) *Loader {
 	t.Helper()
-	l := NewLoader(e, fakeLister{&funcNode{name: "dev-control-plane", run: f.run}}, WithRelay(e), WithVerbose(true))
-	t.Cleanup(l.Close)
+	spool := t.TempDir()
+	l := NewLoader(e, fakeLister{&funcNode{name: "dev-control-plane", run: f.run}}, WithRelay(e, spool), WithVerbose(true))
+	t.Cleanup(func() {
+		l.Close()
+		if ents, _ := os.ReadDir(spool); len(ents) != 0 {
+			t.Errorf("spool directories left: %v", ents)
+		}
+	})
 	return l
 }
 
@@ -314,7 +323,7 @@ func TestRelayUnreachableFallsBackToSaveOnce(t *testing.T) {
 	docker := &fakeDocker{}
 	docker.addImage("app:v1", [][]byte{[]byte("a"), []byte("b")})
 	docker.addImage("app:v2", [][]byte{[]byte("a"), []byte("c")})
-	l := NewLoader(docker, fakeLister{&funcNode{name: "dev-control-plane", run: f.run}}, WithRelay(e), WithVerbose(true))
+	l := NewLoader(docker, fakeLister{&funcNode{name: "dev-control-plane", run: f.run}}, WithRelay(e, t.TempDir()), WithVerbose(true))
 	defer l.Close()
 	var out bytes.Buffer
 	for _, ref := range []string{"app:v1", "app:v2"} {
@@ -402,7 +411,24 @@ func TestRelayRemovesTheNamesLeftBehind(t *testing.T) {
 	e.add("app:v2", newRelayImage("b"))
 	// The engine restarts as the first load ends: the relay's own name stays, for now.
 	e.removeErr, e.removeFor = errors.New("Cannot connect to the Docker daemon"), "/1/library/app:v1"
-	l := NewLoader(e, fakeLister{&funcNode{name: "dev-control-plane", run: f.run}}, WithRelay(e))
+	// A devloop killed mid-push left its spool directory too; a running
+	// one's (pid 1 is alive) and what is not a spool directory stay.
+	spool := t.TempDir()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadSpool := fmt.Sprintf("devloop-relay-%d-123", gone.Process.Pid)
+	keep := []string{"devloop-relay-1-456", "devloop-relay-notes", fmt.Sprintf("devloop-relay-%d-7", gone.Process.Pid+1e6)}
+	for _, d := range append([]string{deadSpool}, keep[:2]...) {
+		if err := os.MkdirAll(filepath.Join(spool, d, "blobs"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(spool, keep[2]), []byte("a file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := NewLoader(e, fakeLister{&funcNode{name: "dev-control-plane", run: f.run}}, WithRelay(e, spool))
 	var out bytes.Buffer
 	if _, err := l.Load(context.Background(), "dev", "app:v1", &out); err != nil {
 		t.Fatal(err)
@@ -419,6 +445,14 @@ func TestRelayRemovesTheNamesLeftBehind(t *testing.T) {
 	}
 	if len(e.tagged) != 0 {
 		t.Errorf("the relay's own names were not removed after all: %v", e.tagged)
+	}
+	var spooled []string
+	ents, _ := os.ReadDir(spool)
+	for _, e := range ents {
+		spooled = append(spooled, e.Name())
+	}
+	if slices.Sort(keep); fmt.Sprint(spooled) != fmt.Sprint(keep) {
+		t.Errorf("spool has %v, want %v (the dead devloop's removed, the rest kept)", spooled, keep)
 	}
 }
 

@@ -160,7 +160,7 @@ func NewDeps(clusterOut io.Writer, verbosity int) *Deps {
 			}
 			eng = &Engine{
 				Builder: build.NewBuilder(cli, build.WithVerbose(verbosity > 0)),
-				Loader: imageload.NewLoader(cli, cluster.EngineNodes{API: cli}, imageload.WithRelay(cli),
+				Loader: imageload.NewLoader(cli, cluster.EngineNodes{API: cli}, imageload.WithRelay(cli, cachePath("relay")),
 					imageload.WithLayerCacheFile(cachePath("layers.json")), imageload.WithVerbose(verbosity > 0)),
 				Push: func(host string) Loader {
 					return imageload.NewPusher(cli, host, verbosity > 0).WithAuth(func() (string, error) {
