@@ -118,6 +118,16 @@ func TestRegistryMultiNode(t *testing.T) {
 		up.waitOutput("GET / 200", 0, 30*time.Second) // its logs are tailed from the worker too
 	})
 
+	t.Run("the ingress on the control plane reaches the pod on the worker", func(t *testing.T) {
+		// The host ports are the control plane's; Traefik is pinned there
+		// (ingress-ready) and routes across nodes to the worker's pod.
+		eventually(t, fmt.Sprintf("http://127.0.0.1:%d/", regIngressPort), "hello.localhost", "hello from devloop v1", time.Minute)
+		traefik := regKubectl(t, "get", "pods", "-A", "-l", "app.kubernetes.io/name=traefik", "-o", "jsonpath={.items[*].spec.nodeName}")
+		if traefik != regCluster+"-control-plane" {
+			t.Errorf("Traefik runs on %q, want %s-control-plane (where the host ports are)", traefik, regCluster)
+		}
+	})
+
 	t.Run("the nodes and other tools find the registry", func(t *testing.T) {
 		for _, n := range []string{regCluster + "-control-plane", regCluster + "-worker"} {
 			hosts := docker(t, "exec", n, "cat", "/etc/containerd/certs.d/"+registry+"/hosts.toml")

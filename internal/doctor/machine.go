@@ -42,7 +42,14 @@ type Env struct {
 	LookPath func(file string) (string, error)
 	// ClusterRunning reports whether the kind cluster name is running.
 	ClusterRunning func(name string) (bool, error)
+	// RelayReachable is nil when the engine reaches the image relay on this
+	// machine's 127.0.0.1 (imageload.ProbeRelay), ErrNotProbed when it
+	// cannot be asked. Optional: nil skips the check.
+	RelayReachable func(ctx context.Context) error
 }
+
+// ErrNotProbed: a probe could not be run at all; its check is left out.
+var ErrNotProbed = errors.New("not probed")
 
 // maxReadFile bounds DefaultEnv's ReadFile: the docker executable may be a
 // large binary, and only scripts are of interest.
@@ -111,6 +118,7 @@ const (
 	checkPrivileged = "privileged"
 	checkCluster    = "cluster"
 	checkKubeconfig = "kubeconfig"
+	checkRelay      = "image relay"
 )
 
 // Thresholds of the machine checks.
@@ -134,6 +142,12 @@ func Machine(ctx context.Context, env Env, cfg *config.Config) []Result {
 	if r, ok := checkPrivilegedContainers(env, server); ok {
 		out = append(out, r)
 	}
+	if server != "" && !cfg.Cluster.Existing() && env.RelayReachable != nil {
+		// kind nodes get their images through the loader (the addons' always).
+		if r, ok := checkImageRelay(ctx, env); ok {
+			out = append(out, r)
+		}
+	}
 	running := false
 	if !cfg.Cluster.Existing() {
 		// An existing cluster is not kind's: ExistingCluster checks it.
@@ -144,6 +158,24 @@ func Machine(ctx context.Context, env Env, cfg *config.Config) []Result {
 	out = append(out, checkPorts(env, cfg, running)...)
 	out = append(out, checkKubeconfigWritable(env))
 	return out
+}
+
+// checkImageRelay: an engine that cannot reach 127.0.0.1 of this machine
+// (a daemon in a VM, rootless, remote) still loads images, through docker
+// save: on the classic image store that is the whole image each time.
+func checkImageRelay(ctx context.Context, env Env) (Result, bool) {
+	err := env.RelayReachable(ctx)
+	switch {
+	case errors.Is(err, ErrNotProbed):
+		return Result{}, false
+	case err == nil:
+		return Result{Level: OK, Check: checkRelay, Message: "the engine reaches devloop on 127.0.0.1: an image load sends only the layers a node lacks"}, true
+	}
+	return Result{Level: Warn, Check: checkRelay,
+		Message: "the engine cannot reach devloop on this machine's 127.0.0.1 (" + err.Error() + "): a Docker daemon in a VM, rootless or on another host; " +
+			"images load through docker save instead, on the classic image store the whole image each time",
+		Fix: "nothing is needed for devloop to work; for faster loads of large images, cluster.registry.enabled: true " +
+			"(the engine pushes to a registry container of its own, and the nodes pull from it)"}, true
 }
 
 // checkDockerEngine also returns the engine's version ("" when it cannot be reached).

@@ -26,6 +26,8 @@ type fakeMachine struct {
 	paths      map[string]string
 	running    bool
 	runningErr error
+	relayErr   error // RelayReachable's answer
+	noRelay    bool  // RelayReachable unset
 }
 
 func (m fakeMachine) env() Env {
@@ -71,6 +73,12 @@ func (m fakeMachine) env() Env {
 			return "", fmt.Errorf("exec: %q: executable file not found in $PATH", f)
 		},
 		ClusterRunning: func(string) (bool, error) { return m.running, m.runningErr },
+		RelayReachable: func(context.Context) error {
+			if m.noRelay {
+				panic("RelayReachable called")
+			}
+			return m.relayErr
+		},
 	}
 }
 
@@ -123,7 +131,7 @@ func TestMachineHealthy(t *testing.T) {
 			t.Errorf("want all OK, got %s %s: %s (fix: %s)", r.Level, r.Check, r.Message, r.Fix)
 		}
 	}
-	wantChecks := []string{checkDocker, checkDisk, checkInotify, checkPrivileged, checkCluster, "port 8080", "port 8443", "port 18080", checkKubeconfig}
+	wantChecks := []string{checkDocker, checkDisk, checkInotify, checkPrivileged, checkRelay, checkCluster, "port 8080", "port 8443", "port 18080", checkKubeconfig}
 	var got []string
 	for _, r := range rs {
 		got = append(got, r.Check)
@@ -163,6 +171,32 @@ func TestMachineChecks(t *testing.T) {
 				m.vars["DOCKER_HOST"] = "tcp://10.0.0.1:2375"
 			},
 			want: []want{{checkDocker, Fail, "(engine: tcp://10.0.0.1:2375 (DOCKER_HOST))", "start Docker"}},
+		},
+		{
+			name: "docker unreachable: the relay is not asked",
+			modify: func(m *fakeMachine, _ *config.Config) {
+				m.dockerErr = errors.New("connection refused")
+				m.noRelay = true
+			},
+			want:   []want{{checkDocker, Fail, "cannot reach the Docker engine", "start Docker"}},
+			absent: []string{checkRelay},
+		},
+		{
+			name: "the engine cannot reach the relay (a daemon in a VM)",
+			modify: func(m *fakeMachine, _ *config.Config) {
+				m.relayErr = errors.New(`Get "http://127.0.0.1:41234/v2/": dial tcp 127.0.0.1:41234: connect: connection refused`)
+			},
+			want: []want{{checkRelay, Warn, "cannot reach devloop on this machine's 127.0.0.1 (Get \"http://127.0.0.1:41234/v2/\": dial tcp", "cluster.registry.enabled: true"}},
+		},
+		{
+			name:   "the relay could not be asked: no result",
+			modify: func(m *fakeMachine, _ *config.Config) { m.relayErr = fmt.Errorf("wrapped: %w", ErrNotProbed) },
+			absent: []string{checkRelay},
+		},
+		{
+			name:   "an existing cluster: not kind, no relay",
+			modify: func(m *fakeMachine, cfg *config.Config) { m.noRelay = true; cfg.Cluster.Context = "team-dev" },
+			absent: []string{checkRelay},
 		},
 		{
 			name:   "disk low",

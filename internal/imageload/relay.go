@@ -952,3 +952,41 @@ func writeSpooled(tw *tar.Writer, name string, s spooled) error {
 	_, err = io.CopyN(tw, f, s.size)
 	return err
 }
+
+// RelayProbeAPI is what ProbeRelay needs of the Docker client.
+type RelayProbeAPI interface {
+	ImagePull(ctx context.Context, ref string, options client.ImagePullOptions) (client.ImagePullResponse, error)
+}
+
+// relayProbeTimeout bounds ProbeRelay's pull: an engine that cannot reach
+// the relay may wait for its own dial timeout.
+const relayProbeTimeout = 15 * time.Second
+
+// ProbeRelay tells whether the engine reaches an image relay on this
+// machine's 127.0.0.1 (doctor asks it: in a VM, rootless or remote, it does
+// not, and loads read docker save). It starts a relay of its own and has the
+// engine pull a name from it that it serves nothing for: nil when the
+// engine's pull asked it anything (the pull itself fails, "not found"),
+// else the engine's error.
+func ProbeRelay(ctx context.Context, api RelayProbeAPI) error {
+	r := &relay{}
+	if err := r.start(); err != nil {
+		return fmt.Errorf("starting the image relay: %w", err)
+	}
+	defer r.close()
+	ctx, cancel := context.WithTimeout(ctx, relayProbeTimeout)
+	defer cancel()
+	resp, err := api.ImagePull(ctx, r.host+"/"+r.token+"/probe/reachable:probe", client.ImagePullOptions{RegistryAuth: noAuth})
+	if err == nil {
+		err = resp.Wait(ctx)
+		resp.Close()
+	}
+	switch {
+	case r.hits.Load() > 0:
+		return nil
+	case err == nil:
+		return errors.New("the engine's pull from the relay ended without asking it anything")
+	default:
+		return err
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -602,5 +603,59 @@ func TestUnreachableError(t *testing.T) {
 		if got := unreachableError(errors.New(msg)); got != want {
 			t.Errorf("unreachableError(%q) = %v, want %v", msg, got, want)
 		}
+	}
+}
+
+// pullEngine's pull asks the registry the way dockerd does (GET /v2/, then
+// the manifest), or, unable to reach it, fails without asking.
+type pullEngine struct {
+	reachable bool
+	asked     []string
+}
+
+type pullStream struct {
+	io.ReadCloser
+	err error
+}
+
+func (s pullStream) JSONMessages(context.Context) iter.Seq2[jsonstream.Message, error] {
+	return func(func(jsonstream.Message, error) bool) {}
+}
+func (s pullStream) Wait(context.Context) error { return s.err }
+
+func (e *pullEngine) ImagePull(ctx context.Context, ref string, _ client.ImagePullOptions) (client.ImagePullResponse, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return nil, err
+	}
+	host := reference.Domain(named)
+	if !e.reachable {
+		return pullStream{io.NopCloser(strings.NewReader("")),
+			fmt.Errorf(`Get "https://%s/v2/": dial tcp %s: connect: connection refused`, host, host)}, nil
+	}
+	for _, p := range []string{"/v2/", "/v2/" + reference.Path(named) + "/manifests/" + reference.TagNameOnly(named).(reference.Tagged).Tag()} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+p, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		resp.Body.Close()
+		e.asked = append(e.asked, fmt.Sprintf("%s %d", p, resp.StatusCode))
+	}
+	return pullStream{io.NopCloser(strings.NewReader("")), fmt.Errorf("manifest unknown: repository %s not found", reference.Path(named))}, nil
+}
+
+func TestProbeRelay(t *testing.T) {
+	e := &pullEngine{reachable: true}
+	if err := ProbeRelay(t.Context(), e); err != nil {
+		t.Fatalf("an engine that reaches the relay: %v", err)
+	}
+	if len(e.asked) != 2 || e.asked[0] != "/v2/ 200" || !strings.HasSuffix(e.asked[1], " 404") {
+		t.Errorf("the probe's pull asked %v: want /v2/ answered, the name unknown", e.asked)
+	}
+	e = &pullEngine{}
+	err := ProbeRelay(t.Context(), e)
+	if err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("an engine that cannot reach the relay: %v, want its error", err)
 	}
 }

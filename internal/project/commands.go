@@ -248,7 +248,15 @@ func Doctor(ctx context.Context, cfg *config.Config, deps *Deps, co ContextOptio
 		}
 		return eng.Version(ctx)
 	}
-	results := doctor.Machine(ctx, doctor.DefaultEnv(dockerVersion, deps.Clusters.Exists), cfg)
+	env := doctor.DefaultEnv(dockerVersion, deps.Clusters.Exists)
+	env.RelayReachable = func(ctx context.Context) error {
+		eng, err := deps.Engine(ctx)
+		if err != nil || eng.RelayReachable == nil {
+			return doctor.ErrNotProbed
+		}
+		return eng.RelayReachable(ctx)
+	}
+	results := doctor.Machine(ctx, env, cfg)
 	if cfg.Cluster.Existing() {
 		results = append(results, doctorExisting(ctx, cfg, deps)...)
 	}

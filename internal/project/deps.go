@@ -87,6 +87,9 @@ type Engine struct {
 	Images initcfg.ImageChecker
 	// Version is the engine's version and API version.
 	Version func(ctx context.Context) (string, string, error)
+	// RelayReachable is nil when the engine reaches the loader's image relay
+	// on this machine's 127.0.0.1 (doctor asks; nil func: not asked).
+	RelayReachable func(ctx context.Context) error
 }
 
 // Deployer applies the project's manifests and waits for rollouts
@@ -175,6 +178,7 @@ func NewDeps(clusterOut io.Writer, verbosity int) *Deps {
 					}
 					return v.Version, v.APIVersion, nil
 				},
+				RelayReachable: func(ctx context.Context) error { return imageload.ProbeRelay(ctx, cli) },
 			}
 			return eng, nil
 		},
