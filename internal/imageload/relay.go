@@ -36,7 +36,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -623,11 +622,10 @@ func (l *Loader) loadRelay(ctx context.Context, ref string, want *hostImage, tar
 	}
 	start := time.Now()
 
-	dir, err := os.MkdirTemp(r.spoolDir(), fmt.Sprintf("devloop-relay-%d-", os.Getpid()))
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(r.spoolDir(), 0o700); err == nil {
-			dir, err = os.MkdirTemp(r.spoolDir(), fmt.Sprintf("devloop-relay-%d-", os.Getpid()))
-		}
+	err = os.MkdirAll(r.spoolDir(), 0o700)
+	var dir string
+	if err == nil {
+		dir, err = os.MkdirTemp(r.spoolDir(), fmt.Sprintf("devloop-relay-%d-", os.Getpid()))
 	}
 	if err != nil {
 		fmt.Fprintf(out, "image relay: %v; reading docker save instead\n", err)
