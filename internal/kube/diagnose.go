@@ -28,7 +28,28 @@ const (
 	// UpToDateCondition readiness gate before that is a problem (devloop
 	// brings a new container up to date in well under a second).
 	gateGrace = 10 * time.Second
+	// retryGrace is how long a container may wait on an error the kubelet
+	// retries by itself before that is a failure: its cache of a Secret or
+	// ConfigMap not synced in time (kubernetes#117972: common on a busy
+	// node, and right after the pods that used the object were deleted, as
+	// after a down), or the runtime slow to create the container. The
+	// kubelet tries again within about 15 s. Shopify's krane does not fail
+	// fast on these either.
+	retryGrace = time.Minute
 )
+
+// retriedByKubelet reports whether a container's waiting message is one of
+// the errors the kubelet retries and that pass by themselves (see
+// retryGrace); "secret \"db\" not found" is not: that Secret is missing.
+func retriedByKubelet(msg string) bool {
+	for _, s := range []string{"failed to sync secret cache", "failed to sync configmap cache",
+		"timed out waiting for the condition", "context deadline exceeded", "failed to reserve container name"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
 
 // problem is one thing wrong with a pod.
 type problem struct {
@@ -181,6 +202,10 @@ func (d diagnoser) container(ctx context.Context, pod *corev1.Pod, spec corev1.C
 		case "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "PreCreateHookError", "PostStartHookError":
 			p.reason, p.kind = fmt.Sprintf("%s cannot be created (%s): %s", name, w.Reason, firstNonEmpty(w.Message, "no message")), "config"
 			p.fatal = true
+			if retriedByKubelet(w.Message) && now.Sub(pod.CreationTimestamp.Time) < retryGrace {
+				p.reason += " (the kubelet tries again)"
+				p.fatal = false
+			}
 			return p, true
 		}
 	}

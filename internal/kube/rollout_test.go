@@ -397,3 +397,39 @@ func TestNodeRestartIsNotACrash(t *testing.T) {
 		t.Errorf("a crash with exit 255: %q, %v", got.reason, bad)
 	}
 }
+
+// A Secret the kubelet's cache had not synced in time (kubernetes#117972,
+// common on a busy node right after a down) is retried by the kubelet: not
+// a failure while the pod is young, one once it has lasted retryGrace.
+// "secret not found" stays a failure at once (the config error case above).
+func TestWaitRolloutWaitsOutAKubeletRetry(t *testing.T) {
+	const msg = "failed to sync secret cache: timed out waiting for the condition"
+	young := pod("web-new-1", "web", "new", appSpec("x", nil), waiting("CreateContainerConfigError", msg))
+	young.CreationTimestamp = metav1.NewTime(now.Add(-5 * time.Second))
+	d, rs := rollingDeployment("web", 0)
+	fc := clocktesting.NewFakeClock(now)
+	rw := rolloutWaiter{cs: fake.NewClientset(d, rs, young), clock: fc, poll: time.Second}
+	done := make(chan error, 1)
+	go func() {
+		done <- rw.wait(context.Background(), Workload{Kind: "Deployment", Namespace: "dev", Name: "web"}, 30*time.Second)
+	}()
+	for !fc.HasWaiters() {
+		goruntime.Gosched()
+	}
+	fc.Step(31 * time.Second)
+	err := <-done
+	want := "deployment/web is not ready: timed out after 30s: 0 of 1 updated replicas are available\n" +
+		"  pod web-new-1: container \"app\" cannot be created (CreateContainerConfigError): " + msg + " (the kubelet tries again)"
+	if err == nil || err.Error() != want {
+		t.Errorf("young pod: error:\n%v\nwant:\n%s", err, want)
+	}
+
+	d, rs = rollingDeployment("web", 0)
+	old := pod("web-new-1", "web", "new", appSpec("x", nil), waiting("CreateContainerConfigError", msg)) // an hour old
+	rw = rolloutWaiter{cs: fake.NewClientset(d, rs, old), clock: clocktesting.NewFakeClock(now), poll: time.Second}
+	err = rw.wait(context.Background(), Workload{Kind: "Deployment", Namespace: "dev", Name: "web"}, time.Minute)
+	want = "deployment/web is not ready: container \"app\" cannot be created (CreateContainerConfigError): " + msg + "\n  pod: web-new-1"
+	if err == nil || err.Error() != want {
+		t.Errorf("old pod: error:\n%v\nwant:\n%s", err, want)
+	}
+}
