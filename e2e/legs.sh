@@ -28,7 +28,23 @@ make_room() {
   echo "=== e2e: $(free_gb "$(docker info --format '{{.DockerRootDir}}' 2>/dev/null)") GiB free ==="
 }
 
-declare -a summary
+# failures LOG prints what each failed test logged (its lines from its "=== RUN" to the next test's
+# header), leaves first, each cut at 40 lines: the summary's tail is what a CI page shows, and a failing
+# subtest's message is otherwise far up in the log, before its parent's output dumps.
+failures() {
+  awk '
+    FNR == NR { if (match($0, /--- FAIL: [^ ]+/)) { n = substr($0, RSTART + 10, RLENGTH - 10); failed[n] = 1; order[++k] = n }; next }
+    /^=== (RUN|CONT|NAME) / { cur = $3; next }
+    /^(---|    ---|PASS$|FAIL$|ok |FAIL\t)/ { cur = ""; next }
+    cur != "" && (cur in failed) { if (count[cur]++ < 40) text[cur] = text[cur] $0 "\n" }
+    END {
+      for (i = k; i >= 1; i--) { n = order[i]; printf "--- %s\n%s", n, text[n]; if (count[n] > 40) printf "    [... %d more lines in the log]\n", count[n] - 40 }
+    }' "$1" "$1"
+}
+
+LOGDIR=${DEVLOOP_E2E_LOGDIR:-${TMPDIR:-/tmp}/devloop-e2e-logs}
+mkdir -p "$LOGDIR"
+declare -a summary failed_legs
 rc=0
 T0=$(date +%s)
 for leg in $LEGS; do
@@ -44,10 +60,11 @@ for leg in $LEGS; do
   (
     eval "$env_line"
     echo "=== e2e leg $leg: $(docker version --format 'Docker {{.Server.Version}}' 2>/dev/null), storage $(docker info --format '{{.Driver}}' 2>/dev/null), images ready in ${setup_s}s ==="
-    go test -tags e2e -count=1 -v -timeout 60m ./e2e/ "$@"
+    go test -tags e2e -count=1 -v -timeout 60m ./e2e/ "$@" 2>&1 | tee "$LOGDIR/$leg.log"
+    exit "${PIPESTATUS[0]}"
   )
   st=$?
-  if [ $st = 0 ]; then verdict=PASS; else verdict=FAIL; rc=1; fi
+  if [ $st = 0 ]; then verdict=PASS; else verdict=FAIL; rc=1; failed_legs+=("$leg"); fi
   summary+=("e2e leg $leg: $verdict in $(( $(date +%s) - start ))s (setup ${setup_s}s)")
   echo "=== e2e leg $leg: $verdict ==="
 done
@@ -57,4 +74,12 @@ if [ "$LEGS" != external ] && [ "$("$ENGINE" leg 2>/dev/null)" != containerd ]; 
 fi
 echo "=== e2e summary ($(( $(date +%s) - T0 ))s) ==="
 printf '%s\n' "${summary[@]}"
+for leg in "${failed_legs[@]}"; do
+  [ -s "$LOGDIR/$leg.log" ] || continue
+  echo "=== e2e leg $leg: what the failed tests said (the whole log: $LOGDIR/$leg.log) ==="
+  said=$(failures "$LOGDIR/$leg.log")
+  if [ -n "$said" ]; then printf '%s\n' "$said"          # no "--- FAIL" lines: a panic (its first lines), a build error
+  elif grep -q '^panic: ' "$LOGDIR/$leg.log"; then sed -n '/^panic: /,$p' "$LOGDIR/$leg.log" | head -n 30
+  else tail -n 60 "$LOGDIR/$leg.log"; fi
+done
 exit $rc
