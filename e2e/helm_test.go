@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -205,6 +206,13 @@ func TestHelmChart(t *testing.T) {
 	}
 	if _, err := cs.AppsV1().Deployments("default").Get(ctx, "web-helmapp", metav1.GetOptions{}); err == nil {
 		t.Errorf("the release's deployment is still there after down")
+	}
+	// helm uninstall leaves the hook's Job; down removes it.
+	if !strings.Contains(out, "job/web-hook deleted (hook of release web)") {
+		t.Errorf("down did not say it deleted the hook's Job:\n%s", out)
+	}
+	if _, err := cs.BatchV1().Jobs("default").Get(ctx, "web-hook", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the hook's Job after down: %v, want not found", err)
 	}
 }
 

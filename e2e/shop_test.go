@@ -234,6 +234,13 @@ func TestShopExample(t *testing.T) {
 		if got := nodeKubectl(t, "get", "pvc", "-n", shopNamespace, "-o", "name"); got != "persistentvolumeclaim/data-db-0" {
 			t.Fatalf("claims after down: %q", got)
 		}
+		// helm uninstall leaves what the worker's pre-install hook made; down does not.
+		if !strings.Contains(out, "job/worker-check deleted (hook of release worker)") {
+			t.Errorf("down did not say it deleted the hook's Job:\n%s", out)
+		}
+		if got := nodeKubectl(t, "get", "jobs", "-n", shopNamespace, "-o", "name"); got != "" {
+			t.Errorf("jobs after down: %q, want none", got)
+		}
 		out, err = run(t, dir, 5*time.Minute, "up", "--once")
 		outputs = append(outputs, out)
 		if err != nil {

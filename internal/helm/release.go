@@ -264,19 +264,34 @@ func (c *Client) Releases() ([]Deployed, error) {
 
 // Uninstall uninstalls a release (its hooks run), waiting up to timeout
 // for its objects to be gone. A release that does not exist is no error.
-func (c *Client) Uninstall(namespace, name string, timeout time.Duration) error {
+// It returns the manifests of the release's hooks: helm uninstall deletes
+// the release's objects, not what its hooks made (a hook Job with the
+// default before-hook-creation policy stays until that hook runs again), so
+// the caller removes those itself.
+func (c *Client) Uninstall(namespace, name string, timeout time.Duration) (hooks []string, err error) {
 	cfg, err := c.configuration(namespace)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	u := action.NewUninstall(cfg)
 	u.IgnoreNotFound = true
 	u.WaitStrategy = kube.HookOnlyStrategy
 	u.Timeout = timeout
-	if _, err := u.Run(name); err != nil {
-		return fmt.Errorf("release %s: uninstall: %w", name, err)
+	res, err := u.Run(name)
+	if err != nil {
+		return nil, fmt.Errorf("release %s: uninstall: %w", name, err)
 	}
-	return nil
+	if res == nil || res.Release == nil {
+		return nil, nil // there was no such release
+	}
+	rel, err := v1(res.Release)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range rel.Hooks {
+		hooks = append(hooks, h.Manifest)
+	}
+	return hooks, nil
 }
 
 // restGetter is Helm's RESTClientGetter over devloop's rest.Config (the

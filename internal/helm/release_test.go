@@ -78,11 +78,15 @@ func TestClientInstallUpgradeUnchangedUninstall(t *testing.T) {
 	if rels, _ := other.Releases(); len(rels) != 0 {
 		t.Errorf("another project lists %v", rels)
 	}
-	if err := c.Uninstall("dev", "shop", time.Second); err != nil {
+	hooks, err := c.Uninstall("dev", "shop", time.Second)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Uninstall("dev", "shop", time.Second); err != nil {
-		t.Errorf("uninstalling a gone release: %v", err)
+	if len(hooks) != 1 || !strings.Contains(hooks[0], "name: shop-migrate") {
+		t.Errorf("uninstall returned the hooks %q, want the release's migrate Job", hooks)
+	}
+	if hooks, err := c.Uninstall("dev", "shop", time.Second); err != nil || len(hooks) != 0 {
+		t.Errorf("uninstalling a gone release: %q, %v", hooks, err)
 	}
 	if res, err = c.Deploy(ctx, load(), nil, time.Second); err != nil || !res.Installed {
 		t.Fatalf("deploy after uninstall = %+v, %v; want a new install", res, err)

@@ -19,6 +19,8 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/devloop-dev/devloop/internal/config"
 )
 
 // FieldManager is the server-side apply field manager devloop uses.
@@ -771,6 +773,38 @@ func (a *Applier) deleteRefs(ctx context.Context, refs []ObjectRef, all bool) (d
 		deleted = append(deleted, ObjectResult{Ref: r, Op: Deleted})
 	}
 	return deleted, failed, errors.Join(errs...)
+}
+
+// DeleteHooks deletes what the hooks of an uninstalled release made and
+// Helm leaves behind: helm uninstall removes the release's objects but not
+// its hooks' (a pre-install Job with the default before-hook-creation policy
+// stays, Completed, until the hook runs again). hooks are the release's hook
+// manifests; only objects carrying the project's labels (devloop's
+// post-renderer puts them on hooks too) are deleted, others are kept and
+// said so; CustomResourceDefinitions (Helm never deletes a hook CRD either)
+// and objects annotated helm.sh/resource-policy: keep stay. It returns one
+// line per object found.
+func (a *Applier) DeleteHooks(ctx context.Context, release, namespace string, hooks []string) ([]string, error) {
+	if len(hooks) == 0 {
+		return nil, nil
+	}
+	objs, err := releaseObjects(strings.Join(hooks, "\n---\n"), config.Chart{Chart: "of release " + release, Release: release, Namespace: namespace})
+	if err != nil {
+		return nil, err
+	}
+	var refs []ObjectRef
+	for _, o := range objs {
+		if isCRD(o.GroupVersionKind()) || o.GetAnnotations()["helm.sh/resource-policy"] == "keep" {
+			continue
+		}
+		refs = append(refs, refOf(o))
+	}
+	done, _, err := a.deleteRefs(ctx, refs, false)
+	var out []string
+	for _, d := range done {
+		out = append(out, d.String()+" (hook of release "+release+")")
+	}
+	return out, err
 }
 
 // isPVC reports whether r is a PersistentVolumeClaim: its data outlives a

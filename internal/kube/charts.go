@@ -141,7 +141,9 @@ func PostRenderer(images map[string]string, supervised map[string]bool, project 
 type Releaser interface {
 	Deploy(ctx context.Context, ch *helm.Chart, post helm.PostRenderer, timeout time.Duration) (helm.Result, error)
 	Releases() ([]helm.Deployed, error)
-	Uninstall(namespace, name string, timeout time.Duration) error
+	// Uninstall returns the manifests of the release's hooks (Helm leaves
+	// what they made).
+	Uninstall(namespace, name string, timeout time.Duration) (hooks []string, err error)
 }
 
 // ReleaseLabels are the Helm release labels of cfg's project's releases.

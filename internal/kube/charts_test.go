@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/devloop-dev/devloop/internal/config"
 	"github.com/devloop-dev/devloop/internal/helm"
@@ -20,6 +21,7 @@ type fakeReleaser struct {
 	rendered    []string // each deploy's post-rendered hook manifest
 	listed      []helm.Deployed
 	uninstalled []string
+	hooks       map[string][]string // "namespace/release" → what Uninstall returns
 }
 
 func (f *fakeReleaser) Deploy(ctx context.Context, ch *helm.Chart, post helm.PostRenderer, _ time.Duration) (helm.Result, error) {
@@ -34,9 +36,9 @@ func (f *fakeReleaser) Deploy(ctx context.Context, ch *helm.Chart, post helm.Pos
 
 func (f *fakeReleaser) Releases() ([]helm.Deployed, error) { return f.listed, nil }
 
-func (f *fakeReleaser) Uninstall(ns, name string, _ time.Duration) error {
+func (f *fakeReleaser) Uninstall(ns, name string, _ time.Duration) ([]string, error) {
 	f.uninstalled = append(f.uninstalled, ns+"/"+name)
-	return nil
+	return f.hooks[ns+"/"+name], nil
 }
 
 const chartDeployment = `apiVersion: apps/v1
@@ -155,6 +157,25 @@ func TestDeployAppliesPlainAndUpgradesReleases(t *testing.T) {
 	}
 
 	rel.listed = []helm.Deployed{{Name: "shop", Namespace: "dev"}, {Name: "old", Namespace: "other"}}
+	// What the releases' hooks made, as Helm leaves it after an uninstall:
+	// shop's migrate Job (post-rendered: devloop's labels), a Job of old's
+	// hook that someone replaced with their own, and a hook already gone.
+	jobs := schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
+	hookJob := func(ns, name string, labels map[string]string) string {
+		o := &unstructured.Unstructured{}
+		o.SetAPIVersion("batch/v1")
+		o.SetKind("Job")
+		o.SetNamespace(ns)
+		o.SetName(name)
+		o.SetLabels(labels)
+		o.SetAnnotations(map[string]string{"helm.sh/hook": "pre-install"})
+		api.objs[key(jobs, ns, name)] = o
+		return "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: " + name + "\n  annotations: {\"helm.sh/hook\": pre-install}\n"
+	}
+	rel.hooks = map[string][]string{
+		"dev/shop":  {hookJob("dev", "shop-migrate", map[string]string{ProjectLabel: d.cfg.Name, ManagedByLabel: ManagedByValue})},
+		"other/old": {hookJob("other", "old-seed", map[string]string{"team": "db"}), "apiVersion: batch/v1\nkind: Job\nmetadata: {name: old-gone}\n"},
+	}
 	removed, err := d.DeleteAll(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
@@ -162,8 +183,17 @@ func TestDeployAppliesPlainAndUpgradesReleases(t *testing.T) {
 	if !reflect.DeepEqual(rel.uninstalled, []string{"dev/shop", "other/old"}) {
 		t.Errorf("uninstalled %v", rel.uninstalled)
 	}
-	if !contains(removed.Deleted, "release shop (helm uninstall)") {
-		t.Errorf("deleted = %v", removed.Deleted)
+	for _, want := range []string{"release shop (helm uninstall)", "job/shop-migrate deleted (hook of release shop)",
+		"job/old-seed kept (not devloop's) (hook of release old)"} {
+		if !contains(removed.Deleted, want) {
+			t.Errorf("deleted = %q, want %q among them", removed.Deleted, want)
+		}
+	}
+	if _, ok := api.objs[key(jobs, "dev", "shop-migrate")]; ok {
+		t.Error("shop's hook Job is still there")
+	}
+	if _, ok := api.objs[key(jobs, "other", "old-seed")]; !ok {
+		t.Error("a Job without devloop's labels was deleted")
 	}
 }
 

@@ -448,7 +448,8 @@ const defaultHookTimeout = 5 * time.Minute
 // DeleteAll deletes everything devloop applied for the project (its
 // inventory; the project's PersistentVolumeClaims only with volumes) and
 // uninstalls the project's Helm releases (those carrying its
-// release labels, whether or not devloop.yaml still names their chart).
+// release labels, whether or not devloop.yaml still names their chart),
+// with what their hooks left (see Applier.DeleteHooks).
 func (d *Deployer) DeleteAll(ctx context.Context, volumes bool) (Removed, error) {
 	removed, err := d.applier.DeleteAll(ctx, volumes)
 	if err != nil {
@@ -460,10 +461,16 @@ func (d *Deployer) DeleteAll(ctx context.Context, volumes bool) (Removed, error)
 			return removed, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
 		}
 		for _, r := range rels {
-			if err := d.releases.Uninstall(r.Namespace, r.Name, defaultHookTimeout); err != nil {
+			hooks, err := d.releases.Uninstall(r.Namespace, r.Name, defaultHookTimeout)
+			if err != nil {
 				return removed, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
 			}
 			removed.Deleted = append(removed.Deleted, "release "+r.Name+" (helm uninstall)")
+			left, err := d.applier.DeleteHooks(ctx, r.Name, r.Namespace, hooks)
+			removed.Deleted = append(removed.Deleted, left...)
+			if err != nil {
+				return removed, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
+			}
 		}
 	}
 	// On an existing cluster the developer's namespace goes too, when devloop
