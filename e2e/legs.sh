@@ -33,8 +33,9 @@ make_room() {
 # subtest's message is otherwise far up in the log, before its parent's output dumps.
 failures() {
   awk '
-    FNR == NR { if (match($0, /--- FAIL: [^ ]+/)) { n = substr($0, RSTART + 10, RLENGTH - 10); failed[n] = 1; order[++k] = n }; next }
+    FNR == NR { if (match($0, /^ *--- FAIL: [^ ]+/)) { n = $3; if (!(n in failed)) order[++k] = n; failed[n] = 1 }; next }
     /^=== (RUN|CONT|NAME) / { cur = $3; next }
+    /^=== PAUSE / { next }
     /^(---|    ---|PASS$|FAIL$|ok |FAIL\t)/ { cur = ""; next }
     cur != "" && (cur in failed) { if (count[cur]++ < 40) text[cur] = text[cur] $0 "\n" }
     END {
@@ -74,12 +75,16 @@ if [ "$LEGS" != external ] && [ "$("$ENGINE" leg 2>/dev/null)" != containerd ]; 
 fi
 echo "=== e2e summary ($(( $(date +%s) - T0 ))s) ==="
 printf '%s\n' "${summary[@]}"
-for leg in "${failed_legs[@]}"; do
-  [ -s "$LOGDIR/$leg.log" ] || continue
-  echo "=== e2e leg $leg: what the failed tests said (the whole log: $LOGDIR/$leg.log) ==="
-  said=$(failures "$LOGDIR/$leg.log")
-  if [ -n "$said" ]; then printf '%s\n' "$said"          # no "--- FAIL" lines: a panic (its first lines), a build error
-  elif grep -q '^panic: ' "$LOGDIR/$leg.log"; then sed -n '/^panic: /,$p' "$LOGDIR/$leg.log" | head -n 30
-  else tail -n 60 "$LOGDIR/$leg.log"; fi
+for leg in ${failed_legs[@]+"${failed_legs[@]}"}; do
+  log="$LOGDIR/$leg.log"
+  [ -s "$log" ] || continue
+  echo "=== e2e leg $leg: what the failed tests said (the whole log: $log) ==="
+  said=$(failures "$log")
+  [ -n "$said" ] && printf '%s\n' "$said"
+  if grep -q '^panic: ' "$log"; then
+    sed -n '/^panic: /,$p' "$log" | head -n 30 # a panic or the suite's timeout: which test, and where
+  elif [ -z "$said" ]; then
+    tail -n 60 "$log" # no test failed by name: a build error, a setup failure
+  fi
 done
 exit $rc

@@ -279,19 +279,19 @@ func (c *Client) Uninstall(namespace, name string, timeout time.Duration) (hooks
 	u.Timeout = timeout
 	res, err := u.Run(name)
 	if err != nil {
-		return nil, fmt.Errorf("release %s: uninstall: %w", name, err)
+		err = fmt.Errorf("release %s: uninstall: %w", name, err)
 	}
-	if res == nil || res.Release == nil {
-		return nil, nil // there was no such release
+	// Helm returns the release with some errors too ("uninstallation
+	// completed with 1 error(s)": a wait, a post-delete hook): its history
+	// is purged by then, so its hooks are returned with the error.
+	if res != nil && res.Release != nil {
+		if rel, verr := v1(res.Release); verr == nil {
+			for _, h := range rel.Hooks {
+				hooks = append(hooks, h.Manifest)
+			}
+		}
 	}
-	rel, err := v1(res.Release)
-	if err != nil {
-		return nil, err
-	}
-	for _, h := range rel.Hooks {
-		hooks = append(hooks, h.Manifest)
-	}
-	return hooks, nil
+	return hooks, err
 }
 
 // restGetter is Helm's RESTClientGetter over devloop's rest.Config (the

@@ -781,30 +781,40 @@ func (a *Applier) deleteRefs(ctx context.Context, refs []ObjectRef, all bool) (d
 // stays, Completed, until the hook runs again). hooks are the release's hook
 // manifests; only objects carrying the project's labels (devloop's
 // post-renderer puts them on hooks too) are deleted, others are kept and
-// said so; CustomResourceDefinitions (Helm never deletes a hook CRD either)
-// and objects annotated helm.sh/resource-policy: keep stay. It returns one
-// line per object found.
-func (a *Applier) DeleteHooks(ctx context.Context, release, namespace string, hooks []string) ([]string, error) {
+// said so. Some stay whatever their labels: CustomResourceDefinitions (Helm
+// never deletes a hook CRD either), Namespaces (they take what others put
+// in them), objects annotated helm.sh/resource-policy: keep, and, unless
+// volumes is set, PersistentVolumeClaims (a chart makes a claim a hook so
+// that an uninstall keeps its data): those of the project are returned as
+// kept. It returns one line per object deleted or kept.
+func (a *Applier) DeleteHooks(ctx context.Context, release, namespace string, hooks []string, volumes bool) (lines, keptVolumes []string, err error) {
 	if len(hooks) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	objs, err := releaseObjects(strings.Join(hooks, "\n---\n"), config.Chart{Chart: "of release " + release, Release: release, Namespace: namespace})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var refs []ObjectRef
 	for _, o := range objs {
-		if isCRD(o.GroupVersionKind()) || o.GetAnnotations()["helm.sh/resource-policy"] == "keep" {
-			continue
+		r := refOf(o)
+		switch {
+		case isCRD(r.GVK()), isNamespace(r.GVK()), o.GetAnnotations()["helm.sh/resource-policy"] == "keep":
+		case isPVC(r) && !volumes:
+			if m, merr := restMapping(a.mapper, r.GVK()); merr == nil {
+				if live, gerr := a.api.Get(ctx, m.Resource, r.Namespace, r.Name); gerr == nil && a.owns(live, "") {
+					keptVolumes = append(keptVolumes, r.String())
+				}
+			}
+		default:
+			refs = append(refs, r)
 		}
-		refs = append(refs, refOf(o))
 	}
 	done, _, err := a.deleteRefs(ctx, refs, false)
-	var out []string
 	for _, d := range done {
-		out = append(out, d.String()+" (hook of release "+release+")")
+		lines = append(lines, d.String()+" (hook of release "+release+")")
 	}
-	return out, err
+	return lines, keptVolumes, err
 }
 
 // isPVC reports whether r is a PersistentVolumeClaim: its data outlives a

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -17,11 +18,12 @@ import (
 
 // fakeReleaser records the releases it is asked to deploy and uninstall.
 type fakeReleaser struct {
-	deployed    []string // release names
-	rendered    []string // each deploy's post-rendered hook manifest
-	listed      []helm.Deployed
-	uninstalled []string
-	hooks       map[string][]string // "namespace/release" → what Uninstall returns
+	deployed     []string // release names
+	rendered     []string // each deploy's post-rendered hook manifest
+	listed       []helm.Deployed
+	uninstalled  []string
+	hooks        map[string][]string // "namespace/release" → what Uninstall returns
+	uninstallErr error               // and its error
 }
 
 func (f *fakeReleaser) Deploy(ctx context.Context, ch *helm.Chart, post helm.PostRenderer, _ time.Duration) (helm.Result, error) {
@@ -38,7 +40,7 @@ func (f *fakeReleaser) Releases() ([]helm.Deployed, error) { return f.listed, ni
 
 func (f *fakeReleaser) Uninstall(ns, name string, _ time.Duration) ([]string, error) {
 	f.uninstalled = append(f.uninstalled, ns+"/"+name)
-	return f.hooks[ns+"/"+name], nil
+	return f.hooks[ns+"/"+name], f.uninstallErr
 }
 
 const chartDeployment = `apiVersion: apps/v1
@@ -161,19 +163,34 @@ func TestDeployAppliesPlainAndUpgradesReleases(t *testing.T) {
 	// shop's migrate Job (post-rendered: devloop's labels), a Job of old's
 	// hook that someone replaced with their own, and a hook already gone.
 	jobs := schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
-	hookJob := func(ns, name string, labels map[string]string) string {
+	claims := schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}
+	namespaces := schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	ours := map[string]string{ProjectLabel: d.cfg.Name, ManagedByLabel: ManagedByValue}
+	hookObj := func(gvr schema.GroupVersionResource, apiVersion, kind, ns, name string, labels map[string]string) string {
 		o := &unstructured.Unstructured{}
-		o.SetAPIVersion("batch/v1")
-		o.SetKind("Job")
+		o.SetAPIVersion(apiVersion)
+		o.SetKind(kind)
 		o.SetNamespace(ns)
 		o.SetName(name)
 		o.SetLabels(labels)
 		o.SetAnnotations(map[string]string{"helm.sh/hook": "pre-install"})
-		api.objs[key(jobs, ns, name)] = o
-		return "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: " + name + "\n  annotations: {\"helm.sh/hook\": pre-install}\n"
+		api.objs[key(gvr, ns, name)] = o
+		meta := "metadata:\n  name: " + name + "\n  annotations: {\"helm.sh/hook\": pre-install}\n"
+		if ns == "" {
+			return "apiVersion: " + apiVersion + "\nkind: " + kind + "\n" + meta
+		}
+		return "apiVersion: " + apiVersion + "\nkind: " + kind + "\n" + meta + "  namespace: " + ns + "\n"
+	}
+	hookJob := func(ns, name string, labels map[string]string) string {
+		return hookObj(jobs, "batch/v1", "Job", ns, name, labels)
 	}
 	rel.hooks = map[string][]string{
-		"dev/shop":  {hookJob("dev", "shop-migrate", map[string]string{ProjectLabel: d.cfg.Name, ManagedByLabel: ManagedByValue})},
+		"dev/shop": {
+			hookJob("dev", "shop-migrate", ours),
+			// a claim made a hook so that an uninstall keeps its data, and a namespace: both stay
+			hookObj(claims, "v1", "PersistentVolumeClaim", "dev", "shop-data", ours),
+			hookObj(namespaces, "v1", "Namespace", "", "shop-extra", ours),
+		},
 		"other/old": {hookJob("other", "old-seed", map[string]string{"team": "db"}), "apiVersion: batch/v1\nkind: Job\nmetadata: {name: old-gone}\n"},
 	}
 	removed, err := d.DeleteAll(context.Background(), false)
@@ -194,6 +211,28 @@ func TestDeployAppliesPlainAndUpgradesReleases(t *testing.T) {
 	}
 	if _, ok := api.objs[key(jobs, "other", "old-seed")]; !ok {
 		t.Error("a Job without devloop's labels was deleted")
+	}
+	if _, ok := api.objs[key(claims, "dev", "shop-data")]; !ok || !contains(removed.KeptVolumes, "persistentvolumeclaim/shop-data") {
+		t.Errorf("the hook's claim: there %v, kept volumes %q; want it kept and said so", ok, removed.KeptVolumes)
+	}
+	if _, ok := api.objs[key(namespaces, "", "shop-extra")]; !ok {
+		t.Error("a hook's namespace was deleted")
+	}
+
+	// down --volumes takes the hook's claim too; an uninstall that fails
+	// after Helm purged the release still has its hooks' objects removed.
+	rel.listed = []helm.Deployed{{Name: "shop", Namespace: "dev"}}
+	hookJob("dev", "shop-migrate", ours)
+	rel.uninstallErr = errors.New("uninstallation completed with 1 error(s): timed out")
+	removed, err = d.DeleteAll(context.Background(), true)
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("DeleteAll = %v, want the uninstall's error", err)
+	}
+	if _, ok := api.objs[key(jobs, "dev", "shop-migrate")]; ok {
+		t.Error("a failed uninstall left the hook's Job")
+	}
+	if _, ok := api.objs[key(claims, "dev", "shop-data")]; ok || contains(removed.KeptVolumes, "persistentvolumeclaim/shop-data") {
+		t.Errorf("with volumes, the hook's claim: there %v, kept %q; want it deleted", ok, removed.KeptVolumes)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -461,14 +462,20 @@ func (d *Deployer) DeleteAll(ctx context.Context, volumes bool) (Removed, error)
 			return removed, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
 		}
 		for _, r := range rels {
-			hooks, err := d.releases.Uninstall(r.Namespace, r.Name, defaultHookTimeout)
-			if err != nil {
-				return removed, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
+			// An uninstall that failed part way may have removed the release
+			// already: what its hooks left goes all the same.
+			hooks, uerr := d.releases.Uninstall(r.Namespace, r.Name, defaultHookTimeout)
+			if uerr == nil {
+				removed.Deleted = append(removed.Deleted, "release "+r.Name+" (helm uninstall)")
 			}
-			removed.Deleted = append(removed.Deleted, "release "+r.Name+" (helm uninstall)")
-			left, err := d.applier.DeleteHooks(ctx, r.Name, r.Namespace, hooks)
-			removed.Deleted = append(removed.Deleted, left...)
-			if err != nil {
+			lines, kept, herr := d.applier.DeleteHooks(ctx, r.Name, r.Namespace, hooks, volumes)
+			removed.Deleted = append(removed.Deleted, lines...)
+			for _, k := range kept {
+				if !slices.Contains(removed.KeptVolumes, k) {
+					removed.KeptVolumes = append(removed.KeptVolumes, k)
+				}
+			}
+			if err := errors.Join(uerr, herr); err != nil {
 				return removed, fmt.Errorf("removing what devloop deployed for %s: %w", d.cfg.Name, err)
 			}
 		}

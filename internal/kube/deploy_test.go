@@ -273,6 +273,7 @@ func deployMapper() *resettableMapper {
 		{Group: "batch", Version: "v1", Kind: "CronJob"},
 		{Group: "networking.k8s.io", Version: "v1", Kind: "Ingress"},
 		{Group: "extensions", Version: "v1beta1", Kind: "Ingress"},
+		{Version: "v1", Kind: "PersistentVolumeClaim"},
 	} {
 		m.Add(gvk, meta.RESTScopeNamespace)
 	}

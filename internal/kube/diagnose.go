@@ -38,17 +38,41 @@ const (
 	retryGrace = time.Minute
 )
 
-// retriedByKubelet reports whether a container's waiting message is one of
-// the errors the kubelet retries and that pass by themselves (see
-// retryGrace); "secret \"db\" not found" is not: that Secret is missing.
-func retriedByKubelet(msg string) bool {
-	for _, s := range []string{"failed to sync secret cache", "failed to sync configmap cache",
-		"timed out waiting for the condition", "context deadline exceeded", "failed to reserve container name"} {
+// retriedByKubelet reports whether a container waiting with reason and msg
+// waits on an error the kubelet retries and that passes by itself (see
+// retryGrace): its cache of a Secret or ConfigMap not synced in time, or the
+// runtime too slow to create the container. "secret \"db\" not found" is
+// not one (that Secret is missing), nor is a hook's timeout (a hook that
+// hangs is the app's).
+func retriedByKubelet(reason, msg string) bool {
+	var retried []string
+	switch reason {
+	case "CreateContainerConfigError":
+		retried = []string{"failed to sync secret cache", "failed to sync configmap cache"}
+	case "CreateContainerError":
+		retried = []string{"context deadline exceeded", "failed to reserve container name"}
+	}
+	for _, s := range retried {
 		if strings.Contains(msg, s) {
 			return true
 		}
 	}
 	return false
+}
+
+// containersSince is when the kubelet could first create pod's containers:
+// the pod's creation, or later, when its init containers were done and its
+// sandbox ready (a pod that waited for its database in an init container
+// gets the whole retryGrace once its app container's turn comes).
+func containersSince(pod *corev1.Pod) time.Time {
+	since := pod.CreationTimestamp.Time
+	for _, c := range pod.Status.Conditions {
+		if (c.Type == corev1.PodInitialized || c.Type == corev1.PodReadyToStartContainers) &&
+			c.Status == corev1.ConditionTrue && c.LastTransitionTime.Time.After(since) {
+			since = c.LastTransitionTime.Time
+		}
+	}
+	return since
 }
 
 // problem is one thing wrong with a pod.
@@ -202,7 +226,7 @@ func (d diagnoser) container(ctx context.Context, pod *corev1.Pod, spec corev1.C
 		case "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "PreCreateHookError", "PostStartHookError":
 			p.reason, p.kind = fmt.Sprintf("%s cannot be created (%s): %s", name, w.Reason, firstNonEmpty(w.Message, "no message")), "config"
 			p.fatal = true
-			if retriedByKubelet(w.Message) && now.Sub(pod.CreationTimestamp.Time) < retryGrace {
+			if retriedByKubelet(w.Reason, w.Message) && now.Sub(containersSince(pod)) < retryGrace {
 				p.reason += " (the kubelet tries again)"
 				p.fatal = false
 			}

@@ -433,3 +433,39 @@ func TestWaitRolloutWaitsOutAKubeletRetry(t *testing.T) {
 		t.Errorf("old pod: error:\n%v\nwant:\n%s", err, want)
 	}
 }
+
+func TestRetriedByKubelet(t *testing.T) {
+	tests := []struct {
+		reason, msg string
+		want        bool
+	}{
+		{"CreateContainerConfigError", "failed to sync secret cache: timed out waiting for the condition", true},
+		{"CreateContainerConfigError", "failed to sync configmap cache: timed out waiting for the condition", true},
+		{"CreateContainerConfigError", `secret "db" not found`, false},
+		{"CreateContainerConfigError", `couldn't find key password in Secret dev/db`, false},
+		{"CreateContainerError", "context deadline exceeded", true},
+		{"CreateContainerError", `failed to reserve container name "app_web": name is reserved`, true},
+		{"CreateContainerError", "failed to create containerd container: mount source path does not exist", false},
+		{"PostStartHookError", "context deadline exceeded", false}, // the app's hook hangs
+		{"RunContainerError", "context deadline exceeded", false},
+	}
+	for _, tt := range tests {
+		if got := retriedByKubelet(tt.reason, tt.msg); got != tt.want {
+			t.Errorf("retriedByKubelet(%s, %q) = %v, want %v", tt.reason, tt.msg, got, tt.want)
+		}
+	}
+	// The grace counts from when the containers could be created: after the
+	// init containers of an hour-old pod that waited for its database.
+	p := pod("web-new-1", "web", "new", appSpec("x", nil), waiting("CreateContainerConfigError", "failed to sync secret cache: timed out"))
+	p.Status.Conditions = []corev1.PodCondition{
+		{Type: corev1.PodReadyToStartContainers, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(now.Add(-50 * time.Minute))},
+		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(now.Add(-5 * time.Second))},
+	}
+	if got := containersSince(p); !got.Equal(now.Add(-5 * time.Second)) {
+		t.Errorf("containersSince = %s, want the Initialized condition's %s", got, now.Add(-5*time.Second))
+	}
+	d := diagnoser{cs: fake.NewClientset(), now: func() time.Time { return now }}
+	if probs := d.pod(context.Background(), p); len(probs) != 1 || probs[0].fatal {
+		t.Errorf("problems = %+v, want one that is not fatal yet", probs)
+	}
+}
