@@ -739,22 +739,13 @@ func (a *Applier) deleteRefs(ctx context.Context, refs []ObjectRef, all bool) (d
 		if isNamespace(r.GVK()) && r.Name == a.namespace && !all {
 			continue
 		}
-		m, merr := restMapping(a.mapper, r.GVK())
-		if merr != nil {
-			// The kind no longer exists (its CRD is gone), so neither does the object.
-			continue
-		}
-		ns := r.Namespace
-		if m.Scope.Name() == meta.RESTScopeNameRoot {
-			ns = ""
-		}
-		live, gerr := a.api.Get(ctx, m.Resource, ns, r.Name)
-		if apierrors.IsNotFound(gerr) {
-			continue
-		}
+		gvr, ns, live, gerr := a.live(ctx, r)
 		if gerr != nil {
 			errs = append(errs, fmt.Errorf("reading %s before deleting it: %w", r, gerr))
 			failed = append(failed, r)
+			continue
+		}
+		if live == nil {
 			continue
 		}
 		if !a.owns(live, r.UID) {
@@ -762,7 +753,7 @@ func (a *Applier) deleteRefs(ctx context.Context, refs []ObjectRef, all bool) (d
 			deleted = append(deleted, ObjectResult{Ref: r, Op: Kept})
 			continue
 		}
-		if derr := a.api.Delete(ctx, m.Resource, ns, r.Name); derr != nil {
+		if derr := a.api.Delete(ctx, gvr, ns, r.Name); derr != nil {
 			if apierrors.IsNotFound(derr) {
 				continue
 			}
@@ -773,6 +764,24 @@ func (a *Applier) deleteRefs(ctx context.Context, refs []ObjectRef, all bool) (d
 		deleted = append(deleted, ObjectResult{Ref: r, Op: Deleted})
 	}
 	return deleted, failed, errors.Join(errs...)
+}
+
+// live reads r's object, with the resource and namespace the API has it
+// under; a nil object when it is gone, or its kind is (its CRD deleted).
+func (a *Applier) live(ctx context.Context, r ObjectRef) (schema.GroupVersionResource, string, *unstructured.Unstructured, error) {
+	m, err := restMapping(a.mapper, r.GVK())
+	if err != nil {
+		return schema.GroupVersionResource{}, "", nil, nil
+	}
+	ns := r.Namespace
+	if m.Scope.Name() == meta.RESTScopeNameRoot {
+		ns = ""
+	}
+	obj, err := a.api.Get(ctx, m.Resource, ns, r.Name)
+	if apierrors.IsNotFound(err) {
+		return m.Resource, ns, nil, nil
+	}
+	return m.Resource, ns, obj, err
 }
 
 // DeleteHooks deletes what the hooks of an uninstalled release made and
@@ -801,10 +810,8 @@ func (a *Applier) DeleteHooks(ctx context.Context, release, namespace string, ho
 		switch {
 		case isCRD(r.GVK()), isNamespace(r.GVK()), o.GetAnnotations()["helm.sh/resource-policy"] == "keep":
 		case isPVC(r) && !volumes:
-			if m, merr := restMapping(a.mapper, r.GVK()); merr == nil {
-				if live, gerr := a.api.Get(ctx, m.Resource, r.Namespace, r.Name); gerr == nil && a.owns(live, "") {
-					keptVolumes = append(keptVolumes, r.String())
-				}
+			if _, _, live, gerr := a.live(ctx, r); gerr == nil && live != nil && a.owns(live, "") {
+				keptVolumes = append(keptVolumes, r.String())
 			}
 		default:
 			refs = append(refs, r)

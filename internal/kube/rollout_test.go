@@ -252,6 +252,20 @@ func TestWaitRolloutAvailableButCrashing(t *testing.T) {
 	}
 }
 
+// waitPastTimeout waits for deployment dev/web with a 30 s timeout and
+// moves fc past it once the wait sleeps, returning the wait's error.
+func waitPastTimeout(rw rolloutWaiter, fc *clocktesting.FakeClock) error {
+	done := make(chan error, 1)
+	go func() {
+		done <- rw.wait(context.Background(), Workload{Kind: "Deployment", Namespace: "dev", Name: "web"}, 30*time.Second)
+	}()
+	for !fc.HasWaiters() {
+		goruntime.Gosched()
+	}
+	fc.Step(31 * time.Second)
+	return <-done
+}
+
 func TestWaitRolloutTimeout(t *testing.T) {
 	d, rs := rollingDeployment("web", 0)
 	// Running, not ready, probe failing but no event yet: not fatal, shown on timeout.
@@ -262,15 +276,7 @@ func TestWaitRolloutTimeout(t *testing.T) {
 	fc := clocktesting.NewFakeClock(now)
 	var reported []string
 	rw := rolloutWaiter{cs: cs, clock: fc, poll: time.Second, report: func(l string) { reported = append(reported, l) }}
-	done := make(chan error, 1)
-	go func() {
-		done <- rw.wait(context.Background(), Workload{Kind: "Deployment", Namespace: "dev", Name: "web"}, 30*time.Second)
-	}()
-	for !fc.HasWaiters() {
-		goruntime.Gosched()
-	}
-	fc.Step(31 * time.Second)
-	err := <-done
+	err := waitPastTimeout(rw, fc)
 	want := "deployment/web is not ready: timed out after 30s: 0 of 1 updated replicas are available\n" +
 		"  pod web-new-1: container \"app\" is running but not ready: readiness probe (HTTP GET :8080/healthz) keeps failing"
 	if err == nil || err.Error() != want {
@@ -409,15 +415,7 @@ func TestWaitRolloutWaitsOutAKubeletRetry(t *testing.T) {
 	d, rs := rollingDeployment("web", 0)
 	fc := clocktesting.NewFakeClock(now)
 	rw := rolloutWaiter{cs: fake.NewClientset(d, rs, young), clock: fc, poll: time.Second}
-	done := make(chan error, 1)
-	go func() {
-		done <- rw.wait(context.Background(), Workload{Kind: "Deployment", Namespace: "dev", Name: "web"}, 30*time.Second)
-	}()
-	for !fc.HasWaiters() {
-		goruntime.Gosched()
-	}
-	fc.Step(31 * time.Second)
-	err := <-done
+	err := waitPastTimeout(rw, fc)
 	want := "deployment/web is not ready: timed out after 30s: 0 of 1 updated replicas are available\n" +
 		"  pod web-new-1: container \"app\" cannot be created (CreateContainerConfigError): " + msg + " (the kubelet tries again)"
 	if err == nil || err.Error() != want {
