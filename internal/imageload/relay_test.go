@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -87,6 +88,14 @@ func (e *relayEngine) add(ref string, img *relayImage) {
 		e.images = map[string]*fakeImage{}
 	}
 	e.images[ref] = &fakeImage{id: img.id}
+}
+
+// tags is a copy of the names tagged now (the relay's background clean-up
+// may be removing some meanwhile).
+func (e *relayEngine) tags() map[string]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.tagged)
 }
 
 func (e *relayEngine) ImageInspect(ctx context.Context, ref string, _ ...client.ImageInspectOption) (client.ImageInspectResult, error) {
@@ -434,8 +443,8 @@ func TestRelayRemovesTheNamesLeftBehind(t *testing.T) {
 	if _, err := l.Load(context.Background(), "dev", "app:v1", &out); err != nil {
 		t.Fatal(err)
 	}
-	if len(e.tagged) != 1 {
-		t.Fatalf("the failed removal: tagged %v", e.tagged)
+	if tagged := e.tags(); len(tagged) != 1 {
+		t.Fatalf("the failed removal: tagged %v", tagged)
 	}
 	if _, err := l.Load(context.Background(), "dev", "app:v2", &out); err != nil {
 		t.Fatal(err)
